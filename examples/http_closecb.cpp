@@ -1,0 +1,45 @@
+// Example: the close-callback server of PECL event's http_closecb.php, in tether.
+//
+// Every request gets a close callback that prints "_close_callback", a
+// multipart/x-mixed-replace reply is started with one "<html>" chunk, and the reply
+// stays open. Kill the client and the server prints "_close_callback"; no socket is
+// left in CLOSE_WAIT. The PHP original re-enables EV_READ on the connection's
+// bufferevent by hand; here the close policy (eager_close, the default) does it safely.
+//
+// Usage: http_closecb [PORT]          (default 4242)
+//   $ nc -t 127.0.0.1 4242
+//   GET / HTTP/1.0
+//   Connection: close
+//
+//   then press Ctrl-C in nc: the server prints _close_callback.
+#include <tether/tether.hpp>
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  const auto port = tether::parse_port(argc > 1 ? argv[1] : "4242");
+  if (!port) {
+    std::puts("Invalid port");
+    return 1;
+  }
+
+  tether::event_loop loop;
+  tether::server server{loop};
+
+  server.fallback([](tether::request& req) {
+    req.connection().on_close([](const tether::close_event&) noexcept {
+      std::puts("_close_callback");
+      std::fflush(stdout);  // also when stdout is a pipe
+    });
+    req.output_headers().add("Content-Type", "multipart/x-mixed-replace;boundary=boundarydonotcross");
+    req.start(200, "OK");
+    req.send_chunk("<html>");
+  });
+
+  if (auto bound = server.bind("0.0.0.0", *port); !bound) {
+    std::fprintf(stderr, "http_closecb: cannot listen on port %u: %s\n", unsigned{*port},
+                 bound.error().message().c_str());
+    return 1;
+  }
+  loop.run();
+}

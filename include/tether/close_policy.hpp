@@ -1,0 +1,121 @@
+// tether/close_policy.hpp - how a server notices that a client hung up.
+//
+// libevent's evhttp notices a hang-up while it reads a request, while it writes a reply
+// and while a keep-alive connection idles. It does not notice one while the application
+// holds a request without replying (a long-poll): evhttp_handle_request disables EV_READ
+// before calling the handler, so the socket sits in CLOSE_WAIT (or, after a RST,
+// invisible to ss) until the application writes. A close policy decides what tether
+// does about that, and about input that arrives while nobody reads it.
+//
+// The family, side by side:
+//
+//   | policy            | held request (long-poll)        | streaming           | cost                 |
+//   |-------------------|---------------------------------|---------------------|----------------------|
+//   | eager_close<N>    | notices FIN/RST/timeout at once | notices; bounds     | nothing unless a     |
+//   |   (default)       | (guarded EV_READ); closes a     | unread input at N   | request is held or   |
+//   |                   | client that sends > N bytes     |                     | streamed             |
+//   | native_close      | blind until the app replies     | libevent's own      | nothing              |
+//
+// Both leave requests answered inside their handler exactly as libevent handles them.
+#pragma once
+
+#include <tether/close_reason.hpp>
+#include <tether/config.hpp>
+#include <tether/detail/connection_core.hpp>
+
+#include <concepts>
+#include <cstddef>
+
+TETHER_BEGIN_NAMESPACE
+
+/// What a close policy's hooks act through: one tracked connection.
+///
+/// Every member is a small sequence of libevent calls; none allocates.
+class connection_control {
+ public:
+  explicit connection_control(detail::connection_core& c) noexcept : c_(&c) {}
+
+  /// Re-enables reading on a held request with tether's guard as the read callback:
+  /// a FIN, RST or timeout is noticed at once; bytes that arrive stay queued for evhttp
+  /// (pipelined requests are served after the reply); more than `limit` queued bytes
+  /// close the connection with close_reason::limit_exceeded.
+  void watch_input(std::size_t limit) noexcept { c_->watch_input(limit); }
+
+  /// Stops the server's timeouts until the reply is complete.
+  void suspend_timeouts() noexcept { c_->suspend_timeouts(); }
+  /// Stops the server's read timeout (keeps the write timeout) until the reply is complete.
+  void suspend_read_timeout() noexcept { c_->suspend_read_timeout(); }
+  /// Puts the server's timeouts back now.
+  void restore_timeouts() noexcept { c_->restore_timeouts(); }
+
+  /// Bytes received and not yet parsed by evhttp.
+  std::size_t input_size() const noexcept { return c_->input_size(); }
+  /// Bytes queued for the client and not yet written to the kernel.
+  std::size_t output_size() const noexcept { return c_->output_size(); }
+
+  /// Closes the connection now; close callbacks run before this returns.
+  void close(close_reason why) noexcept { c_->close(why); }
+
+  /// The connection's bufferevent, for policies that need a call tether does not wrap.
+  /// It belongs to evhttp: never free it or replace its callbacks outside on_hold.
+  bufferevent* native_bufferevent() const noexcept { return c_->bev(); }
+
+ private:
+  detail::connection_core* c_;
+};
+
+/// A type `P` models close_policy if it provides these static hooks, all `noexcept`
+/// and returning void. tether calls them only for tracked requests:
+/// 1. `P::on_hold(ctl)`: a handler returned without replying and kept a handle;
+/// 2. `P::on_resume(ctl)`: the first reply call on a request that went through on_hold;
+/// 3. `P::on_stream_start(ctl)`: a streamed reply is about to start;
+/// 4. `P::on_stream_write(ctl)`: a chunk is about to be queued (ctl.close() here makes
+///    the send report the hang-up instead).
+///
+/// @see docs/concepts/close_policy.md for the table and a user-written policy.
+template <class P>
+concept close_policy = requires(connection_control& ctl) {
+  { P::on_hold(ctl) } noexcept -> std::same_as<void>;          // 1. held request
+  { P::on_resume(ctl) } noexcept -> std::same_as<void>;        // 2. reply after a hold
+  { P::on_stream_start(ctl) } noexcept -> std::same_as<void>;  // 3. stream starts
+  { P::on_stream_write(ctl) } noexcept -> std::same_as<void>;  // 4. each chunk
+};
+
+/// Detects a hang-up in every phase, and bounds what a client can make the server buffer.
+///
+/// * Held request: re-arms reading with a guard read callback (see watch_input) and
+///   suspends the server's timeouts, so a long-poll is not cut by the idle timeout.
+/// * Streaming: libevent already watches the socket; the policy drops the read timeout
+///   (chunks sparser than it would be cut), keeps the write timeout, and closes a client
+///   whose unread input passes `InputLimit`.
+/// * Half-close: a client that sends its request and then shutdown(SHUT_WR) is treated as
+///   gone (close_reason::peer_closed), as libevent itself does while it writes a reply.
+///
+/// @tparam InputLimit bytes a client may send while its request is held or streamed
+///         (pipelined requests included) before it is disconnected.
+template <std::size_t InputLimit = 64 * 1024>
+struct eager_close {
+  static constexpr std::size_t input_limit = InputLimit;
+  static void on_hold(connection_control& ctl) noexcept {
+    ctl.suspend_timeouts();
+    ctl.watch_input(InputLimit);
+  }
+  static void on_resume(connection_control& ctl) noexcept { ctl.restore_timeouts(); }
+  static void on_stream_start(connection_control& ctl) noexcept { ctl.suspend_read_timeout(); }
+  static void on_stream_write(connection_control& ctl) noexcept {
+    if (ctl.input_size() > InputLimit) ctl.close(close_reason::limit_exceeded);
+  }
+};
+
+/// libevent's own behaviour, nothing added: a held request does not notice a hang-up
+/// until the application replies. Handles stay safe (sends after a hang-up are checked
+/// no-ops) and a detached request is still freed, but a long-poll whose client left
+/// keeps its socket and memory until the application writes to it.
+struct native_close {
+  static void on_hold(connection_control&) noexcept {}
+  static void on_resume(connection_control&) noexcept {}
+  static void on_stream_start(connection_control&) noexcept {}
+  static void on_stream_write(connection_control&) noexcept {}
+};
+
+TETHER_END_NAMESPACE

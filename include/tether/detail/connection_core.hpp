@@ -1,0 +1,326 @@
+// tether/detail/connection_core.hpp - per-connection state and the close path.
+//
+// One connection_core exists per libevent connection that needs tracking: one whose
+// request is held or streamed past its handler, that has a request handle or a close
+// callback. Requests answered inside their handler on untracked connections never touch
+// this file, so they cost exactly what the equivalent C does.
+//
+// The rules come from tracing libevent 2.1.12's http.c (docs/close-lifecycle.md):
+//  * evhttp calls the connection's closecb exactly once, from evhttp_connection_free,
+//    and frees the evhttp_connection right after it returns;
+//  * a request whose reply was not finished when the client vanished is *detached*
+//    (evhttp_request_get_connection() == NULL) and nobody frees it unless we do;
+//  * a request still attached when closecb runs is freed by libevent right after it.
+#pragma once
+
+#include <tether/close_reason.hpp>
+#include <tether/config.hpp>
+#include <tether/detail/pointer_map.hpp>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>  // evhttp_request::major/minor: libevent has no accessor
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <optional>
+
+#if defined(__linux__)
+#  include <netinet/in.h>
+#  include <netinet/tcp.h>
+#  include <sys/socket.h>
+#endif
+
+TETHER_BEGIN_NAMESPACE
+namespace detail {
+
+/// Where the current request (the "exchange") of a connection stands.
+enum class phase : std::uint8_t {
+  pending,    ///< handed to the handler, no reply yet (or held: a long-poll)
+  streaming,  ///< reply started, chunks flowing
+  finishing,  ///< reply handed to libevent; the request may be freed at any moment
+  completed,  ///< libevent flushed the reply (on_complete); the request is gone
+  aborted,    ///< the connection ended before the reply was complete; the request is gone
+};
+
+struct exchange {
+  evhttp_request* req = nullptr;
+  phase ph = phase::pending;
+  bool held = false;        // the close policy's on_hold ran for this exchange
+  bool will_close = false;  // libevent will close the connection once this reply is flushed
+};
+
+/// Reports an exception caught at the libevent boundary. Exceptions never cross into C.
+inline void report_exception(const char* where) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tether: exception escaped %s: %s\n", where, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "tether: exception escaped %s: (not a std::exception)\n", where);
+  }
+}
+
+class connection_core;
+
+/// A node notified once when the current exchange ends (completed or aborted), before
+/// any close callback. Streams and producers link one in to stop at once.
+struct exchange_watcher {
+  void (*notify)(exchange_watcher* self, close_reason why, bool aborted) noexcept = nullptr;
+  exchange_watcher* prev = nullptr;
+  exchange_watcher* next = nullptr;
+  connection_core* owner = nullptr;
+};
+
+/// The untyped part of a server that tracked connections need.
+struct server_core {
+  event_base* base = nullptr;
+  pointer_map<evhttp_connection, connection_core> connections;
+  timeval timeout{};
+  bool has_timeout = false;
+  bool shutting_down = false;
+  // Every connection_core this server allocated, live or pooled, so that the server's
+  // destructor can free them or orphan the ones a handle still points at.
+  connection_core* all = nullptr;
+  connection_core* free_list = nullptr;
+  std::size_t free_count = 0;
+  std::size_t pool_limit = 256;
+  evbuffer* scratch = nullptr;  // chunk staging; drained by every use
+};
+
+/// The untyped per-connection state. See the file comment for the rules it enforces.
+class connection_core {
+ public:
+  server_core* server = nullptr;        // null once the server is gone
+  evhttp_connection* evcon = nullptr;   // null once libevent freed the connection
+  exchange ex;                          // the current request
+  std::uint32_t seq = 0;                // bumped per exchange; stale handles compare it
+  std::uint32_t refs = 0;               // handles and in-handler views pointing here
+  bool closed = false;
+  bool closing_after_complete = false;  // on_complete saw a reply after which libevent closes
+  bool timeouts_suspended = false;
+  bool guarded = false;
+  std::optional<close_reason> forced;    // set by close(), the input guard or shutdown
+  std::optional<close_reason> observed;  // seen by the held-phase event hook
+  std::size_t input_limit = 0;
+  bufferevent_data_cb saved_write = nullptr;
+  bufferevent_event_cb saved_event = nullptr;
+  exchange_watcher* watchers = nullptr;
+  connection_core* all_prev = nullptr;
+  connection_core* all_next = nullptr;
+  connection_core* next_free = nullptr;
+
+  bufferevent* bev() const noexcept { return evhttp_connection_get_bufferevent(evcon); }
+
+  // ----- exchange lifecycle ---------------------------------------------------------
+
+  /// Starts tracking `req` as this connection's current exchange.
+  void begin(evhttp_request* req) noexcept {
+    ++seq;
+    ex = exchange{req, phase::pending, false, false};
+    closing_after_complete = false;
+    evhttp_request_set_on_complete_cb(req, &on_complete, this);
+  }
+
+  static void on_complete(evhttp_request* req, void* self) noexcept {
+    auto* c = static_cast<connection_core*>(self);
+    if (c->ex.req != req) return;
+    c->ex.ph = phase::completed;
+    c->ex.req = nullptr;
+    c->closing_after_complete = c->ex.will_close;
+    if (c->timeouts_suspended) c->restore_timeouts();
+    c->notify_watchers(close_reason::completed, false);
+  }
+
+  /// Whether libevent will close the connection once this reply is flushed
+  /// (evhttp_send_done's need_close, from public data plus major/minor).
+  static bool reply_will_close(evhttp_request* req) noexcept {
+    auto header_is = [](evkeyvalq* h, const char* value, std::size_t n) {
+      const char* v = evhttp_find_header(h, "Connection");
+      return v && evutil_ascii_strncasecmp(v, value, n) == 0 && v[n] == '\0';
+    };
+    const bool http10 = req->major < 1 || (req->major == 1 && req->minor < 1);
+    const char* in = evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+    const bool keep_alive = in && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0;
+    return (http10 && !keep_alive) || header_is(evhttp_request_get_input_headers(req), "close", 5) ||
+           header_is(evhttp_request_get_output_headers(req), "close", 5);
+  }
+
+  // ----- exchange watchers ----------------------------------------------------------
+
+  void link(exchange_watcher& w) noexcept {
+    w.owner = this;
+    w.prev = nullptr;
+    w.next = watchers;
+    if (watchers) watchers->prev = &w;
+    watchers = &w;
+  }
+  static void unlink(exchange_watcher& w) noexcept {
+    if (!w.owner) return;
+    if (w.prev) w.prev->next = w.next;
+    else w.owner->watchers = w.next;
+    if (w.next) w.next->prev = w.prev;
+    w.owner = nullptr;
+    w.prev = w.next = nullptr;
+  }
+  void notify_watchers(close_reason why, bool aborted) noexcept {
+    // Pop before notifying: a watcher may destroy itself or link another one.
+    while (exchange_watcher* w = watchers) {
+      unlink(w[0]);
+      if (w->notify) w->notify(w, why, aborted);
+    }
+  }
+
+  // ----- what close policies act through --------------------------------------------
+
+  /// Re-arms reading on a held request without letting evhttp parse: bytes stay queued
+  /// for evhttp (pipelining survives) and FIN, RST and timeouts reach evhttp's error
+  /// callback, which frees the connection and so calls closecb.
+  ///
+  /// The PECL recipe (bufferevent_enable(EV_READ) alone) leaves evhttp_read_cb
+  /// installed; in state EVCON_WRITING it calls event_errx(1, ...) on the first stray
+  /// byte, which exits the process. Here the read callback is tether's guard instead.
+  void watch_input(std::size_t limit) noexcept {
+    bufferevent* b = bev();
+    bufferevent_data_cb r = nullptr;
+    void* arg = nullptr;
+    bufferevent_getcb(b, &r, &saved_write, &saved_event, &arg);
+    input_limit = limit;
+    guarded = true;
+    bufferevent_setcb(b, &guard_read, &guard_write, &guard_event, this);
+    bufferevent_enable(b, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(b)) > input_limit) close(close_reason::limit_exceeded);
+  }
+
+  std::size_t input_size() const noexcept { return evbuffer_get_length(bufferevent_get_input(bev())); }
+  std::size_t output_size() const noexcept { return evbuffer_get_length(bufferevent_get_output(bev())); }
+
+  /// Stops the server's timeouts on this connection (a held long-poll must not be cut
+  /// by the idle timeout that re-enabling EV_READ would arm).
+  void suspend_timeouts() noexcept {
+    if (!server || !server->has_timeout) return;
+    bufferevent_set_timeouts(bev(), nullptr, nullptr);
+    timeouts_suspended = true;
+  }
+  /// Keeps the write timeout but drops the read timeout (a stream whose chunks are
+  /// sparser than the timeout must not be cut; a stalled reader still is).
+  void suspend_read_timeout() noexcept {
+    if (!server || !server->has_timeout) return;
+    bufferevent_set_timeouts(bev(), nullptr, &server->timeout);
+    timeouts_suspended = true;
+  }
+  void restore_timeouts() noexcept {
+    if (server && server->has_timeout && evcon) evhttp_connection_set_timeout_tv(evcon, &server->timeout);
+    timeouts_suspended = false;
+  }
+
+  /// Closes the connection now. closecb runs before this returns; the caller must hold
+  /// a reference (refs) if it touches this object afterwards.
+  void close(close_reason why) noexcept {
+    if (closed || !evcon) return;
+    forced = why;
+    evhttp_connection_free(evcon);
+  }
+
+  // ----- the close path -------------------------------------------------------------
+
+  /// First half of closecb: decide the reason, settle the request, stop watchers.
+  close_event close_begin() noexcept {
+    close_event ev{};
+    char* address = nullptr;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evcon, &address, &port);
+    ev.peer_address = address ? address : "";
+    ev.peer_port = port;
+    ev.reason = classify();
+
+    const bool in_progress = ex.ph == phase::pending || ex.ph == phase::streaming;
+    ev.aborted = in_progress || (ex.ph == phase::finishing && ev.reason != close_reason::completed);
+    if (in_progress && ex.req) {
+      // Detached: libevent will never free it. Attached: libevent frees it after we
+      // return, so freeing it here would be a double free.
+      if (evhttp_request_get_connection(ex.req) == nullptr) evhttp_request_free(ex.req);
+    }
+    if (ex.ph != phase::completed) {
+      ex.ph = phase::aborted;
+      ex.req = nullptr;
+    }
+    closed = true;
+    if (server) server->connections.erase(evcon);
+    evcon = nullptr;
+    notify_watchers(ev.reason, ev.aborted);
+    return ev;
+  }
+
+  close_reason classify() const noexcept {
+    if (forced) return *forced;
+    if (server && server->shutting_down) return close_reason::server_shutdown;
+    if (observed) return *observed;
+    if (closing_after_complete) return close_reason::completed;
+#if defined(__linux__)
+    // The kernel knows what the peer did: a FIN leaves us in CLOSE_WAIT, a RST in CLOSE.
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    const int fd = static_cast<int>(bufferevent_getfd(bev()));
+    if (fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+      switch (info.tcpi_state) {
+        case TCP_CLOSE_WAIT: return close_reason::peer_closed;
+        case TCP_CLOSE: return close_reason::peer_reset;
+        case TCP_ESTABLISHED: break;
+        default: return close_reason::error;
+      }
+    }
+#endif
+    if (server && server->has_timeout) return close_reason::timeout;
+    const bool in_progress = ex.ph == phase::pending || ex.ph == phase::streaming;
+    return in_progress ? close_reason::error : close_reason::completed;
+  }
+
+  /// Returns this state to its fresh condition for reuse by another connection.
+  void reset_core() noexcept {
+    evcon = nullptr;
+    ex = exchange{};
+    refs = 0;
+    closed = false;
+    closing_after_complete = false;
+    timeouts_suspended = false;
+    guarded = false;
+    forced.reset();
+    observed.reset();
+    input_limit = 0;
+    saved_write = nullptr;
+    saved_event = nullptr;
+    watchers = nullptr;
+  }
+
+ private:
+  static void guard_read(bufferevent* b, void* self) noexcept {
+    auto* c = static_cast<connection_core*>(self);
+    if (evbuffer_get_length(bufferevent_get_input(b)) > c->input_limit) c->close(close_reason::limit_exceeded);
+  }
+  static void guard_write(bufferevent* b, void* self) noexcept {
+    auto* c = static_cast<connection_core*>(self);
+    if (c->saved_write) c->saved_write(b, c->evcon);
+  }
+  static void guard_event(bufferevent* b, short what, void* self) noexcept {
+    auto* c = static_cast<connection_core*>(self);
+    if (what & BEV_EVENT_EOF) c->observed = close_reason::peer_closed;
+    else if (what & BEV_EVENT_TIMEOUT) c->observed = close_reason::timeout;
+    else if (what & BEV_EVENT_ERROR) {
+      const int err = EVUTIL_SOCKET_ERROR();
+      c->observed = (err == ECONNRESET || err == EPIPE) ? close_reason::peer_reset : close_reason::error;
+    }
+    // evhttp's error callback frees the connection (and so may recycle *c): nothing of
+    // *c may be touched after this call.
+    auto* forward = c->saved_event;
+    evhttp_connection* evcon = c->evcon;
+    if (forward) forward(b, what, evcon);
+  }
+};
+
+}  // namespace detail
+TETHER_END_NAMESPACE

@@ -1,0 +1,123 @@
+// tether/detail/connection_state.hpp - the typed per-connection state: the close
+// callback stored by value, and the pool that recycles states between connections.
+#pragma once
+
+#include <tether/close_callback.hpp>
+#include <tether/config.hpp>
+#include <tether/detail/connection_core.hpp>
+
+#include <new>
+#include <optional>
+#include <utility>
+
+TETHER_BEGIN_NAMESPACE
+namespace detail {
+
+template <class Config>
+class connection_state final : public connection_core {
+ public:
+  using callback_type = typename Config::close_callback;
+
+  /// The state tracking `evcon`, created (or taken from the pool) on first use.
+  /// Returns null only if memory ran out.
+  static connection_state* acquire(server_core& s, evhttp_connection* evcon) noexcept {
+    if (auto* c = s.connections.find(evcon)) return static_cast<connection_state*>(c);
+    connection_state* st = nullptr;
+    if (s.free_list) {
+      st = static_cast<connection_state*>(s.free_list);
+      s.free_list = st->next_free;
+      --s.free_count;
+      st->next_free = nullptr;
+    } else {
+      st = new (std::nothrow) connection_state();
+      if (!st) return nullptr;
+      st->all_next = s.all;
+      if (s.all) s.all->all_prev = st;
+      s.all = st;
+    }
+    st->server = &s;
+    st->evcon = evcon;
+    try {
+      s.connections.insert(evcon, st);
+    } catch (...) {
+      recycle(st);
+      return nullptr;
+    }
+    // Set once and never replaced: evhttp keeps one close callback per connection, and
+    // it outlives every request on it.
+    evhttp_connection_set_closecb(evcon, &on_close, st);
+    return st;
+  }
+
+  /// Stores the connection's close callback (replacing an earlier one).
+  void set_callback(callback_type cb) noexcept {
+    callback_.reset();
+    callback_.emplace(std::move(cb));
+  }
+  bool has_callback() const noexcept { return callback_.has_value(); }
+
+  void add_ref() noexcept { ++refs; }
+  /// Drops a reference; the last one on a closed connection recycles the state.
+  void release() noexcept {
+    if (--refs == 0 && closed) recycle(this);
+  }
+
+  /// Frees every pooled state and orphans the ones a handle still holds (their handles
+  /// then report peer_gone and free them when the last one goes).
+  static void destroy_all(server_core& s) noexcept {
+    connection_core* c = s.all;
+    while (c) {
+      connection_core* next = c->all_next;
+      if (c->refs == 0) {
+        delete static_cast<connection_state*>(c);
+      } else {
+        c->server = nullptr;
+        c->all_prev = c->all_next = nullptr;
+      }
+      c = next;
+    }
+    s.all = nullptr;
+    s.free_list = nullptr;
+    s.free_count = 0;
+  }
+
+ private:
+  connection_state() = default;
+
+  static void on_close(evhttp_connection*, void* self) noexcept {
+    auto* st = static_cast<connection_state*>(self);
+    ++st->refs;  // keep *st alive across the user's callback
+    const close_event ev = st->close_begin();
+    if (st->callback_) {
+      try {
+        (*st->callback_)(ev);
+      } catch (...) {
+        report_exception("a close callback");
+      }
+    }
+    st->release();
+  }
+
+  static void recycle(connection_state* st) noexcept {
+    st->callback_.reset();
+    st->reset_core();
+    server_core* s = st->server;
+    if (s && s->free_count < s->pool_limit) {
+      st->next_free = s->free_list;
+      s->free_list = st;
+      ++s->free_count;
+      return;
+    }
+    if (s) {
+      if (st->all_prev) st->all_prev->all_next = st->all_next;
+      else s->all = st->all_next;
+      if (st->all_next) st->all_next->all_prev = st->all_prev;
+    }
+    delete st;
+  }
+
+  std::optional<callback_type> callback_;
+};
+
+}  // namespace detail
+TETHER_END_NAMESPACE

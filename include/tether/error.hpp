@@ -1,0 +1,165 @@
+// tether/error.hpp - how tether reports failure: std::error_code in the tether category.
+//
+// tether never throws on its own account. Every operation that can fail for a reason the
+// caller should handle (a bind on a busy port, a header with a newline in it, a send on a
+// request whose client hung up) returns a std::error_code, or a tether::result<T> when it
+// also produces a value. The codes are tether::errc values in tether::category(), or
+// std::errc / errno values where the operating system gave the reason (bind, listen).
+//
+// Two exceptions to "never throws", both standard practice:
+//   * constructors that need memory from libevent throw std::bad_alloc when libevent
+//     returns NULL (as the standard library does when it cannot allocate);
+//   * result<T>::value() on an error throws std::system_error, like std::expected.
+#pragma once
+
+#include <tether/config.hpp>
+
+#include <cstdint>
+#include <new>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+TETHER_BEGIN_NAMESPACE
+
+/// The reasons tether itself reports.
+enum class errc : int {
+  /// The client hung up (FIN, RST, timeout or server shutdown) before this call;
+  /// nothing was sent and the request no longer exists in libevent.
+  peer_gone = 1,
+  /// The reply was already completed (or the request handle refers to an earlier
+  /// request on a keep-alive connection); nothing was sent.
+  reply_finished,
+  /// A complete reply was asked for, but a streamed reply was already started.
+  reply_started,
+  /// A chunk or end was sent before the streamed reply was started.
+  reply_not_started,
+  /// An argument is malformed: a header name that is not an RFC 9110 token, a value
+  /// with CR or LF, a status code outside 100..599, a port out of range.
+  invalid_argument,
+  /// The address could not be parsed as an IPv4 or IPv6 literal.
+  invalid_address,
+  /// The handle is empty (default-constructed or moved from).
+  empty_handle,
+  /// The connection's output is above the buffer policy's high-water mark; the data
+  /// was not queued. Wait for the writable notification.
+  would_block,
+  /// The client sent more than the close policy allows while its request was held.
+  limit_exceeded,
+  /// libevent could not allocate or refused the operation.
+  libevent_failure,
+  /// The operation needs a file that could not be opened or stat'ed.
+  file_error,
+};
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "tether"; }
+  std::string message(int code) const override {
+    switch (static_cast<errc>(code)) {
+      case errc::peer_gone: return "the client hung up; nothing was sent";
+      case errc::reply_finished: return "the reply was already completed";
+      case errc::reply_started: return "a streamed reply was already started";
+      case errc::reply_not_started: return "the streamed reply was not started";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::invalid_address: return "not an IPv4 or IPv6 address";
+      case errc::empty_handle: return "empty handle";
+      case errc::would_block: return "output above the high-water mark; wait until writable";
+      case errc::limit_exceeded: return "client exceeded the configured input limit";
+      case errc::libevent_failure: return "libevent failed or refused the operation";
+      case errc::file_error: return "the file could not be opened or stat'ed";
+    }
+    return "unknown tether error";
+  }
+  std::error_condition default_error_condition(int code) const noexcept override {
+    switch (static_cast<errc>(code)) {
+      case errc::invalid_argument:
+      case errc::invalid_address: return std::errc::invalid_argument;
+      case errc::would_block: return std::errc::operation_would_block;
+      case errc::peer_gone: return std::errc::connection_reset;
+      default: return {code, *this};
+    }
+  }
+};
+}  // namespace detail
+
+/// The category of tether::errc codes.
+inline const std::error_category& category() noexcept {
+  static const detail::error_category_impl instance;
+  return instance;
+}
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+/// A value or the std::error_code that explains why there is none (a small
+/// std::expected<T, std::error_code>, which C++20 lacks).
+///
+///     auto port = tether::parse_port(argv[1]);
+///     if (!port) { std::cerr << port.error().message() << '\n'; return 1; }
+///     use(*port);
+template <class T>
+class [[nodiscard]] result {
+ public:
+  result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit by design
+      : ok_(true) {
+    ::new (static_cast<void*>(&value_)) T(std::move(value));
+  }
+  result(std::error_code ec) noexcept : ok_(false) { ::new (static_cast<void*>(&error_)) std::error_code(ec); }
+  result(errc e) noexcept : result(make_error_code(e)) {}
+
+  result(const result& o) : ok_(o.ok_) {
+    if (ok_) ::new (static_cast<void*>(&value_)) T(o.value_);
+    else ::new (static_cast<void*>(&error_)) std::error_code(o.error_);
+  }
+  result(result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(o.ok_) {
+    if (ok_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+    else ::new (static_cast<void*>(&error_)) std::error_code(o.error_);
+  }
+  result& operator=(result o) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    this->~result();
+    ::new (static_cast<void*>(this)) result(std::move(o));
+    return *this;
+  }
+  ~result() {
+    if (ok_) value_.~T();
+  }
+
+  bool has_value() const noexcept { return ok_; }
+  explicit operator bool() const noexcept { return ok_; }
+
+  /// The error; a default (zero) error_code when there is a value.
+  std::error_code error() const noexcept { return ok_ ? std::error_code{} : error_; }
+
+  T& operator*() & noexcept { return value_; }
+  const T& operator*() const& noexcept { return value_; }
+  T&& operator*() && noexcept { return std::move(value_); }
+  T* operator->() noexcept { return &value_; }
+  const T* operator->() const noexcept { return &value_; }
+
+  /// The value; throws std::system_error(error()) when there is none.
+  T& value() & {
+    if (!ok_) throw std::system_error(error_);
+    return value_;
+  }
+  const T& value() const& {
+    if (!ok_) throw std::system_error(error_);
+    return value_;
+  }
+  T value_or(T fallback) const { return ok_ ? value_ : fallback; }
+
+ private:
+  union {
+    T value_;
+    std::error_code error_;
+  };
+  bool ok_;
+};
+
+TETHER_END_NAMESPACE
+
+template <>
+struct std::is_error_code_enum<tether::errc> : std::true_type {};

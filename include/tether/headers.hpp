@@ -1,0 +1,126 @@
+// tether/headers.hpp - a view of an evhttp header list (struct evkeyvalq).
+#pragma once
+
+#include <tether/config.hpp>
+#include <tether/cstring_view.hpp>
+#include <tether/error.hpp>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <cstddef>
+#include <iterator>
+#include <optional>
+#include <string_view>
+
+TETHER_BEGIN_NAMESPACE
+
+/// One header line: a name and a value, both borrowed from libevent.
+struct header_field {
+  std::string_view name;
+  std::string_view value;
+};
+
+namespace detail {
+// RFC 9110 section 5.6.2: token = 1*tchar.
+constexpr bool is_tchar(unsigned char c) noexcept {
+  if (c >= '0' && c <= '9') return true;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+constexpr bool is_header_name(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (const char c : s)
+    if (!is_tchar(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+// A field value may hold any octet but CR, LF and NUL (folding is obsolete).
+constexpr bool is_header_value(std::string_view s) noexcept {
+  for (const char c : s)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  return true;
+}
+}  // namespace detail
+
+/// A non-owning view of a request's input or output headers.
+///
+/// Names compare case-insensitively, as in HTTP. add() validates its arguments, so a
+/// header-injection attempt (a value holding CR or LF) is refused with
+/// errc::invalid_argument instead of reaching the wire.
+class headers_ref {
+ public:
+  explicit headers_ref(evkeyvalq* h) noexcept : h_(h) {}
+
+  /// Appends `name: value`. Duplicate names are allowed (Set-Cookie, Link, ...).
+  std::error_code add(cstring_view name, cstring_view value) const noexcept {
+    if (!detail::is_header_name(name.view()) || !detail::is_header_value(value.view()))
+      return make_error_code(errc::invalid_argument);
+    return evhttp_add_header(h_, name.c_str(), value.c_str()) == 0 ? std::error_code{}
+                                                                    : make_error_code(errc::invalid_argument);
+  }
+  /// Removes every `name` header, then adds `name: value`.
+  std::error_code set(cstring_view name, cstring_view value) const noexcept {
+    if (!detail::is_header_name(name.view()) || !detail::is_header_value(value.view()))
+      return make_error_code(errc::invalid_argument);
+    while (evhttp_remove_header(h_, name.c_str()) == 0) {
+    }
+    return add(name, value);
+  }
+  /// The value of the first `name` header, if any.
+  std::optional<std::string_view> find(cstring_view name) const noexcept {
+    const char* v = evhttp_find_header(h_, name.c_str());
+    if (!v) return std::nullopt;
+    return std::string_view(v);
+  }
+  bool contains(cstring_view name) const noexcept { return evhttp_find_header(h_, name.c_str()) != nullptr; }
+  /// Removes the first `name` header; returns whether there was one.
+  bool remove(cstring_view name) const noexcept { return evhttp_remove_header(h_, name.c_str()) == 0; }
+  /// Removes every header.
+  void clear() const noexcept { evhttp_clear_headers(h_); }
+
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = header_field;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = header_field;
+    iterator() = default;
+    explicit iterator(evkeyval* kv) noexcept : kv_(kv) {}
+    header_field operator*() const noexcept { return {kv_->key, kv_->value}; }
+    iterator& operator++() noexcept {
+      kv_ = kv_->next.tqe_next;
+      return *this;
+    }
+    iterator operator++(int) noexcept {
+      auto old = *this;
+      ++*this;
+      return old;
+    }
+    friend bool operator==(iterator a, iterator b) noexcept { return a.kv_ == b.kv_; }
+
+   private:
+    evkeyval* kv_ = nullptr;
+  };
+  iterator begin() const noexcept { return iterator(h_->tqh_first); }
+  iterator end() const noexcept { return iterator(); }
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (auto it = begin(); it != end(); ++it) ++n;
+    return n;
+  }
+  bool empty() const noexcept { return h_->tqh_first == nullptr; }
+
+  evkeyvalq* native() const noexcept { return h_; }
+
+ private:
+  evkeyvalq* h_;
+};
+
+TETHER_END_NAMESPACE

@@ -1,0 +1,515 @@
+// tether/request.hpp - a request inside its handler, a handle that outlives the handler,
+// and a view of the request's connection.
+//
+// Ownership in one paragraph: libevent owns every evhttp_request and evhttp_connection.
+// `basic_request` is the handler's view; it is valid until the handler returns.
+// `basic_request_handle` (from hold()) is how a request outlives its handler: it is a
+// counted reference to tether's per-connection state, never to libevent's objects, so
+// it stays safe to use after the client hung up or the server was destroyed. Every
+// reply call then returns an error (errc::peer_gone, errc::reply_finished) and touches
+// nothing. `basic_connection` is a view; do not keep it past the handle or handler it
+// came from.
+#pragma once
+
+#include <tether/buffer.hpp>
+#include <tether/buffer_policy.hpp>
+#include <tether/close_callback.hpp>
+#include <tether/close_policy.hpp>
+#include <tether/close_reason.hpp>
+#include <tether/config.hpp>
+#include <tether/cstring_view.hpp>
+#include <tether/detail/connection_state.hpp>
+#include <tether/error.hpp>
+#include <tether/headers.hpp>
+#include <tether/method.hpp>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+TETHER_BEGIN_NAMESPACE
+
+/// The three policies of a server, as one type that requests and handles are keyed on.
+template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
+struct server_config {
+  using close_policy = ClosePolicy;
+  using buffer_policy = BufferPolicy;
+  using close_callback = CloseCallback;
+};
+
+template <class Config>
+class basic_request;
+template <class Config>
+class basic_request_handle;
+template <class Config>
+class basic_connection;
+
+namespace detail {
+
+constexpr bool valid_status(int status) noexcept { return status >= 100 && status <= 599; }
+constexpr bool valid_reason(const char* reason) noexcept {
+  if (!reason) return true;
+  for (const char* p = reason; *p; ++p)
+    if (*p == '\r' || *p == '\n') return false;
+  return true;
+}
+
+inline std::error_code phase_error(phase ph, bool want_pending) noexcept {
+  switch (ph) {
+    case phase::pending: return want_pending ? std::error_code{} : make_error_code(errc::reply_not_started);
+    case phase::streaming: return want_pending ? make_error_code(errc::reply_started) : std::error_code{};
+    case phase::finishing:
+    case phase::completed: return make_error_code(errc::reply_finished);
+    case phase::aborted: return make_error_code(errc::peer_gone);
+  }
+  return make_error_code(errc::peer_gone);
+}
+
+/// The reply calls, shared by the in-handler view and the handle. `st` is null only for
+/// an untracked request answered inside its handler.
+template <class Config>
+struct exchange_ops {
+  using state = connection_state<Config>;
+  using close_policy = typename Config::close_policy;
+  using buffer_policy = typename Config::buffer_policy;
+
+  static void resume(exchange& ex, state* st) noexcept {
+    if (st && ex.held) {
+      connection_control ctl{*st};
+      close_policy::on_resume(ctl);
+    }
+  }
+
+  static std::error_code reply(exchange& ex, state* st, int status, const char* reason,
+                               std::string_view body) noexcept {
+    if (ex.ph != phase::pending) return phase_error(ex.ph, true);
+    if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), body)) return ec;
+    resume(ex, st);
+    if (st) ex.will_close = connection_core::reply_will_close(ex.req);
+    ex.ph = phase::finishing;
+    evhttp_send_reply(ex.req, status, reason, nullptr);
+    return {};
+  }
+
+  static std::error_code send_error(exchange& ex, state* st, int status, const char* reason) noexcept {
+    if (ex.ph != phase::pending) return phase_error(ex.ph, true);
+    if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    resume(ex, st);
+    if (st) ex.will_close = connection_core::reply_will_close(ex.req);
+    ex.ph = phase::finishing;
+    evhttp_send_error(ex.req, status, reason);
+    return {};
+  }
+
+  static std::error_code start(exchange& ex, state& st, int status, const char* reason) noexcept {
+    if (ex.ph != phase::pending) return phase_error(ex.ph, true);
+    if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    resume(ex, &st);
+    connection_control ctl{st};
+    close_policy::on_stream_start(ctl);
+    ex.ph = phase::streaming;
+    evhttp_send_reply_start(ex.req, status, reason);
+    return {};
+  }
+
+  static std::error_code chunk(exchange& ex, state& st, std::string_view data) noexcept {
+    if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
+    {
+      connection_control ctl{st};
+      close_policy::on_stream_write(ctl);
+    }
+    if (ex.ph != phase::streaming) return st.forced == close_reason::limit_exceeded ? make_error_code(errc::limit_exceeded)
+                                                                                      : make_error_code(errc::peer_gone);
+    if (data.empty()) return {};
+    evbuffer* scratch = st.server->scratch;
+    if (auto ec = buffer_policy::append(scratch, data)) return ec;
+    evhttp_send_reply_chunk(ex.req, scratch);
+    // libevent leaves the buffer untouched when it drops the chunk (HEAD, 204, 304).
+    evbuffer_drain(scratch, evbuffer_get_length(scratch));
+    return {};
+  }
+
+  static std::error_code end(exchange& ex, state* st) noexcept {
+    if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
+    if (st) ex.will_close = connection_core::reply_will_close(ex.req);
+    evhttp_request* req = ex.req;
+    ex.ph = phase::finishing;
+    if (!st) ex.req = nullptr;
+    // May run on_complete and closecb before it returns (HTTP/1.0, nothing left to
+    // write): nothing below may touch `req`.
+    evhttp_send_reply_end(req);
+    return {};
+  }
+};
+
+template <class Server, class Handler>
+struct handler_holder;
+struct request_access;
+
+}  // namespace detail
+
+/// The request a handler is called with. Valid until the handler returns.
+///
+/// Reading: method(), uri(), path(), query(), host(), input_headers(), body().
+/// Replying, once: reply() or send_error(); or start(), send_chunk()..., end().
+/// Keeping it: hold() returns a handle that outlives the handler (long-poll, streaming).
+/// A handler that returns with no reply and no handle gets a 500 sent for it (and a line
+/// on stderr): otherwise the client would wait forever.
+template <class Config>
+class basic_request {
+ public:
+  using config = Config;
+  using handle_type = basic_request_handle<Config>;
+  using connection_type = basic_connection<Config>;
+
+  basic_request(const basic_request&) = delete;
+  basic_request& operator=(const basic_request&) = delete;
+
+  // ----- reading ------------------------------------------------------------------
+
+  tether::method method() const noexcept { return static_cast<tether::method>(evhttp_request_get_command(req_)); }
+  /// The request-target as sent ("/a/b?x=1"), not decoded.
+  std::string_view uri() const noexcept { return str(evhttp_request_get_uri(req_)); }
+  /// The path part of the target, not decoded.
+  std::string_view path() const noexcept {
+    const evhttp_uri* u = evhttp_request_get_evhttp_uri(req_);
+    return u ? str(evhttp_uri_get_path(u)) : std::string_view{};
+  }
+  /// The query part of the target (after '?'), if any, not decoded.
+  std::optional<std::string_view> query() const noexcept {
+    const evhttp_uri* u = evhttp_request_get_evhttp_uri(req_);
+    const char* q = u ? evhttp_uri_get_query(u) : nullptr;
+    if (!q) return std::nullopt;
+    return std::string_view(q);
+  }
+  /// The Host header (or the host of an absolute target), lower-cased by libevent.
+  std::string_view host() const noexcept { return str(evhttp_request_get_host(req_)); }
+  /// HTTP version of the request: {1, 1}, {1, 0}.
+  std::pair<int, int> version() const noexcept { return {req_->major, req_->minor}; }
+
+  headers_ref input_headers() const noexcept { return headers_ref(evhttp_request_get_input_headers(req_)); }
+  headers_ref output_headers() const noexcept { return headers_ref(evhttp_request_get_output_headers(req_)); }
+  /// The request body (libevent reads it whole before calling the handler).
+  buffer_ref body() const noexcept { return buffer_ref(evhttp_request_get_input_buffer(req_)); }
+  /// The reply body buffer; reply() sends what is in it, after appending its argument.
+  buffer_ref output() const noexcept { return buffer_ref(evhttp_request_get_output_buffer(req_)); }
+
+  // ----- replying -----------------------------------------------------------------
+
+  /// Sends a complete reply: `status`, the output headers, the output buffer plus
+  /// `body`. libevent adds Content-Length (and Date on HTTP/1.1).
+  std::error_code reply(int status, std::string_view body = {}) noexcept {
+    return detail::exchange_ops<Config>::reply(*ex_, st_, status, nullptr, body);
+  }
+  /// As above with an explicit reason phrase ("OK" is libevent's default for 200).
+  std::error_code reply(int status, cstring_view reason, std::string_view body) noexcept {
+    return detail::exchange_ops<Config>::reply(*ex_, st_, status, reason.c_str(), body);
+  }
+  /// Sends libevent's HTML error page for `status`.
+  std::error_code send_error(int status, const char* reason = nullptr) noexcept {
+    return detail::exchange_ops<Config>::send_error(*ex_, st_, status, reason);
+  }
+  /// Starts a streamed reply: HTTP/1.1 chunked unless Content-Length was set; an
+  /// HTTP/1.0 client gets a body that ends when the connection closes.
+  std::error_code start(int status, const char* reason = nullptr) noexcept {
+    auto* st = promote();
+    if (!st) return make_error_code(errc::libevent_failure);
+    return detail::exchange_ops<Config>::start(*ex_, *st, status, reason);
+  }
+  /// Queues one chunk of a streamed reply.
+  std::error_code send_chunk(std::string_view data) noexcept {
+    if (!st_) return detail::phase_error(ex_->ph, false);
+    return detail::exchange_ops<Config>::chunk(*ex_, *st_, data);
+  }
+  /// Ends a streamed reply.
+  std::error_code end() noexcept { return detail::exchange_ops<Config>::end(*ex_, st_); }
+
+  // ----- keeping it ---------------------------------------------------------------
+
+  /// A handle through which the request can be answered after the handler returns.
+  /// The close policy starts watching the connection when the handler returns.
+  handle_type hold() noexcept {
+    auto* st = promote();
+    if (!st) return handle_type{};
+    return handle_type(st, st->seq);
+  }
+
+  /// The connection this request arrived on.
+  connection_type connection() noexcept { return connection_type(this); }
+
+  /// True until a reply is sent or the client hangs up.
+  bool pending() const noexcept { return ex_->ph == detail::phase::pending; }
+
+  /// The libevent request, for calls tether does not wrap. Do not free it, and do not
+  /// keep it past the handler: use hold().
+  evhttp_request* native() const noexcept { return req_; }
+
+ private:
+  friend struct detail::request_access;
+  template <class>
+  friend class basic_connection;
+
+  basic_request(detail::server_core& s, evhttp_request* r) noexcept : srv_(&s), req_(r) {
+    local_.req = r;
+  }
+
+  static std::string_view str(const char* s) noexcept { return s ? std::string_view(s) : std::string_view{}; }
+
+  /// Attaches tether's per-connection state to this request (once).
+  detail::connection_state<Config>* promote() noexcept {
+    if (st_) return st_;
+    evhttp_connection* evcon = evhttp_request_get_connection(req_);
+    if (!evcon) return nullptr;
+    auto* st = detail::connection_state<Config>::acquire(*srv_, evcon);
+    if (!st) return nullptr;
+    attach(st);
+    return st;
+  }
+
+  void attach(detail::connection_state<Config>* st) noexcept {
+    st->add_ref();
+    if (local_.req && local_.ph != detail::phase::aborted) {
+      st->begin(local_.req);
+      st->ex.ph = local_.ph;
+      if (local_.ph == detail::phase::finishing)
+        st->ex.will_close = detail::connection_core::reply_will_close(local_.req);
+    } else {
+      ++st->seq;
+      st->ex = local_;
+    }
+    st_ = st;
+    ex_ = &st->ex;
+  }
+
+  /// On a connection tether already tracks, every request is tracked too, so that
+  /// close reasons and stale handles stay exact.
+  void adopt() noexcept {
+    if (srv_->connections.size() == 0) return;
+    if (auto* c = srv_->connections.find(evhttp_request_get_connection(req_)))
+      attach(static_cast<detail::connection_state<Config>*>(c));
+  }
+
+  /// Runs after the handler: watch a held request, answer an abandoned one.
+  void finish(bool threw) noexcept {
+    if (threw && ex_->ph == detail::phase::streaming && st_) {
+      st_->close(close_reason::error);
+    } else if (ex_->ph == detail::phase::pending) {
+      if (!threw && st_ && st_->refs > 1) {
+        ex_->held = true;
+        connection_control ctl{*st_};
+        Config::close_policy::on_hold(ctl);
+      } else {
+        if (!threw)
+          std::fprintf(stderr, "tether: %.*s %.*s: the handler returned without replying or holding the request; sent 500\n",
+                       static_cast<int>(to_string(method()).size()), to_string(method()).data(),
+                       static_cast<int>(uri().size()), uri().data());
+        (void)send_error(500, nullptr);
+      }
+    }
+    if (st_) st_->release();
+  }
+
+  detail::server_core* srv_;
+  evhttp_request* req_;
+  detail::exchange local_{};
+  detail::exchange* ex_ = &local_;
+  detail::connection_state<Config>* st_ = nullptr;
+};
+
+/// A counted reference to a request that outlives its handler (hold()).
+///
+/// Copyable; all copies refer to the same request. Every reply call checks first and
+/// returns errc::peer_gone once the client hung up, errc::reply_finished once the reply
+/// is complete; neither touches libevent. When the last handle to a request that is still
+/// waiting goes away, tether finishes it for you: a held request gets a 500, a stream is
+/// ended. Use on the loop's thread only.
+template <class Config>
+class basic_request_handle {
+ public:
+  using config = Config;
+  using connection_type = basic_connection<Config>;
+
+  basic_request_handle() noexcept = default;
+  basic_request_handle(const basic_request_handle& o) noexcept : st_(o.st_), seq_(o.seq_) {
+    if (st_) st_->add_ref();
+  }
+  basic_request_handle(basic_request_handle&& o) noexcept
+      : st_(std::exchange(o.st_, nullptr)), seq_(o.seq_) {}
+  basic_request_handle& operator=(basic_request_handle o) noexcept {
+    std::swap(st_, o.st_);
+    std::swap(seq_, o.seq_);
+    return *this;
+  }
+  ~basic_request_handle() { reset(); }
+
+  /// Drops this reference (finishing the request if it was the last, see above).
+  void reset() noexcept {
+    auto* st = std::exchange(st_, nullptr);
+    if (!st) return;
+    if (st->refs == 1 && !st->closed && st->seq == seq_) {
+      if (st->ex.ph == detail::phase::pending)
+        (void)detail::exchange_ops<Config>::send_error(st->ex, st, 500, nullptr);
+      else if (st->ex.ph == detail::phase::streaming)
+        (void)detail::exchange_ops<Config>::end(st->ex, st);
+    }
+    st->release();
+  }
+
+  /// True while the request waits for (the rest of) its reply and the client is there.
+  bool alive() const noexcept {
+    return st_ && st_->seq == seq_ &&
+           (st_->ex.ph == detail::phase::pending || st_->ex.ph == detail::phase::streaming);
+  }
+  /// True once the client hung up (or the server went away) before the reply completed.
+  bool peer_gone() const noexcept { return st_ && st_->seq == seq_ && st_->ex.ph == detail::phase::aborted; }
+  explicit operator bool() const noexcept { return st_ != nullptr; }
+
+  std::error_code reply(int status, std::string_view body = {}) noexcept {
+    return with([&](auto& ex) { return ops::reply(ex, st_, status, nullptr, body); });
+  }
+  std::error_code reply(int status, cstring_view reason, std::string_view body) noexcept {
+    return with([&](auto& ex) { return ops::reply(ex, st_, status, reason.c_str(), body); });
+  }
+  std::error_code send_error(int status, const char* reason = nullptr) noexcept {
+    return with([&](auto& ex) { return ops::send_error(ex, st_, status, reason); });
+  }
+  std::error_code start(int status, const char* reason = nullptr) noexcept {
+    return with([&](auto& ex) { return ops::start(ex, *st_, status, reason); });
+  }
+  std::error_code send_chunk(std::string_view data) noexcept {
+    return with([&](auto& ex) { return ops::chunk(ex, *st_, data); });
+  }
+  std::error_code end() noexcept {
+    return with([&](auto& ex) { return ops::end(ex, st_); });
+  }
+  /// Adds a header to the reply (before reply() or start()).
+  std::error_code add_header(cstring_view name, cstring_view value) noexcept {
+    return with([&](auto& ex) -> std::error_code {
+      if (ex.ph != detail::phase::pending) return detail::phase_error(ex.ph, true);
+      return headers_ref(evhttp_request_get_output_headers(ex.req)).add(name, value);
+    });
+  }
+
+  /// Closes the connection now (close_reason::closed_by_server); close callbacks run
+  /// before this returns.
+  void close() noexcept {
+    if (st_ && st_->seq == seq_) st_->close(close_reason::closed_by_server);
+  }
+
+  /// The connection of this request (a view; valid while this handle is).
+  connection_type connection() const noexcept { return connection_type(st_); }
+
+ private:
+  friend class basic_request<Config>;
+  using ops = detail::exchange_ops<Config>;
+
+  basic_request_handle(detail::connection_state<Config>* st, std::uint32_t seq) noexcept : st_(st), seq_(seq) {
+    st_->add_ref();
+  }
+
+  template <class F>
+  std::error_code with(F&& f) noexcept {
+    if (!st_) return make_error_code(errc::empty_handle);
+    if (st_->seq != seq_) return make_error_code(errc::reply_finished);
+    return f(st_->ex);
+  }
+
+  detail::connection_state<Config>* st_ = nullptr;
+  std::uint32_t seq_ = 0;
+};
+
+/// A view of the connection a request arrived on.
+template <class Config>
+class basic_connection {
+ public:
+  using callback_type = typename Config::close_callback;
+
+  /// The client's address ("127.0.0.1", "::1"); empty once the connection is gone.
+  std::string_view peer_address() const noexcept {
+    evhttp_connection* c = evcon();
+    if (!c) return {};
+    char* a = nullptr;
+    ev_uint16_t p = 0;
+    evhttp_connection_get_peer(c, &a, &p);
+    return a ? std::string_view(a) : std::string_view{};
+  }
+  std::uint16_t peer_port() const noexcept {
+    evhttp_connection* c = evcon();
+    if (!c) return 0;
+    char* a = nullptr;
+    ev_uint16_t p = 0;
+    evhttp_connection_get_peer(c, &a, &p);
+    return p;
+  }
+  /// False once the connection is closed.
+  bool open() const noexcept { return evcon() != nullptr; }
+
+  /// Sets the callback run once when this connection closes, whatever the reason (see
+  /// close_event). It is stored by value in the connection's state; a later call
+  /// replaces it. It also fires for a graceful close after a complete reply
+  /// (close_reason::completed) and on keep-alive connections after later requests.
+  template <class F>
+    requires std::constructible_from<callback_type, F&&>
+  std::error_code on_close(F&& f) noexcept(std::is_nothrow_constructible_v<callback_type, F&&>) {
+    // This server was declared without close callbacks (no_close_callback). Declare it
+    // with tether::close_function<> (the default) or your callback's type instead.
+    static_assert(!std::is_same_v<callback_type, no_close_callback>,
+                  "tether: this server's close callback type is no_close_callback; it cannot take one");
+    auto* st = state();
+    if (!st) return make_error_code(errc::peer_gone);
+    st->set_callback(callback_type(std::forward<F>(f)));
+    return {};
+  }
+
+  /// Closes the connection now (close_reason::closed_by_server).
+  void close() noexcept {
+    if (auto* st = state()) st->close(close_reason::closed_by_server);
+  }
+
+  evhttp_connection* native() const noexcept { return evcon(); }
+
+ private:
+  friend class basic_request<Config>;
+  friend class basic_request_handle<Config>;
+  explicit basic_connection(basic_request<Config>* r) noexcept : req_(r) {}
+  explicit basic_connection(detail::connection_state<Config>* st) noexcept : st_(st) {}
+
+  detail::connection_state<Config>* state() noexcept {
+    if (req_) return req_->promote();
+    return st_ && !st_->closed ? st_ : nullptr;
+  }
+  evhttp_connection* evcon() const noexcept {
+    if (req_) return evhttp_request_get_connection(req_->req_);
+    return st_ ? st_->evcon : nullptr;
+  }
+
+  basic_request<Config>* req_ = nullptr;
+  detail::connection_state<Config>* st_ = nullptr;
+};
+
+namespace detail {
+/// What the server's dispatch trampoline needs from a request.
+struct request_access {
+  template <class Config>
+  static basic_request<Config> make(server_core& s, evhttp_request* r) noexcept {
+    return basic_request<Config>(s, r);
+  }
+  template <class Config>
+  static void adopt(basic_request<Config>& r) noexcept {
+    r.adopt();
+  }
+  template <class Config>
+  static void finish(basic_request<Config>& r, bool threw) noexcept {
+    r.finish(threw);
+  }
+};
+}  // namespace detail
+
+TETHER_END_NAMESPACE

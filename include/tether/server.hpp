@@ -1,0 +1,317 @@
+// tether/server.hpp - an HTTP server: one evhttp on one event loop, with its policies.
+#pragma once
+
+#include <tether/buffer_policy.hpp>
+#include <tether/close_callback.hpp>
+#include <tether/close_policy.hpp>
+#include <tether/config.hpp>
+#include <tether/cstring_view.hpp>
+#include <tether/detail/connection_state.hpp>
+#include <tether/error.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/handle.hpp>
+#include <tether/method.hpp>
+#include <tether/request.hpp>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+TETHER_BEGIN_NAMESPACE
+
+/// A type `H` models request_handler for requests of type `Request` if it can be called
+/// as `h(request)` with a `Request&`. Its result is ignored. An exception that escapes it
+/// is caught at the libevent boundary: the client gets a 500 (or, mid-stream, the
+/// connection is closed) and the exception is reported on stderr.
+template <class H, class Request>
+concept request_handler = std::invocable<H&, Request&>;
+
+/// Parses a TCP port from text: digits only, 1..65535.
+inline result<std::uint16_t> parse_port(std::string_view text) noexcept {
+  if (text.empty() || text.size() > 5) return errc::invalid_argument;
+  unsigned v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return errc::invalid_argument;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v == 0 || v > 65535) return errc::invalid_argument;
+  return static_cast<std::uint16_t>(v);
+}
+
+/// One listening socket of a server.
+struct listener {
+  std::string address;
+  std::uint16_t port = 0;
+  evhttp_bound_socket* native = nullptr;
+};
+
+namespace detail {
+struct handler_holder_base {
+  virtual ~handler_holder_base() = default;
+};
+}  // namespace detail
+
+/// An HTTP/1.x server over libevent's evhttp.
+///
+/// @tparam ClosePolicy   how hang-ups are noticed (close_policy: eager_close<>, native_close)
+/// @tparam BufferPolicy  how reply bytes are queued (buffer_policy: copy_buffer, ...)
+/// @tparam CloseCallback the per-connection close callback's type (close_callback), stored
+///                       by value in each connection's state
+///
+/// Not movable: libevent holds pointers to it. Construct it after its event_loop and let
+/// it die before the loop. Destroying it closes every connection; their close callbacks
+/// run (close_reason::server_shutdown) and every handle reports errc::peer_gone.
+///
+///     tether::event_loop loop;
+///     tether::server srv{loop};
+///     srv.fallback([](tether::request& req) { req.reply(200, "hello"); });
+///     if (auto port = srv.bind("127.0.0.1", 8080); !port) return 1;
+///     loop.run();
+template <close_policy ClosePolicy = eager_close<>, buffer_policy BufferPolicy = copy_buffer,
+          close_callback CloseCallback = close_function<>>
+class basic_server {
+ public:
+  using config = server_config<ClosePolicy, BufferPolicy, CloseCallback>;
+  using request = basic_request<config>;
+  using request_handle = basic_request_handle<config>;
+  using connection = basic_connection<config>;
+
+  /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
+  explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
+  explicit basic_server(event_base* base) : http_(evhttp_new(base)) {
+    if (!http_) throw std::bad_alloc{};
+    core_.base = base;
+    core_.scratch = evbuffer_new();
+    if (!core_.scratch) throw std::bad_alloc{};
+  }
+
+  basic_server(const basic_server&) = delete;
+  basic_server& operator=(const basic_server&) = delete;
+
+  ~basic_server() {
+    core_.shutting_down = true;
+    http_.reset();  // evhttp_free: closecb for every open connection
+    detail::connection_state<config>::destroy_all(core_);
+    evbuffer_free(core_.scratch);
+  }
+
+  // ----- listening ----------------------------------------------------------------
+
+  /// Listens on `address` (an IPv4 or IPv6 literal: "0.0.0.0", "127.0.0.1", "::", "::1")
+  /// and `port` (0 picks a free port). Returns the port actually bound.
+  ///
+  /// Errors: errc::invalid_address, or the system's reason (address in use,
+  /// permission denied, ...).
+  result<std::uint16_t> bind(cstring_view address, std::uint16_t port, int backlog = 1024) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (!parse_address(address.view(), port, ss, len)) return errc::invalid_address;
+    const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::error_code(errno, std::system_category());
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, backlog) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return std::error_code(err, std::system_category());
+    }
+    auto bound = adopt_listener(fd, std::string(address.view()));
+    if (!bound) ::close(fd);
+    return bound;
+  }
+
+  /// Serves an already listening socket (from systemd, SO_REUSEPORT setups, tests).
+  /// The server closes it when it is done. Returns its port.
+  result<std::uint16_t> accept(int listening_fd) { return adopt_listener(listening_fd, {}); }
+
+  /// Stops listening on every socket; open connections are served as before.
+  void stop_listening() noexcept {
+    for (auto& l : listeners_) evhttp_del_accept_socket(http_.get(), l.native);
+    listeners_.clear();
+  }
+
+  /// The sockets the server listens on.
+  const std::vector<listener>& listeners() const noexcept { return listeners_; }
+  /// The port of the first listening socket (0 if none).
+  std::uint16_t port() const noexcept { return listeners_.empty() ? 0 : listeners_.front().port; }
+
+  // ----- handlers -----------------------------------------------------------------
+
+  /// Calls `handler` for requests whose path is exactly `path` (query ignored).
+  /// Errors: errc::invalid_argument if `path` is already routed.
+  template <class Handler>
+  std::error_code route(cstring_view path, Handler&& handler) {
+    using H = std::decay_t<Handler>;
+    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
+    static_assert(request_handler<H, request>,
+                  "tether: a request handler must be callable as handler(req) with a server::request&");
+    auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
+    if (evhttp_set_cb(http_.get(), path.c_str(), &holder_type<H>::dispatch, holder.get()) != 0)
+      return make_error_code(errc::invalid_argument);
+    handlers_.push_back(std::move(holder));
+    return {};
+  }
+
+  /// Stops routing `path`. Errors: errc::invalid_argument if it was not routed.
+  std::error_code unroute(cstring_view path) noexcept {
+    return evhttp_del_cb(http_.get(), path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_argument);
+  }
+
+  /// Calls `handler` for every request no route matched (libevent answers 404 without one).
+  template <class Handler>
+  void fallback(Handler&& handler) {
+    using H = std::decay_t<Handler>;
+    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
+    static_assert(request_handler<H, request>,
+                  "tether: a request handler must be callable as handler(req) with a server::request&");
+    auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
+    evhttp_set_gencb(http_.get(), &holder_type<H>::dispatch, holder.get());
+    handlers_.push_back(std::move(holder));
+  }
+
+  // ----- limits and behaviour -----------------------------------------------------
+
+  /// Closes connections idle (or blocked writing) for longer than `t`; applies to
+  /// connections accepted afterwards. Held requests and streams are exempt from the
+  /// read side under eager_close (see docs/close-lifecycle.md).
+  template <class Rep, class Period>
+  void set_timeout(std::chrono::duration<Rep, Period> t) noexcept {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t).count();
+    core_.timeout = timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    core_.has_timeout = us > 0;
+    evhttp_set_timeout_tv(http_.get(), &core_.timeout);
+  }
+  /// Requests with a larger body get 413.
+  void set_max_body_size(std::size_t bytes) noexcept {
+    evhttp_set_max_body_size(http_.get(), static_cast<ev_ssize_t>(bytes));
+  }
+  /// Requests with larger headers get 400 (libevent's behaviour).
+  void set_max_headers_size(std::size_t bytes) noexcept {
+    evhttp_set_max_headers_size(http_.get(), static_cast<ev_ssize_t>(bytes));
+  }
+  /// Methods outside `methods` get 501 before any handler runs.
+  void allow_methods(method_set methods) noexcept { evhttp_set_allowed_methods(http_.get(), methods.bits()); }
+  /// Content-Type added to replies that have a body and set none (libevent's default is
+  /// "text/html; charset=ISO-8859-1"); an empty string adds none.
+  void set_default_content_type(cstring_view type) noexcept {
+    evhttp_set_default_content_type(http_.get(), type.view().empty() ? nullptr : type.c_str());
+  }
+  /// Answers requests whose Host is `alias` as if it were this server.
+  std::error_code add_alias(cstring_view alias) noexcept {
+    return evhttp_add_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
+                                                                     : make_error_code(errc::invalid_argument);
+  }
+  std::error_code remove_alias(cstring_view alias) noexcept {
+    return evhttp_remove_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
+                                                                        : make_error_code(errc::invalid_argument);
+  }
+  /// How many per-connection states are kept for reuse (0 frees them at once).
+  void set_pool_limit(std::size_t n) noexcept { core_.pool_limit = n; }
+
+  // ----- introspection ------------------------------------------------------------
+
+  /// Connections tether currently tracks (those with a held or streamed request, a
+  /// handle or a close callback).
+  std::size_t tracked_connections() const noexcept { return core_.connections.size(); }
+
+  evhttp* native() const noexcept { return http_.get(); }
+  event_base* base() const noexcept { return core_.base; }
+
+ private:
+  template <class H>
+  struct holder_type final : detail::handler_holder_base {
+    template <class F>
+    holder_type(basic_server* s, F&& f) : server(s), handler(std::forward<F>(f)) {}
+
+    // The C -> C++ boundary: libevent calls this for each request on the route.
+    static void dispatch(evhttp_request* r, void* self) noexcept {
+      auto* h = static_cast<holder_type*>(self);
+      auto req = detail::request_access::make<config>(h->server->core_, r);
+      detail::request_access::adopt(req);
+      bool threw = false;
+      try {
+        h->handler(req);
+      } catch (...) {
+        threw = true;
+        detail::report_exception("a request handler");
+      }
+      detail::request_access::finish(req, threw);
+    }
+
+    basic_server* server;
+    [[no_unique_address]] H handler;
+  };
+
+  static bool parse_address(std::string_view text, std::uint16_t port, sockaddr_storage& ss, socklen_t& len) noexcept {
+    char buf[INET6_ADDRSTRLEN + 2] = {};
+    if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
+    if (text.empty() || text.size() >= sizeof buf) return false;
+    std::memcpy(buf, text.data(), text.size());
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    if (::inet_pton(AF_INET, buf, &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(port);
+      len = sizeof(sockaddr_in);
+      return true;
+    }
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (::inet_pton(AF_INET6, buf, &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(port);
+      len = sizeof(sockaddr_in6);
+      return true;
+    }
+    return false;
+  }
+
+  result<std::uint16_t> adopt_listener(int fd, std::string address) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+      return std::error_code(errno, std::system_category());
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return make_error_code(errc::invalid_argument);
+    evutil_make_socket_nonblocking(fd);
+    evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), fd);
+    if (!bound) return make_error_code(errc::libevent_failure);
+    const std::uint16_t port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                                            : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    listeners_.push_back(listener{std::move(address), port, bound});
+    return port;
+  }
+
+  detail::server_core core_;
+  unique_evhttp http_;
+  std::vector<std::unique_ptr<detail::handler_holder_base>> handlers_;
+  std::vector<listener> listeners_;
+};
+
+/// The default server: eager close detection, copied buffers, any small close callback.
+using server = basic_server<>;
+/// The request type of the default server.
+using request = server::request;
+/// The request handle type of the default server.
+using request_handle = server::request_handle;
+/// The connection view type of the default server.
+using connection = server::connection;
+
+TETHER_END_NAMESPACE

@@ -1,0 +1,18 @@
+// tether/tether.hpp - everything tether offers, in one include.
+#pragma once
+
+#include <tether/buffer.hpp>
+#include <tether/buffer_policy.hpp>
+#include <tether/close_callback.hpp>
+#include <tether/close_policy.hpp>
+#include <tether/close_reason.hpp>
+#include <tether/config.hpp>
+#include <tether/cstring_view.hpp>
+#include <tether/error.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/handle.hpp>
+#include <tether/headers.hpp>
+#include <tether/method.hpp>
+#include <tether/request.hpp>
+#include <tether/server.hpp>
+#include <tether/timer.hpp>

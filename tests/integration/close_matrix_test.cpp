@@ -1,0 +1,187 @@
+// Every phase a connection can be in x every way a client can leave: the close callback
+// runs exactly once with the right reason, nothing is left in CLOSE_WAIT, the server's
+// descriptors return to baseline, and producers stop.
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+enum class phase { held, streaming, idle };
+enum class ending { rst, fin, half_close, killed };
+
+const char* name(phase p) {
+  switch (p) {
+    case phase::held: return "held";
+    case phase::streaming: return "streaming";
+    case phase::idle: return "idle";
+  }
+  return "?";
+}
+const char* name(ending e) {
+  switch (e) {
+    case ending::rst: return "RST";
+    case ending::fin: return "FIN";
+    case ending::half_close: return "half-close";
+    case ending::killed: return "killed process";
+  }
+  return "?";
+}
+
+struct recorded_close {
+  tether::close_reason reason;
+  bool aborted;
+};
+
+// One server with the three phases as routes.
+struct matrix_server {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  std::vector<recorded_close> closes;
+  tether::request_handle held;
+  tether::request_handle stream;
+  int handlers_run = 0;
+  int sends_after_close = 0;
+  int producer_ticks = 0;
+  tether::timer<std::function<void()>> producer{loop, [this] { tick(); }};
+  std::uint16_t port = 0;
+
+  matrix_server() {
+    auto record = [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };
+    srv.route("/hold", [this, record](tether::request& req) {
+      ++handlers_run;
+      req.connection().on_close(record);
+      held = req.hold();
+    });
+    srv.route("/stream", [this, record](tether::request& req) {
+      ++handlers_run;
+      req.connection().on_close(record);
+      REQUIRE_FALSE(req.start(200));
+      REQUIRE_FALSE(req.send_chunk("tick\n"));
+      stream = req.hold();
+      producer.start_periodic(100ms);
+    });
+    srv.route("/fast", [this, record](tether::request& req) {
+      ++handlers_run;
+      req.connection().on_close(record);
+      REQUIRE_FALSE(req.reply(200, "fast-reply"));
+    });
+    port = *srv.bind("127.0.0.1", 0);
+  }
+
+  // The producer a streaming app would run: it learns from the handle that the client
+  // is gone and stops itself.
+  void tick() {
+    ++producer_ticks;
+    if (!stream.alive()) {
+      producer.stop();
+      return;
+    }
+    const auto ec = stream.send_chunk("tick\n");
+    if (!closes.empty() && !ec) ++sends_after_close;
+  }
+};
+
+std::string request_for(phase p) {
+  switch (p) {
+    case phase::held: return "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n";
+    case phase::streaming: return "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    case phase::idle: return "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n";
+  }
+  return {};
+}
+std::string marker_for(phase p) {
+  switch (p) {
+    case phase::held: return "";
+    case phase::streaming: return "tick";
+    case phase::idle: return "fast-reply";
+  }
+  return {};
+}
+
+tether::close_reason expected_reason(ending e) {
+  return e == ending::rst ? tether::close_reason::peer_reset : tether::close_reason::peer_closed;
+}
+
+void run_case(phase p, ending e) {
+  INFO("phase " << name(p) << ", client ends with " << name(e));
+  matrix_server s;
+  const std::size_t fds_before = tt::open_fds();
+
+  std::optional<tt::client> c;
+  std::optional<tt::child_client> child;
+  if (e == ending::killed) {
+    child.emplace(s.port, request_for(p), marker_for(p));
+    REQUIRE(tt::run_until(s.loop, [&] { return s.handlers_run == 1; }));
+    REQUIRE(child->wait_ready(s.loop));
+  } else {
+    c.emplace(s.port);
+    c->send(request_for(p));
+    REQUIRE(tt::run_until(s.loop, [&] { return s.handlers_run == 1; }));
+    if (p != phase::held) REQUIRE(c->wait_for(s.loop, marker_for(p)));
+  }
+  REQUIRE(s.closes.empty());
+
+  switch (e) {
+    case ending::rst: c->reset(); break;
+    case ending::fin: c->close(); break;
+    case ending::half_close: c->half_close(); break;
+    case ending::killed: child->kill(); break;
+  }
+
+  REQUIRE(tt::run_until(s.loop, [&] { return !s.closes.empty(); }));
+  tt::run_for(s.loop, 30ms);  // a second callback would show up here
+
+  REQUIRE(s.closes.size() == 1);
+  CHECK(s.closes[0].reason == expected_reason(e));
+  CHECK(s.closes[0].aborted == (p != phase::idle));
+  CHECK(s.srv.tracked_connections() == 0);
+
+  if (p == phase::held) {
+    CHECK_FALSE(s.held.alive());
+    CHECK(s.held.peer_gone());
+    CHECK(s.held.reply(200, "late") == tether::errc::peer_gone);
+  }
+  if (p == phase::streaming) {
+    CHECK(s.stream.peer_gone());
+    CHECK(s.stream.send_chunk("late") == tether::errc::peer_gone);
+    // The producer notices on its next tick and stops; it never sent into the void.
+    REQUIRE(tt::run_until(s.loop, [&] { return !s.producer.active(); }, 1000ms));
+    CHECK(s.sends_after_close == 0);
+  }
+
+  if (e == ending::half_close) {
+    CHECK(c->wait_eof(s.loop));  // the server closed its side too
+  }
+  c.reset();
+  child.reset();
+  CHECK(tt::close_wait_sockets(s.port) == 0);
+  CHECK(tt::open_fds() == fds_before);
+}
+
+}  // namespace
+
+TEST_CASE("close matrix: a held request (long-poll) notices every kind of hang-up once", "[close][held]") {
+  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed}) run_case(phase::held, e);
+}
+
+TEST_CASE("close matrix: a streaming reply notices every kind of hang-up once and its producer stops",
+          "[close][streaming]") {
+  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed}) run_case(phase::streaming, e);
+}
+
+TEST_CASE("close matrix: an idle keep-alive connection notices every kind of hang-up once", "[close][idle]") {
+  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed}) run_case(phase::idle, e);
+}
+
+TEST_CASE("close matrix: repeated RST and FIN on held requests never double-fire or leak", "[close][held]") {
+  for (int trial = 0; trial < 20; ++trial) run_case(phase::held, trial % 2 ? ending::rst : ending::fin);
+}

@@ -1,0 +1,278 @@
+// tests/support/loopback.hpp - real sockets on 127.0.0.1 for tether's tests.
+//
+// Every wait here is bounded in time and in iterations, and waits for a condition (a
+// callback fired, bytes arrived), never for a fixed delay.
+#pragma once
+
+#include <tether/tether.hpp>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace tt {
+
+using namespace std::chrono_literals;
+
+/// Runs `loop` until `pred()` holds or `limit` passes; returns pred(). A 1 ms wake-up
+/// timer bounds each iteration so that conditions outside the loop (a child process,
+/// a client socket) are re-checked; at most limit/1ms + 1 iterations run.
+template <class Pred>
+bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit = 3000ms) {
+  if (pred()) return true;
+  tether::timer wake{loop, [] {}};
+  wake.start_periodic(1ms);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const long max_iterations = static_cast<long>(limit.count()) * 4 + 16;
+  for (long i = 0; i < max_iterations && std::chrono::steady_clock::now() < deadline; ++i) {
+    loop.run_once();
+    if (pred()) return true;
+  }
+  return pred();
+}
+
+/// Runs `loop` for `d` (to let things that must NOT happen have their chance).
+inline void run_for(tether::event_loop& loop, std::chrono::milliseconds d) {
+  run_until(loop, [] { return false; }, d);
+}
+
+/// A client socket the test drives by hand; the loop keeps running in between.
+class client {
+ public:
+  explicit client(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error("socket");
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) throw std::runtime_error("connect");
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  }
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+  ~client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        pollfd p{fd_, POLLOUT, 0};
+        ::poll(&p, 1, 100);
+        continue;
+      }
+      if (n <= 0) throw std::runtime_error("send");
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  /// Reads what is available; returns false once the server closed (EOF or error).
+  bool pump() {
+    char buf[16384];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        data_.append(buf, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n == 0) eof_ = true;
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) eof_ = true;
+      return !eof_;
+    }
+  }
+  /// Pumps the loop until the received bytes contain `needle`.
+  bool wait_for(tether::event_loop& loop, std::string_view needle, std::chrono::milliseconds limit = 3000ms) {
+    return run_until(loop, [&] {
+      pump();
+      return data_.find(needle) != std::string::npos;
+    }, limit);
+  }
+  /// Pumps the loop until the server closes the connection.
+  bool wait_eof(tether::event_loop& loop, std::chrono::milliseconds limit = 3000ms) {
+    return run_until(loop, [&] {
+      pump();
+      return eof_;
+    }, limit);
+  }
+  /// Reads until `count` occurrences of `needle` were received.
+  bool wait_count(tether::event_loop& loop, std::string_view needle, std::size_t count,
+                  std::chrono::milliseconds limit = 3000ms) {
+    return run_until(loop, [&] {
+      pump();
+      return occurrences(needle) >= count;
+    }, limit);
+  }
+  std::size_t occurrences(std::string_view needle) const {
+    std::size_t n = 0;
+    for (auto p = data_.find(needle); p != std::string::npos; p = data_.find(needle, p + needle.size())) ++n;
+    return n;
+  }
+
+  /// Abrupt end: RST (SO_LINGER {1, 0}, then close).
+  void reset() {
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(std::exchange(fd_, -1));
+  }
+  /// Orderly end: FIN (close after draining what the server sent, so no RST follows).
+  void close() {
+    pump();
+    ::close(std::exchange(fd_, -1));
+  }
+  /// Half-close: FIN on our side, still reading.
+  void half_close() { ::shutdown(fd_, SHUT_WR); }
+
+  const std::string& data() const noexcept { return data_; }
+  void clear() { data_.clear(); }
+  bool eof() const noexcept { return eof_; }
+  int fd() const noexcept { return fd_; }
+  /// The client's local port, to find its connection in /proc/net/tcp.
+  std::uint16_t local_port() const {
+    sockaddr_in sa{};
+    socklen_t len = sizeof sa;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    return ntohs(sa.sin_port);
+  }
+
+ private:
+  int fd_ = -1;
+  std::string data_;
+  bool eof_ = false;
+};
+
+/// A client in a child process, so that it can be killed with SIGKILL. The child
+/// connects, sends `request`, reads until it has seen `ready_marker` (then tells the
+/// parent through a pipe) and keeps reading until it is killed.
+class child_client {
+ public:
+  child_client(std::uint16_t port, std::string request, std::string ready_marker) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork");
+    if (pid_ == 0) {
+      ::close(p[0]);
+      run_child(port, request, ready_marker, p[1]);
+    }
+    ::close(p[1]);
+    ready_fd_ = p[0];
+  }
+  child_client(const child_client&) = delete;
+  child_client& operator=(const child_client&) = delete;
+  ~child_client() {
+    kill();
+    if (ready_fd_ >= 0) ::close(ready_fd_);
+  }
+
+  /// Pumps the loop until the child saw its marker.
+  bool wait_ready(tether::event_loop& loop, std::chrono::milliseconds limit = 3000ms) {
+    return run_until(loop, [&] {
+      pollfd pf{ready_fd_, POLLIN, 0};
+      return ::poll(&pf, 1, 0) == 1;
+    }, limit);
+  }
+  /// SIGKILL, then reap.
+  void kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+  }
+
+ private:
+  [[noreturn]] static void run_child(std::uint16_t port, const std::string& request, const std::string& marker, int ready) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) ::_exit(2);
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) ::_exit(3);
+    std::string got;
+    char buf[4096];
+    bool told = false;
+    for (;;) {
+      if (!told && got.find(marker) != std::string::npos) {
+        if (::write(ready, "r", 1) != 1) ::_exit(4);
+        told = true;
+      }
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        ::pause();  // wait to be killed
+        ::_exit(0);
+      }
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+  pid_t pid_ = -1;
+  int ready_fd_ = -1;
+};
+
+/// Open file descriptors of this process.
+inline std::size_t open_fds() {
+  std::size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n - 1;  // the directory stream itself
+}
+
+/// Sockets in /proc/net/tcp{,6} whose local port is `port` and state is `state_hex`
+/// ("08" CLOSE_WAIT, "0A" LISTEN, "01" ESTABLISHED).
+inline std::size_t tcp_sockets(std::uint16_t port, std::string_view state_hex) {
+  std::size_t n = 0;
+  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string sl, local, remote, st;
+      fields >> sl >> local >> remote >> st;
+      const auto colon = local.rfind(':');
+      if (colon == std::string::npos) continue;
+      const auto p = static_cast<std::uint16_t>(std::stoul(local.substr(colon + 1), nullptr, 16));
+      if (p == port && st == state_hex) ++n;
+    }
+  }
+  return n;
+}
+inline std::size_t close_wait_sockets(std::uint16_t port) { return tcp_sockets(port, "08"); }
+
+/// Extracts the Content-Length body of the first HTTP reply in `s` (empty if none).
+inline std::string first_body(const std::string& s) {
+  const auto eoh = s.find("\r\n\r\n");
+  if (eoh == std::string::npos) return {};
+  const auto cl = s.find("Content-Length: ");
+  if (cl == std::string::npos || cl > eoh) return {};
+  const auto len = std::stoul(s.substr(cl + 16));
+  return s.substr(eoh + 4, len);
+}
+
+}  // namespace tt
