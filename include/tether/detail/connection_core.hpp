@@ -223,6 +223,10 @@ class connection_core {
   void close(close_reason why) noexcept {
     if (closed || !evcon) return;
     forced = why;
+    // As evhttp_connection_fail_ does: unregister while the fd is still open. Otherwise
+    // a close from inside a callback of this connection leaves the bufferevent's final
+    // event_del to run on a closed fd (epoll MOD -> EBADF warning).
+    bufferevent_disable(bev(), EV_READ | EV_WRITE);
     evhttp_connection_free(evcon);
   }
 

@@ -1,0 +1,345 @@
+// Held requests and handles: stray and pipelined bytes, floods, timeouts, shutdown,
+// abandoned requests, exceptions, and the errors a handle reports.
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using tether::close_reason;
+
+namespace {
+
+struct recorded_close {
+  close_reason reason;
+  bool aborted;
+};
+
+template <class Server = tether::server>
+struct fixture {
+  tether::event_loop loop;
+  std::optional<Server> srv{std::in_place, loop};
+  std::vector<recorded_close> closes;
+  typename Server::request_handle held;
+  int handled = 0;
+
+  auto recorder() {
+    return [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };
+  }
+  std::uint16_t bind() { return *srv->bind("127.0.0.1", 0); }
+};
+
+constexpr const char* hold_request = "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("held request: a stray CRLF neither crashes the server nor loses the late reply", "[held][stray]") {
+  fixture f;
+  f.srv->route("/hold", [&](tether::request& req) {
+    ++f.handled;
+    req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  c.send("\r\n");  // stock evhttp + the PECL recipe exits here: "illegal connection state 7"
+  tt::run_for(f.loop, 30ms);
+  REQUIRE(f.closes.empty());
+  REQUIRE_FALSE(f.held.reply(200, "late"));
+  REQUIRE(c.wait_for(f.loop, "late"));
+  CHECK(c.data().rfind("HTTP/1.1 200 OK", 0) == 0);
+}
+
+TEST_CASE("held request: a request pipelined behind a held one is served after it, in order", "[held][pipeline]") {
+  fixture f;
+  f.srv->route("/hold", [&](tether::request& req) {
+    ++f.handled;
+    f.held = req.hold();
+  });
+  f.srv->route("/fast", [&](tether::request& req) {
+    ++f.handled;
+    (void)req.reply(200, "second");
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  c.send("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n");  // arrives while /hold is held
+  tt::run_for(f.loop, 30ms);
+  CHECK(f.handled == 1);  // evhttp serves one request at a time per connection
+  REQUIRE_FALSE(f.held.reply(200, "first"));
+  REQUIRE(c.wait_for(f.loop, "second"));
+  CHECK(f.handled == 2);
+  CHECK(c.data().find("first") < c.data().find("second"));
+}
+
+TEST_CASE("held request: a client that floods while held is cut off at the policy's limit", "[held][flood]") {
+  using small_limit = tether::basic_server<tether::eager_close<4096>>;
+  fixture<small_limit> f;
+  f.srv->route("/hold", [&](small_limit::request& req) {
+    ++f.handled;
+    req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  c.send(std::string(64 * 1024, 'x'));
+  REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+  CHECK(f.closes[0].reason == close_reason::limit_exceeded);
+  CHECK(f.closes[0].aborted);
+  CHECK(f.held.reply(200) == tether::errc::peer_gone);
+  CHECK(c.wait_eof(f.loop));
+}
+
+TEST_CASE("held request: the server timeout does not cut a long-poll, but cuts the idle connection after it",
+          "[held][timeout]") {
+  fixture f;
+  f.srv->set_timeout(200ms);
+  f.srv->route("/hold", [&](tether::request& req) {
+    ++f.handled;
+    req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  tt::run_for(f.loop, 500ms);  // 2.5 timeouts; the client is alive and waiting
+  REQUIRE(f.closes.empty());
+  REQUIRE_FALSE(f.held.reply(200, "after-the-wait"));
+  REQUIRE(c.wait_for(f.loop, "after-the-wait"));
+  REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }, 2000ms));
+  CHECK(f.closes[0].reason == close_reason::timeout);
+  CHECK_FALSE(f.closes[0].aborted);
+}
+
+TEST_CASE("native_close: a held request is blind to a hang-up until the application writes", "[held][native]") {
+  using native = tether::basic_server<tether::native_close>;
+  fixture<native> f;
+  f.srv->route("/hold", [&](native::request& req) {
+    ++f.handled;
+    req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  c.close();
+  tt::run_for(f.loop, 100ms);
+  CHECK(f.closes.empty());                     // libevent's blind spot ...
+  CHECK(tt::close_wait_sockets(port) == 1);    // ... and its CLOSE_WAIT socket
+  (void)f.held.reply(200, "too-late");
+  REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+  CHECK(tt::close_wait_sockets(port) == 0);
+}
+
+TEST_CASE("server shutdown: open connections get server_shutdown and handles outlive the server",
+          "[held][shutdown]") {
+  fixture f;
+  f.srv->route("/hold", [&](tether::request& req) {
+    ++f.handled;
+    req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  f.srv.reset();
+  REQUIRE(f.closes.size() == 1);
+  CHECK(f.closes[0].reason == close_reason::server_shutdown);
+  CHECK(f.closes[0].aborted);
+  CHECK(f.held.peer_gone());
+  CHECK(f.held.reply(200) == tether::errc::peer_gone);
+  CHECK(c.wait_eof(f.loop));
+  f.held.reset();  // frees the orphaned state (ASan/valgrind check this)
+}
+
+TEST_CASE("handles: a handle to an earlier request on a keep-alive connection reports reply_finished",
+          "[handle]") {
+  fixture f;
+  std::vector<tether::request_handle> handles;
+  f.srv->route("/once", [&](tether::request& req) {
+    ++f.handled;
+    handles.push_back(req.hold());
+    (void)handles.back().reply(200, "reply-" + std::to_string(f.handled));
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send("GET /once HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "reply-1"));
+  c.send("GET /once HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "reply-2"));
+  CHECK(handles[0].reply(200) == tether::errc::reply_finished);
+  CHECK(handles[1].reply(200) == tether::errc::reply_finished);
+  CHECK_FALSE(handles[0].alive());
+  CHECK(tether::request_handle{}.reply(200) == tether::errc::empty_handle);
+}
+
+TEST_CASE("handles: the reply calls report misuse without touching libevent", "[handle]") {
+  fixture f;
+  std::vector<std::error_code> results;
+  f.srv->route("/misuse", [&](tether::request& req) {
+    results.push_back(req.send_chunk("x"));          // not started
+    results.push_back(req.end());                    // not started
+    results.push_back(req.reply(42));                // bad status
+    results.push_back(req.output_headers().add("X-Bad", "a\r\nInjected: 1"));
+    results.push_back(req.output_headers().add("Bad Name", "v"));
+    results.push_back(req.start(200));
+    results.push_back(req.reply(200));               // already streaming
+    results.push_back(req.end());
+    results.push_back(req.send_chunk("x"));          // finished
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send("GET /misuse HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "0\r\n\r\n"));
+  REQUIRE(results.size() == 9);
+  CHECK(results[0] == tether::errc::reply_not_started);
+  CHECK(results[1] == tether::errc::reply_not_started);
+  CHECK(results[2] == tether::errc::invalid_argument);
+  CHECK(results[3] == tether::errc::invalid_argument);
+  CHECK(results[4] == tether::errc::invalid_argument);
+  CHECK_FALSE(results[5]);
+  CHECK(results[6] == tether::errc::reply_started);
+  CHECK_FALSE(results[7]);
+  CHECK(results[8] == tether::errc::reply_finished);
+  CHECK(c.data().find("Injected") == std::string::npos);
+}
+
+TEST_CASE("abandoned requests: a handler that neither replies nor holds gets a 500 sent for it", "[abandon]") {
+  fixture f;
+  f.srv->route("/forgot", [&](tether::request&) { ++f.handled; });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send("GET /forgot HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "</HTML>"));
+  CHECK(c.data().rfind("HTTP/1.1 500", 0) == 0);
+}
+
+TEST_CASE("abandoned requests: dropping the last handle answers a held request and ends a stream",
+          "[abandon][handle]") {
+  fixture f;
+  tether::request_handle stream;
+  f.srv->route("/hold", [&](tether::request& req) { f.held = req.hold(); });
+  f.srv->route("/stream", [&](tether::request& req) {
+    (void)req.start(200);
+    (void)req.send_chunk("part");
+    stream = req.hold();
+  });
+  const auto port = f.bind();
+  tt::client a(port), b(port);
+  a.send(hold_request);
+  b.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(b.wait_for(f.loop, "part"));
+  REQUIRE(tt::run_until(f.loop, [&] { return bool(f.held); }));
+  f.held.reset();
+  stream.reset();
+  CHECK(a.wait_for(f.loop, "HTTP/1.1 500"));
+  CHECK(b.wait_for(f.loop, "0\r\n\r\n"));
+}
+
+TEST_CASE("exceptions: a throwing handler yields a 500, mid-stream it closes the connection", "[exceptions]") {
+  fixture f;
+  f.srv->route("/throw", [&](tether::request&) { throw std::runtime_error("handler failure"); });
+  f.srv->route("/throw-mid-stream", [&](tether::request& req) {
+    req.connection().on_close(f.recorder());
+    (void)req.start(200);
+    (void)req.send_chunk("partial");
+    throw std::runtime_error("stream failure");
+  });
+  const auto port = f.bind();
+  tt::client a(port), b(port);
+  a.send("GET /throw HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(a.wait_for(f.loop, "HTTP/1.1 500"));
+  b.send("GET /throw-mid-stream HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(b.wait_eof(f.loop));
+  REQUIRE(f.closes.size() == 1);
+  CHECK(f.closes[0].reason == close_reason::error);
+  CHECK(f.closes[0].aborted);
+}
+
+TEST_CASE("close reasons: Connection: close, HTTP/1.0 streams and server-side close", "[close][reasons]") {
+  fixture f;
+  tether::request_handle h;
+  f.srv->route("/done", [&](tether::request& req) {
+    req.connection().on_close(f.recorder());
+    (void)req.reply(200, "done");
+  });
+  f.srv->route("/stream10", [&](tether::request& req) {
+    req.connection().on_close(f.recorder());
+    (void)req.start(200);
+    h = req.hold();
+  });
+  f.srv->route("/kick", [&](tether::request& req) {
+    req.connection().on_close(f.recorder());
+    h = req.hold();
+  });
+  const auto port = f.bind();
+
+  SECTION("a reply to Connection: close ends with completed") {
+    tt::client c(port);
+    c.send("GET /done HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+    CHECK(f.closes[0].reason == close_reason::completed);
+    CHECK_FALSE(f.closes[0].aborted);
+    CHECK(c.wait_for(f.loop, "done"));
+  }
+  SECTION("ending an HTTP/1.0 stream closes inside end() and reports completed") {
+    tt::client c(port);
+    c.send("GET /stream10 HTTP/1.0\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return bool(h); }));
+    REQUIRE_FALSE(h.send_chunk("body"));
+    REQUIRE(c.wait_for(f.loop, "body"));
+    REQUIRE_FALSE(h.end());
+    REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+    CHECK(f.closes[0].reason == close_reason::completed);
+    CHECK_FALSE(f.closes[0].aborted);
+    CHECK(c.wait_eof(f.loop));
+  }
+  SECTION("close() through a handle ends with closed_by_server, synchronously") {
+    tt::client c(port);
+    c.send("GET /kick HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return bool(h); }));
+    h.close();
+    REQUIRE(f.closes.size() == 1);
+    CHECK(f.closes[0].reason == close_reason::closed_by_server);
+    CHECK(f.closes[0].aborted);
+    CHECK(c.wait_eof(f.loop));
+  }
+}
+
+TEST_CASE("close callbacks: a later on_close replaces the earlier one; state lives in the callback",
+          "[close][callback]") {
+  fixture f;
+  int first = 0;
+  std::vector<int> ids;
+  f.srv->route("/a", [&](tether::request& req) {
+    req.connection().on_close([&first](const tether::close_event&) { ++first; });
+    (void)req.reply(200, "a");
+  });
+  f.srv->route("/b", [&](tether::request& req) {
+    req.connection().on_close([&ids, id = 42](const tether::close_event&) { ids.push_back(id); });
+    (void)req.reply(200, "b");
+  });
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "a"));
+  c.send("GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "\r\n\r\nb"));
+  c.reset();
+  REQUIRE(tt::run_until(f.loop, [&] { return !ids.empty(); }));
+  CHECK(first == 0);
+  CHECK(ids == std::vector<int>{42});
+}
