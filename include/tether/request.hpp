@@ -189,7 +189,7 @@ class basic_request {
     if (!q) return std::nullopt;
     return std::string_view(q);
   }
-  /// The Host header (or the host of an absolute target), lower-cased by libevent.
+  /// The Host header (or the host of an absolute target), as sent.
   std::string_view host() const noexcept { return str(evhttp_request_get_host(req_)); }
   /// HTTP version of the request: {1, 1}, {1, 0}.
   std::pair<int, int> version() const noexcept { return {req_->major, req_->minor}; }
@@ -456,12 +456,16 @@ class basic_connection {
   /// replaces it. It also fires for a graceful close after a complete reply
   /// (close_reason::completed) and on keep-alive connections after later requests.
   template <class F>
-    requires std::constructible_from<callback_type, F&&>
   std::error_code on_close(F&& f) noexcept(std::is_nothrow_constructible_v<callback_type, F&&>) {
     // This server was declared without close callbacks (no_close_callback). Declare it
     // with tether::close_function<> (the default) or your callback's type instead.
     static_assert(!std::is_same_v<callback_type, no_close_callback>,
                   "tether: this server's close callback type is no_close_callback; it cannot take one");
+    // The callback is stored as the server's CloseCallback type (its third template
+    // argument). Pass an object of that type, or declare the server with
+    // tether::close_function<> to accept any small callable.
+    static_assert(std::is_constructible_v<callback_type, F&&>,
+                  "tether: on_close: the callback cannot be stored as this server's CloseCallback type");
     auto* st = state();
     if (!st) return make_error_code(errc::peer_gone);
     st->set_callback(callback_type(std::forward<F>(f)));

@@ -43,9 +43,10 @@ struct recorded_close {
 
 // One server with the three phases as routes.
 struct matrix_server {
+  // Declared before the server: destroying the server runs close callbacks that use them.
+  std::vector<recorded_close> closes;
   tether::event_loop loop;
   tether::server srv{loop};
-  std::vector<recorded_close> closes;
   tether::request_handle held;
   tether::request_handle stream;
   int handlers_run = 0;

@@ -59,28 +59,24 @@ class example_process {
 
   /// Reads stdout until it contains `needle` or `ms` pass.
   bool wait_output(std::string_view needle, int ms = 3000) {
-    for (int waited = 0; output_.find(needle) == std::string::npos && waited < ms; waited += 10) {
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, 10) == 1) {
-        char buf[256];
-        const ssize_t n = ::read(out_, buf, sizeof buf);
-        if (n <= 0) break;
-        output_.append(buf, static_cast<std::size_t>(n));
-      }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (output_.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      read_some(10);
     }
     return output_.find(needle) != std::string::npos;
   }
-  /// Waits for the process to exit; returns its exit code (or -1).
+  /// Waits for the process to exit; returns its exit code (or -1), with all its output read.
   int wait_exit(int ms = 3000) {
-    for (int waited = 0; waited < ms; waited += 10) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        wait_output("\n", 50);
+        while (read_some(0)) {
+        }
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       }
-      pollfd p{out_, POLLIN, 0};
-      ::poll(&p, 1, 10);
+      read_some(10);
     }
     return -1;
   }
@@ -109,6 +105,17 @@ class example_process {
   const std::string& output() const { return output_; }
 
  private:
+  // Waits up to `ms` for output and reads what is there; false at EOF or when none came.
+  bool read_some(int ms) {
+    pollfd p{out_, POLLIN, 0};
+    if (::poll(&p, 1, ms) != 1) return false;
+    char buf[256];
+    const ssize_t n = ::read(out_, buf, sizeof buf);
+    if (n <= 0) return false;
+    output_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+
   pid_t pid_ = -1;
   int out_ = -1;
   std::string output_;
@@ -160,7 +167,8 @@ struct nc_process {
     ::close(from_child);
   }
   bool wait_received(std::string_view needle) {
-    for (int waited = 0; received.find(needle) == std::string::npos && waited < 5000; waited += 10) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (received.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
       pollfd pf{from_child, POLLIN, 0};
       if (::poll(&pf, 1, 10) == 1) {
         char buf[4096];

@@ -22,11 +22,12 @@ struct recorded_close {
 
 template <class Server = tether::server>
 struct fixture {
+  // Declared before the server: destroying the server runs close callbacks that use them.
+  std::vector<recorded_close> closes;
+  int handled = 0;
   tether::event_loop loop;
   std::optional<Server> srv{std::in_place, loop};
-  std::vector<recorded_close> closes;
   typename Server::request_handle held;
-  int handled = 0;
 
   auto recorder() {
     return [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };

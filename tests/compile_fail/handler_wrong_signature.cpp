@@ -1,0 +1,8 @@
+// A handler that cannot take the server's request is rejected with a sentence.
+#include <tether/tether.hpp>
+
+int main() {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  srv.fallback([](int) {});
+}
