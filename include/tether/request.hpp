@@ -13,6 +13,7 @@
 
 #include <tether/buffer.hpp>
 #include <tether/buffer_policy.hpp>
+#include <tether/bufferevent.hpp>
 #include <tether/close_callback.hpp>
 #include <tether/close_policy.hpp>
 #include <tether/close_reason.hpp>
@@ -475,6 +476,14 @@ class basic_connection {
   /// Closes the connection now (close_reason::closed_by_server).
   void close() noexcept {
     if (auto* st = state()) st->close(close_reason::closed_by_server);
+  }
+
+  /// The connection's bufferevent (owned by evhttp), to inspect its buffers; null view
+  /// once the connection is gone.
+  std::optional<bufferevent_ref> bufferevent() const noexcept {
+    evhttp_connection* c = evcon();
+    if (!c) return std::nullopt;
+    return bufferevent_ref(evhttp_connection_get_bufferevent(c));
   }
 
   evhttp_connection* native() const noexcept { return evcon(); }

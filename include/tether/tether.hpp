@@ -3,6 +3,7 @@
 
 #include <tether/buffer.hpp>
 #include <tether/buffer_policy.hpp>
+#include <tether/bufferevent.hpp>
 #include <tether/close_callback.hpp>
 #include <tether/close_policy.hpp>
 #include <tether/close_reason.hpp>

@@ -90,3 +90,23 @@ TEST_CASE("server: limits and allowed methods are applied by libevent before han
   CHECK(b.wait_for(loop, "HTTP/1.1 413"));
   CHECK(handled == 0);
 }
+
+TEST_CASE("connection: exposes evhttp's bufferevent as a view while the connection lives", "[server][bufferevent]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  bool checked = false;
+  srv.fallback([&](tether::request& r) {
+    auto bev = r.connection().bufferevent();
+    REQUIRE(bev);
+    CHECK(bev->fd() >= 0);
+    CHECK(bev->input().empty());        // evhttp consumed the request
+    CHECK_FALSE(bev->reading());        // evhttp stops reading while the handler runs
+    checked = true;
+    (void)r.reply(200, "ok");
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client c(port);
+  c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(loop, "ok"));
+  CHECK(checked);
+}

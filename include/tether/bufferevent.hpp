@@ -1,0 +1,43 @@
+// tether/bufferevent.hpp - a non-owning view of a bufferevent.
+//
+// evhttp owns the bufferevent of every connection. This view exposes what is safe to do
+// with it from outside: read its state and buffers, and cap its per-call I/O. It
+// cannot free it or replace its callbacks: evhttp relies on both (see
+// docs/close-lifecycle.md for why enabling EV_READ by hand crashes a held request).
+#pragma once
+
+#include <tether/buffer.hpp>
+#include <tether/config.hpp>
+
+#include <event2/bufferevent.h>
+
+#include <cstddef>
+
+TETHER_BEGIN_NAMESPACE
+
+class bufferevent_ref {
+ public:
+  explicit bufferevent_ref(bufferevent* b) noexcept : b_(b) {}
+
+  /// Bytes received and not yet consumed.
+  buffer_ref input() const noexcept { return buffer_ref(bufferevent_get_input(b_)); }
+  /// Bytes queued and not yet written to the kernel.
+  buffer_ref output() const noexcept { return buffer_ref(bufferevent_get_output(b_)); }
+
+  bool reading() const noexcept { return (bufferevent_get_enabled(b_) & EV_READ) != 0; }
+  bool writing() const noexcept { return (bufferevent_get_enabled(b_) & EV_WRITE) != 0; }
+
+  /// The socket (or -1).
+  int fd() const noexcept { return static_cast<int>(bufferevent_getfd(b_)); }
+
+  /// Caps how much one read or write moves (libevent's per-call limits).
+  void set_max_single_read(std::size_t n) noexcept { bufferevent_set_max_single_read(b_, n); }
+  void set_max_single_write(std::size_t n) noexcept { bufferevent_set_max_single_write(b_, n); }
+
+  bufferevent* native() const noexcept { return b_; }
+
+ private:
+  bufferevent* b_;
+};
+
+TETHER_END_NAMESPACE
