@@ -27,6 +27,9 @@ enum class close_reason : std::uint8_t {
   closed_by_server,
   /// The client sent more than the close policy allows while its request was held.
   limit_exceeded,
+  /// The client read too slowly: its unwritten output stayed above the low-water mark
+  /// past the deadline of bounded<..., slow_consumer::disconnect<Ms>>.
+  slow_consumer,
   /// Any other failure (a socket error other than a reset, or a protocol error).
   error,
 };
@@ -41,6 +44,7 @@ constexpr std::string_view to_string(close_reason r) noexcept {
     case close_reason::server_shutdown: return "server_shutdown";
     case close_reason::closed_by_server: return "closed_by_server";
     case close_reason::limit_exceeded: return "limit_exceeded";
+    case close_reason::slow_consumer: return "slow_consumer";
     case close_reason::error: return "error";
   }
   return "unknown";

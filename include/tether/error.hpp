@@ -47,6 +47,9 @@ enum class errc : int {
   would_block,
   /// The client sent more than the close policy allows while its request was held.
   limit_exceeded,
+  /// The chunk was discarded by a bounded buffer policy (slow_consumer::drop): the
+  /// client's output is above the high-water mark.
+  dropped,
   /// libevent could not allocate or refused the operation.
   libevent_failure,
   /// The operation needs a file that could not be opened or stat'ed.
@@ -68,6 +71,7 @@ class error_category_impl final : public std::error_category {
       case errc::empty_handle: return "empty handle";
       case errc::would_block: return "output above the high-water mark; wait until writable";
       case errc::limit_exceeded: return "client exceeded the configured input limit";
+      case errc::dropped: return "chunk dropped: the client reads too slowly";
       case errc::libevent_failure: return "libevent failed or refused the operation";
       case errc::file_error: return "the file could not be opened or stat'ed";
     }

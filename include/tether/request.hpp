@@ -23,6 +23,7 @@
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
 #include <tether/method.hpp>
+#include <tether/reply_hook.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -79,6 +80,7 @@ struct exchange_ops {
   using state = connection_state<Config>;
   using close_policy = typename Config::close_policy;
   using buffer_policy = typename Config::buffer_policy;
+  using flow = typename buffer_policy::flow;
 
   static void resume(exchange& ex, state* st) noexcept {
     if (st && ex.held) {
@@ -87,11 +89,11 @@ struct exchange_ops {
     }
   }
 
-  static std::error_code reply(exchange& ex, state* st, int status, const char* reason,
-                               std::string_view body) noexcept {
+  template <class Body>
+  static std::error_code reply(exchange& ex, state* st, int status, const char* reason, Body&& body) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
-    if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), body)) return ec;
+    if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), std::forward<Body>(body))) return ec;
     resume(ex, st);
     if (st) ex.will_close = connection_core::reply_will_close(ex.req);
     ex.ph = phase::finishing;
@@ -117,21 +119,50 @@ struct exchange_ops {
     close_policy::on_stream_start(ctl);
     ex.ph = phase::streaming;
     evhttp_send_reply_start(ex.req, status, reason);
+    if constexpr (flow::bounded) {
+      long deadline_ms = 0;
+      if constexpr (is_disconnect<typename flow::action>::value) deadline_ms = static_cast<long>(flow::action::deadline.count());
+      if (ex.ph == phase::streaming) st.flow_start(flow::high_water, flow::low_water, deadline_ms);
+    }
     return {};
   }
 
-  static std::error_code chunk(exchange& ex, state& st, std::string_view data) noexcept {
+  template <class Body>
+  static std::error_code chunk(exchange& ex, state& st, Body&& body) noexcept {
     if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
     {
       connection_control ctl{st};
       close_policy::on_stream_write(ctl);
     }
-    if (ex.ph != phase::streaming) return st.forced == close_reason::limit_exceeded ? make_error_code(errc::limit_exceeded)
-                                                                                      : make_error_code(errc::peer_gone);
-    if (data.empty()) return {};
+    if (ex.ph != phase::streaming)
+      return st.forced == close_reason::limit_exceeded ? make_error_code(errc::limit_exceeded) : make_error_code(errc::peer_gone);
     evbuffer* scratch = st.server->scratch;
-    if (auto ec = buffer_policy::append(scratch, data)) return ec;
-    evhttp_send_reply_chunk(ex.req, scratch);
+    if constexpr (flow::bounded) {
+      using action = typename flow::action;
+      const bool parked = std::is_same_v<action, slow_consumer::coalesce> && st.pending && evbuffer_get_length(st.pending) != 0;
+      if (parked || st.above_high_water()) {
+        st.flow_paused = true;
+        if constexpr (std::is_same_v<action, slow_consumer::drop>) {
+          return make_error_code(errc::dropped);
+        } else if constexpr (std::is_same_v<action, slow_consumer::coalesce>) {
+          // The newest chunk replaces the parked one; on_drain sends it at the low mark.
+          auto ec = buffer_policy::append(scratch, std::forward<Body>(body));
+          if (!ec && !st.park(scratch)) ec = make_error_code(errc::libevent_failure);
+          evbuffer_drain(scratch, evbuffer_get_length(scratch));
+          return ec;
+        } else {
+          st.arm_slow_timer();
+          return make_error_code(errc::would_block);
+        }
+      }
+    }
+    if (auto ec = buffer_policy::append(scratch, std::forward<Body>(body))) {
+      evbuffer_drain(scratch, evbuffer_get_length(scratch));
+      return ec;
+    }
+    if (evbuffer_get_length(scratch) == 0) return {};
+    if constexpr (flow::bounded) st.send_bounded_chunk(scratch);
+    else evhttp_send_reply_chunk(ex.req, scratch);
     // libevent leaves the buffer untouched when it drops the chunk (HEAD, 204, 304).
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
     return {};
@@ -139,7 +170,11 @@ struct exchange_ops {
 
   static std::error_code end(exchange& ex, state* st) noexcept {
     if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
-    if (st) ex.will_close = connection_core::reply_will_close(ex.req);
+    if (st) {
+      if (st->pending && evbuffer_get_length(st->pending) != 0) evhttp_send_reply_chunk(ex.req, st->pending);
+      st->flow_stop();
+      ex.will_close = connection_core::reply_will_close(ex.req);
+    }
     evhttp_request* req = ex.req;
     ex.ph = phase::finishing;
     if (!st) ex.req = nullptr;
@@ -147,6 +182,16 @@ struct exchange_ops {
     // write): nothing below may touch `req`.
     evhttp_send_reply_end(req);
     return {};
+  }
+
+  /// A readable error for a body type the server's buffer policy cannot queue.
+  template <class Body>
+  static constexpr void check_body() noexcept {
+    // The server's BufferPolicy has no append() for this body type: plain bytes work with
+    // every policy, shared_bytes/static_bytes go by reference with reference_buffer or
+    // file_buffer, file ranges need file_buffer.
+    static_assert(buffer_policy_accepts<buffer_policy, Body>,
+                  "tether: this server's buffer policy cannot queue this body type");
   }
 };
 
@@ -205,32 +250,41 @@ class basic_request {
   // ----- replying -----------------------------------------------------------------
 
   /// Sends a complete reply: `status`, the output headers, the output buffer plus
-  /// `body`. libevent adds Content-Length (and Date on HTTP/1.1).
-  std::error_code reply(int status, std::string_view body = {}) noexcept {
-    return detail::exchange_ops<Config>::reply(*ex_, st_, status, nullptr, body);
+  /// `body` (bytes, or anything the buffer policy accepts: shared_bytes, file ranges...).
+  /// libevent adds Content-Length (and Date on HTTP/1.1).
+  template <class Body>
+  std::error_code reply(int status, Body&& body) noexcept {
+    ops::template check_body<Body>();
+    return ops::reply(*ex_, st_, status, nullptr, std::forward<Body>(body));
   }
+  std::error_code reply(int status) noexcept { return ops::reply(*ex_, st_, status, nullptr, std::string_view{}); }
   /// As above with an explicit reason phrase ("OK" is libevent's default for 200).
-  std::error_code reply(int status, cstring_view reason, std::string_view body) noexcept {
-    return detail::exchange_ops<Config>::reply(*ex_, st_, status, reason.c_str(), body);
+  template <class Body>
+  std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
+    ops::template check_body<Body>();
+    return ops::reply(*ex_, st_, status, reason.c_str(), std::forward<Body>(body));
   }
   /// Sends libevent's HTML error page for `status`.
   std::error_code send_error(int status, const char* reason = nullptr) noexcept {
-    return detail::exchange_ops<Config>::send_error(*ex_, st_, status, reason);
+    return ops::send_error(*ex_, st_, status, reason);
   }
   /// Starts a streamed reply: HTTP/1.1 chunked unless Content-Length was set; an
   /// HTTP/1.0 client gets a body that ends when the connection closes.
   std::error_code start(int status, const char* reason = nullptr) noexcept {
     auto* st = promote();
     if (!st) return make_error_code(errc::libevent_failure);
-    return detail::exchange_ops<Config>::start(*ex_, *st, status, reason);
+    return ops::start(*ex_, *st, status, reason);
   }
-  /// Queues one chunk of a streamed reply.
-  std::error_code send_chunk(std::string_view data) noexcept {
+  /// Queues one chunk of a streamed reply (bytes, or anything the buffer policy accepts).
+  /// Under a bounded policy it may return errc::would_block or errc::dropped.
+  template <class Body>
+  std::error_code send_chunk(Body&& body) noexcept {
+    ops::template check_body<Body>();
     if (!st_) return detail::phase_error(ex_->ph, false);
-    return detail::exchange_ops<Config>::chunk(*ex_, *st_, data);
+    return ops::chunk(*ex_, *st_, std::forward<Body>(body));
   }
   /// Ends a streamed reply.
-  std::error_code end() noexcept { return detail::exchange_ops<Config>::end(*ex_, st_); }
+  std::error_code end() noexcept { return ops::end(*ex_, st_); }
 
   // ----- keeping it ---------------------------------------------------------------
 
@@ -256,6 +310,7 @@ class basic_request {
   friend struct detail::request_access;
   template <class>
   friend class basic_connection;
+  using ops = detail::exchange_ops<Config>;
 
   basic_request(detail::server_core& s, evhttp_request* r) noexcept : srv_(&s), req_(r) {
     local_.req = r;
@@ -372,11 +427,18 @@ class basic_request_handle {
   bool peer_gone() const noexcept { return st_ && st_->seq == seq_ && st_->ex.ph == detail::phase::aborted; }
   explicit operator bool() const noexcept { return st_ != nullptr; }
 
-  std::error_code reply(int status, std::string_view body = {}) noexcept {
-    return with([&](auto& ex) { return ops::reply(ex, st_, status, nullptr, body); });
+  template <class Body>
+  std::error_code reply(int status, Body&& body) noexcept {
+    ops::template check_body<Body>();
+    return with([&](auto& ex) { return ops::reply(ex, st_, status, nullptr, std::forward<Body>(body)); });
   }
-  std::error_code reply(int status, cstring_view reason, std::string_view body) noexcept {
-    return with([&](auto& ex) { return ops::reply(ex, st_, status, reason.c_str(), body); });
+  std::error_code reply(int status) noexcept {
+    return with([&](auto& ex) { return ops::reply(ex, st_, status, nullptr, std::string_view{}); });
+  }
+  template <class Body>
+  std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
+    ops::template check_body<Body>();
+    return with([&](auto& ex) { return ops::reply(ex, st_, status, reason.c_str(), std::forward<Body>(body)); });
   }
   std::error_code send_error(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::send_error(ex, st_, status, reason); });
@@ -384,11 +446,30 @@ class basic_request_handle {
   std::error_code start(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::start(ex, *st_, status, reason); });
   }
-  std::error_code send_chunk(std::string_view data) noexcept {
-    return with([&](auto& ex) { return ops::chunk(ex, *st_, data); });
+  /// Queues one chunk; under a bounded policy it may return errc::would_block (wait
+  /// for reply_hook::on_writable) or errc::dropped.
+  template <class Body>
+  std::error_code send_chunk(Body&& body) noexcept {
+    ops::template check_body<Body>();
+    return with([&](auto& ex) { return ops::chunk(ex, *st_, std::forward<Body>(body)); });
   }
   std::error_code end() noexcept {
     return with([&](auto& ex) { return ops::end(ex, st_); });
+  }
+  /// Links `hook` to this request: it hears when a bounded output is writable again and
+  /// when the exchange ends (completed, client gone, server gone). Errors: as the reply
+  /// calls, when the request is no longer waiting.
+  std::error_code attach(reply_hook& hook) noexcept {
+    return with([&](auto& ex) -> std::error_code {
+      if (ex.ph != detail::phase::pending && ex.ph != detail::phase::streaming) return detail::phase_error(ex.ph, false);
+      hook.detach();
+      st_->link(detail::reply_hook_access::watcher(hook));
+      return {};
+    });
+  }
+  /// Bytes queued for the client and not yet written (0 once the connection is gone).
+  std::size_t queued_bytes() const noexcept {
+    return st_ && st_->seq == seq_ && !st_->closed ? st_->output_size() : 0;
   }
   /// Adds a header to the reply (before reply() or start()).
   std::error_code add_header(cstring_view name, cstring_view value) noexcept {

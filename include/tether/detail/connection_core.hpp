@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>  // evhttp_request::major/minor: libevent has no accessor
 
@@ -28,6 +29,7 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
+#include <utility>
 
 #if defined(__linux__)
 #  include <netinet/in.h>
@@ -71,6 +73,8 @@ class connection_core;
 /// any close callback. Streams and producers link one in to stop at once.
 struct exchange_watcher {
   void (*notify)(exchange_watcher* self, close_reason why, bool aborted) noexcept = nullptr;
+  /// Called (if set) when a bounded policy's output fell back to its low-water mark.
+  void (*writable)(exchange_watcher* self) noexcept = nullptr;
   exchange_watcher* prev = nullptr;
   exchange_watcher* next = nullptr;
   connection_core* owner = nullptr;
@@ -110,6 +114,13 @@ class connection_core {
   bufferevent_data_cb saved_write = nullptr;
   bufferevent_event_cb saved_event = nullptr;
   exchange_watcher* watchers = nullptr;
+  // Flow control of bounded buffer policies (all zero/null for unbounded ones).
+  std::size_t high_water = 0;
+  std::size_t low_water = 0;
+  bool flow_paused = false;           // a chunk was refused, dropped or parked above high_water
+  evbuffer* pending = nullptr;        // slow_consumer::coalesce: the latest chunk, parked
+  event* slow_timer = nullptr;        // slow_consumer::disconnect: the deadline
+  long slow_deadline_ms = 0;
   connection_core* all_prev = nullptr;
   connection_core* all_next = nullptr;
   connection_core* next_free = nullptr;
@@ -166,6 +177,13 @@ class connection_core {
     if (w.next) w.next->prev = w.prev;
     w.owner = nullptr;
     w.prev = w.next = nullptr;
+  }
+  void notify_writable() noexcept {
+    for (exchange_watcher* w = watchers; w;) {
+      exchange_watcher* next = w->next;  // a watcher may unlink itself
+      if (w->writable) w->writable(w);
+      w = next;
+    }
   }
   void notify_watchers(close_reason why, bool aborted) noexcept {
     // Pop before notifying: a watcher may destroy itself or link another one.
@@ -230,6 +248,67 @@ class connection_core {
     evhttp_connection_free(evcon);
   }
 
+  // ----- flow control (bounded buffer policies) ------------------------------------
+
+  /// Starts bounding a streamed reply: evhttp's write callback (and so on_drain) fires
+  /// once the output is down to `low` bytes instead of only when it is empty.
+  void flow_start(std::size_t high, std::size_t low, long deadline_ms) noexcept {
+    high_water = high;
+    low_water = low;
+    slow_deadline_ms = deadline_ms;
+    bufferevent_setwatermark(bev(), EV_WRITE, low, 0);
+  }
+  /// Stops bounding. evhttp_send_done must only run once the output is *empty* (it may
+  /// close the connection), so the write watermark goes back to 0 before the reply ends.
+  void flow_stop() noexcept {
+    if (high_water == 0) return;
+    if (evcon) bufferevent_setwatermark(bev(), EV_WRITE, 0, 0);
+    high_water = low_water = 0;
+    flow_paused = false;
+    if (slow_timer) event_del(slow_timer);
+  }
+  bool above_high_water() const noexcept { return output_size() >= high_water; }
+
+  /// Queues `chunk` (its whole content) on the current streamed reply, asking evhttp to
+  /// call on_drain when the output falls to the low-water mark.
+  void send_bounded_chunk(evbuffer* chunk) noexcept {
+    evhttp_send_reply_chunk_with_cb(ex.req, chunk, &on_drain, this);
+  }
+
+  /// Parks `bytes` (already in `from`) as the latest chunk, replacing an older one.
+  bool park(evbuffer* from) noexcept {
+    if (!pending && !(pending = evbuffer_new())) return false;
+    evbuffer_drain(pending, evbuffer_get_length(pending));
+    return evbuffer_add_buffer(pending, from) == 0;
+  }
+
+  /// Arms the slow-consumer deadline (once per episode above the high-water mark).
+  void arm_slow_timer() noexcept {
+    if (slow_deadline_ms <= 0 || !server) return;
+    if (!slow_timer && !(slow_timer = event_new(server->base, -1, 0, &on_slow_timer, this))) return;
+    if (event_pending(slow_timer, EV_TIMEOUT, nullptr)) return;
+    const timeval tv{static_cast<time_t>(slow_deadline_ms / 1000), static_cast<suseconds_t>((slow_deadline_ms % 1000) * 1000)};
+    event_add(slow_timer, &tv);
+  }
+
+  /// evhttp's per-chunk callback: the output is at or below the low-water mark.
+  static void on_drain(evhttp_connection*, void* self) noexcept {
+    auto* c = static_cast<connection_core*>(self);
+    if (c->ex.ph != phase::streaming || c->high_water == 0) return;
+    if (c->output_size() > c->low_water) return;
+    if (c->slow_timer) event_del(c->slow_timer);
+    if (c->pending && evbuffer_get_length(c->pending) != 0) c->send_bounded_chunk(c->pending);
+    if (c->flow_paused) {
+      c->flow_paused = false;
+      c->notify_writable();
+    }
+  }
+
+  static void on_slow_timer(evutil_socket_t, short, void* self) noexcept {
+    auto* c = static_cast<connection_core*>(self);
+    if (c->ex.ph == phase::streaming && c->output_size() > c->low_water) c->close(close_reason::slow_consumer);
+  }
+
   // ----- the close path -------------------------------------------------------------
 
   /// First half of closecb: decide the reason, settle the request, stop watchers.
@@ -254,6 +333,7 @@ class connection_core {
       ex.req = nullptr;
     }
     closed = true;
+    if (slow_timer) event_del(slow_timer);
     if (server) server->connections.erase(evcon);
     evcon = nullptr;
     notify_watchers(ev.reason, ev.aborted);
@@ -299,6 +379,11 @@ class connection_core {
     saved_write = nullptr;
     saved_event = nullptr;
     watchers = nullptr;
+    high_water = low_water = 0;
+    flow_paused = false;
+    slow_deadline_ms = 0;
+    if (pending) evbuffer_free(std::exchange(pending, nullptr));
+    if (slow_timer) event_free(std::exchange(slow_timer, nullptr));
   }
 
  private:

@@ -71,6 +71,10 @@ class connection_state final : public connection_core {
       if (c->refs == 0) {
         delete static_cast<connection_state*>(c);
       } else {
+        // A handle still points here; its timer and parked chunk belong to a loop that
+        // may be destroyed before the handle, so they go now.
+        if (c->slow_timer) event_free(std::exchange(c->slow_timer, nullptr));
+        if (c->pending) evbuffer_free(std::exchange(c->pending, nullptr));
         c->server = nullptr;
         c->all_prev = c->all_next = nullptr;
       }

@@ -1,0 +1,172 @@
+// reference_buffer and file_buffer do not copy: counted with libevent's own allocator
+// hook, installed before any libevent object exists (this binary only).
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<std::size_t> libevent_bytes{0};  // bytes ever requested by libevent
+
+void* counting_malloc(std::size_t n) {
+  libevent_bytes += n;
+  return std::malloc(n);
+}
+void* counting_realloc(void* p, std::size_t n) {
+  libevent_bytes += n;
+  return std::realloc(p, n);
+}
+void counting_free(void* p) { std::free(p); }
+
+const bool installed = [] {
+  event_set_mem_functions(&counting_malloc, &counting_realloc, &counting_free);
+  return true;
+}();
+
+constexpr std::size_t big = 1024 * 1024;
+
+template <class Policy>
+struct server_fixture {
+  using server_type = tether::basic_server<tether::eager_close<>, Policy>;
+  tether::event_loop loop;
+  server_type srv{loop};
+  std::uint16_t port = 0;
+};
+
+std::size_t allocated_while(auto&& f) {
+  const std::size_t before = libevent_bytes;
+  f();
+  return libevent_bytes - before;
+}
+
+std::string temp_file(const std::string& content) {
+  char name[] = "/tmp/tether-zero-copy-XXXXXX";
+  const int fd = ::mkstemp(name);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  ::close(fd);
+  return name;
+}
+
+}  // namespace
+
+TEST_CASE("zero copy: the allocator hook is installed", "[zero_copy]") { REQUIRE(installed); }
+
+TEST_CASE("copy_buffer copies a 1 MiB body into libevent's heap (the baseline)", "[zero_copy]") {
+  server_fixture<tether::copy_buffer> f;
+  const tether::shared_bytes body(std::string(big, 'a'));
+  f.srv.fallback([&](auto& req) { (void)req.reply(200, body); });
+  f.port = *f.srv.bind("127.0.0.1", 0);
+  tt::client c(f.port);
+  const auto bytes = allocated_while([&] {
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] {
+      c.pump();
+      return c.data().size() >= big;
+    }, 5000ms));
+  });
+  CHECK(bytes >= big);
+}
+
+TEST_CASE("reference_buffer sends shared_bytes without copying and releases them when written",
+          "[zero_copy][reference]") {
+  server_fixture<tether::reference_buffer> f;
+  const tether::shared_bytes body(std::string(big, 'b'));
+  tether::request_handle unused;
+  f.srv.route("/whole", [&](auto& req) { (void)req.reply(200, body); });
+  f.srv.route("/chunks", [&](auto& req) {
+    (void)req.start(200);
+    for (int i = 0; i < 4; ++i) (void)req.send_chunk(body);
+    (void)req.send_chunk(tether::static_bytes("static-tail"));
+    (void)req.end();
+  });
+  f.port = *f.srv.bind("127.0.0.1", 0);
+  tt::client c(f.port);
+  const auto bytes = allocated_while([&] {
+    c.send("GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] {
+      c.pump();
+      return c.data().size() >= big;
+    }, 5000ms));
+  });
+  CHECK(bytes < 64 * 1024);
+  REQUIRE(tt::run_until(f.loop, [&] { return body.use_count() == 1; }));  // libevent let go
+
+  c.clear();
+  const auto chunk_bytes = allocated_while([&] {
+    c.send("GET /chunks HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(c.wait_for(f.loop, "static-tail", 5000ms));
+  });
+  CHECK(chunk_bytes < 64 * 1024);
+  CHECK(c.occurrences(std::string(1000, 'b')) >= 4 * 1000);
+  REQUIRE(tt::run_until(f.loop, [&] { return body.use_count() == 1; }));
+}
+
+TEST_CASE("reference_buffer releases shared_bytes when the client vanishes mid-write", "[zero_copy][reference]") {
+  server_fixture<tether::reference_buffer> f;
+  const tether::shared_bytes body(std::string(8 * big, 'r'));
+  bool handled = false;
+  f.srv.fallback([&](auto& req) {
+    (void)req.reply(200, body);
+    handled = true;
+  });
+  f.port = *f.srv.bind("127.0.0.1", 0);
+  {
+    tt::client c(f.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return handled; }));
+    c.reset();
+  }
+  REQUIRE(tt::run_until(f.loop, [&] { return body.use_count() == 1; }));
+}
+
+TEST_CASE("file_buffer serves files and ranges by sendfile, outside the heap", "[zero_copy][file]") {
+  std::string content(big, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
+  const std::string path = temp_file(content);
+  const std::size_t fds_before = tt::open_fds();
+  {
+    server_fixture<tether::file_buffer> f;
+    auto file = tether::file::open(path);
+    REQUIRE(file);
+    CHECK(file->size() == big);
+    f.srv.route("/whole", [&](auto& req) { (void)req.reply(200, file->all()); });
+    f.srv.route("/range", [&](auto& req) {
+      (void)req.start(200);
+      (void)req.send_chunk(file->range(26 * 1000, 26));
+      (void)req.send_chunk(file->range(big - 3, 100));  // clamped to the last 3 bytes
+      (void)req.end();
+    });
+    f.port = *f.srv.bind("127.0.0.1", 0);
+    tt::client c(f.port);
+    const auto bytes = allocated_while([&] {
+      c.send("GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+      REQUIRE(tt::run_until(f.loop, [&] {
+        c.pump();
+        return tt::first_body(c.data()).size() == big;
+      }, 5000ms));
+    });
+    CHECK(bytes < 64 * 1024);
+    CHECK(tt::first_body(c.data()) == content);
+    c.clear();
+    c.send("GET /range HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(c.wait_for(f.loop, "0\r\n\r\n"));
+    CHECK(c.data().find("1a\r\nabcdefghijklmnopqrstuvwxyz\r\n") != std::string::npos);
+    CHECK(c.data().find("3\r\n" + content.substr(big - 3) + "\r\n") != std::string::npos);
+  }
+  CHECK(tt::open_fds() == fds_before);  // the file is closed with its last reference
+  ::unlink(path.c_str());
+  CHECK(tether::file::open("/nonexistent/tether").error() == std::errc::no_such_file_or_directory);
+  CHECK(tether::file::open("/tmp").error() == tether::errc::file_error);
+}
