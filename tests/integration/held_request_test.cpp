@@ -344,3 +344,34 @@ TEST_CASE("close callbacks: a later on_close replaces the earlier one; state liv
   CHECK(first == 0);
   CHECK(ids == std::vector<int>{42});
 }
+
+TEST_CASE("exceptions: close callbacks, reply hooks and timers that throw are contained the same way",
+          "[exceptions]") {
+  fixture f;
+  tether::reply_hook hook;
+  int after = 0;
+  hook.on_end([](tether::close_reason, bool) { throw std::runtime_error("hook failure"); });
+  f.srv->route("/hold", [&](tether::request& req) {
+    req.connection().on_close([](const tether::close_event&) { throw std::runtime_error("close callback failure"); });
+    f.held = req.hold();
+    (void)f.held.attach(hook);
+  });
+  int ticks = 0;
+  tether::timer t{f.loop, [&] {
+    if (++ticks == 1) throw std::logic_error("timer failure");
+  }};
+  t.start_periodic(5ms);
+  const auto port = f.bind();
+  tt::client c(port);
+  c.send(hold_request);
+  REQUIRE(tt::run_until(f.loop, [&] { return bool(f.held) && ticks >= 3; }));  // the timer kept its schedule
+  c.reset();
+  REQUIRE(tt::run_until(f.loop, [&] { return f.held.peer_gone(); }));
+  ++after;
+  // The loop survived all three and still serves.
+  f.srv->route("/ok", [](tether::request& req) { (void)req.reply(200, "still-serving"); });
+  tt::client d(port);
+  d.send("GET /ok HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(d.wait_for(f.loop, "still-serving"));
+  CHECK(after == 1);
+}

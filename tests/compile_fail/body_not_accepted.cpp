@@ -1,0 +1,9 @@
+// A file range cannot be sent by a server whose buffer policy copies bytes.
+#include <tether/tether.hpp>
+
+int main() {
+  tether::event_loop loop;
+  tether::server srv{loop};  // copy_buffer
+  auto f = tether::file::open("/etc/hostname");
+  srv.fallback([&](tether::request& req) { (void)req.reply(200, f->all()); });
+}

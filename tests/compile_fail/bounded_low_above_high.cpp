@@ -1,0 +1,7 @@
+// bounded<> with a low-water mark above the high-water mark is rejected with a sentence.
+#include <tether/tether.hpp>
+
+int main() {
+  tether::event_loop loop;
+  tether::basic_server<tether::eager_close<>, tether::bounded<tether::copy_buffer, 1024, 4096>> srv{loop};
+}

@@ -1,0 +1,91 @@
+// Handlers, close callbacks and producers are stored by type: after warm-up, a request
+// whose handler sets a stateful close callback, holds the request and attaches a
+// producer hook costs no C++ heap allocation at all. Counted by replacing the global
+// operator new in this binary only.
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+namespace {
+std::atomic<long> news{0};
+}
+
+void* operator new(std::size_t n) {
+  ++news;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc{};
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace std::chrono_literals;
+
+TEST_CASE("callbacks by type: a stateful close callback, a handle and a hook cost no allocation per request",
+          "[alloc][callbacks]") {
+  struct session_counter {  // a stateful close callback, stored by value per connection
+    long* closed;
+    long id;
+    void operator()(const tether::close_event&) const noexcept { *closed += id; }
+  };
+  using server = tether::basic_server<tether::eager_close<>, tether::copy_buffer, session_counter>;
+  long closed = 0;
+  long served = 0;
+  tether::event_loop loop;
+  server srv{loop};
+  server::request_handle held;
+  tether::reply_hook hook;
+  srv.fallback([&](server::request& req) {
+    ++served;
+    req.connection().on_close(session_counter{&closed, served});
+    held = req.hold();
+    (void)held.attach(hook);
+    (void)held.reply(200, "ok");
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client c(port);
+  auto one_request = [&] {
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    const auto want = static_cast<std::size_t>(served + 1);
+    REQUIRE(tt::run_until(loop, [&] {
+      c.pump();
+      return c.occurrences("\r\n\r\nok") == want;
+    }));
+  };
+  for (int i = 0; i < 5; ++i) one_request();  // warm-up: connection state, map, buffers
+
+  const long before = news;
+  for (int i = 0; i < 200; ++i) one_request();
+  const long per_200 = news - before;
+  // tt::run_until's wake-up timer allocates nothing in C++ either (libevent uses malloc);
+  // the client's std::string may grow: allow for its doublings, nothing per request.
+  CAPTURE(per_200);
+  CHECK(per_200 <= 8);
+  CHECK(served == 205);
+}
+
+TEST_CASE("callbacks by type: empty callables cost no storage", "[alloc][callbacks]") {
+  auto empty_cb = [](const tether::close_event&) noexcept {};
+  using empty_state = tether::detail::connection_state<
+      tether::server_config<tether::eager_close<>, tether::copy_buffer, decltype(empty_cb)>>;
+  using inline_state = tether::detail::connection_state<
+      tether::server_config<tether::eager_close<>, tether::copy_buffer, tether::close_function<>>>;
+  using none_state = tether::detail::connection_state<
+      tether::server_config<tether::eager_close<>, tether::copy_buffer, tether::no_close_callback>>;
+  STATIC_REQUIRE(std::is_empty_v<decltype(empty_cb)>);
+  STATIC_REQUIRE(std::is_empty_v<tether::eager_close<>>);
+  STATIC_REQUIRE(std::is_empty_v<tether::native_close>);
+  STATIC_REQUIRE(std::is_empty_v<tether::copy_buffer>);
+  STATIC_REQUIRE(std::is_empty_v<tether::bounded<>>);
+  // A stateless callback adds only the "is set" flag (and padding) to the state.
+  STATIC_REQUIRE(sizeof(empty_state) <= sizeof(tether::detail::connection_core) + alignof(std::max_align_t));
+  STATIC_REQUIRE(sizeof(empty_state) == sizeof(none_state));
+  STATIC_REQUIRE(sizeof(empty_state) < sizeof(inline_state));
+  STATIC_REQUIRE(sizeof(tether::unique_evhttp) == sizeof(void*));
+  STATIC_REQUIRE(sizeof(tether::request_handle) <= 2 * sizeof(void*));
+}
