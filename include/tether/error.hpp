@@ -54,6 +54,8 @@ enum class errc : int {
   libevent_failure,
   /// The operation needs a file that could not be opened or stat'ed.
   file_error,
+  /// A known-length stream was written past, or ended before, its declared length.
+  length_mismatch,
 };
 
 namespace detail {
@@ -74,6 +76,7 @@ class error_category_impl final : public std::error_category {
       case errc::dropped: return "chunk dropped: the client reads too slowly";
       case errc::libevent_failure: return "libevent failed or refused the operation";
       case errc::file_error: return "the file could not be opened or stat'ed";
+      case errc::length_mismatch: return "the stream's body does not match its declared length";
     }
     return "unknown tether error";
   }

@@ -32,8 +32,23 @@ class reply_hook : private detail::exchange_watcher {
     notify = &on_notify;
     writable = &on_writable_notify;
   }
-  reply_hook(const reply_hook&) = delete;  // libevent-side state points at it
+  reply_hook(const reply_hook&) = delete;
   reply_hook& operator=(const reply_hook&) = delete;
+  /// Takes over `o`'s link (if any) and callbacks; `o` is left detached and empty.
+  reply_hook(reply_hook&& o) noexcept : writable_(std::move(o.writable_)), end_(std::move(o.end_)) {
+    notify = &on_notify;
+    writable = &on_writable_notify;
+    detail::connection_core::replace(o, *this);
+  }
+  reply_hook& operator=(reply_hook&& o) noexcept {
+    if (this != &o) {
+      detach();
+      writable_ = std::move(o.writable_);
+      end_ = std::move(o.end_);
+      detail::connection_core::replace(o, *this);
+    }
+    return *this;
+  }
   ~reply_hook() { detach(); }
 
   /// Sets what runs when the output is writable again (callable as `f()`).

@@ -45,6 +45,9 @@ struct server_config {
   using close_callback = CloseCallback;
 };
 
+/// The policies of tether::server (basic_server<> with its defaults).
+using default_config = server_config<eager_close<>, copy_buffer, close_function<>>;
+
 template <class Config>
 class basic_request;
 template <class Config>
@@ -127,8 +130,9 @@ struct exchange_ops {
     return {};
   }
 
-  template <class Body>
-  static std::error_code chunk(exchange& ex, state& st, Body&& body) noexcept {
+  /// Queues one chunk made of `bodies`, in order (one chunk on the wire).
+  template <class... Bodies>
+  static std::error_code chunk(exchange& ex, state& st, Bodies&&... bodies) noexcept {
     if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
     {
       connection_control ctl{st};
@@ -137,6 +141,11 @@ struct exchange_ops {
     if (ex.ph != phase::streaming)
       return st.forced == close_reason::limit_exceeded ? make_error_code(errc::limit_exceeded) : make_error_code(errc::peer_gone);
     evbuffer* scratch = st.server->scratch;
+    auto stage = [&]() noexcept {
+      std::error_code ec;
+      ((ec ? void() : void(ec = buffer_policy::append(scratch, std::forward<Bodies>(bodies)))), ...);
+      return ec;
+    };
     if constexpr (flow::bounded) {
       using action = typename flow::action;
       const bool parked = std::is_same_v<action, slow_consumer::coalesce> && st.pending && evbuffer_get_length(st.pending) != 0;
@@ -146,7 +155,7 @@ struct exchange_ops {
           return make_error_code(errc::dropped);
         } else if constexpr (std::is_same_v<action, slow_consumer::coalesce>) {
           // The newest chunk replaces the parked one; on_drain sends it at the low mark.
-          auto ec = buffer_policy::append(scratch, std::forward<Body>(body));
+          auto ec = stage();
           if (!ec && !st.park(scratch)) ec = make_error_code(errc::libevent_failure);
           evbuffer_drain(scratch, evbuffer_get_length(scratch));
           return ec;
@@ -156,7 +165,7 @@ struct exchange_ops {
         }
       }
     }
-    if (auto ec = buffer_policy::append(scratch, std::forward<Body>(body))) {
+    if (auto ec = stage()) {
       evbuffer_drain(scratch, evbuffer_get_length(scratch));
       return ec;
     }
@@ -277,11 +286,12 @@ class basic_request {
   }
   /// Queues one chunk of a streamed reply (bytes, or anything the buffer policy accepts).
   /// Under a bounded policy it may return errc::would_block or errc::dropped.
-  template <class Body>
-  std::error_code send_chunk(Body&& body) noexcept {
-    ops::template check_body<Body>();
+  /// Several bodies make one chunk, in order.
+  template <class... Bodies>
+  std::error_code send_chunk(Bodies&&... bodies) noexcept {
+    (ops::template check_body<Bodies>(), ...);
     if (!st_) return detail::phase_error(ex_->ph, false);
-    return ops::chunk(*ex_, *st_, std::forward<Body>(body));
+    return ops::chunk(*ex_, *st_, std::forward<Bodies>(bodies)...);
   }
   /// Ends a streamed reply.
   std::error_code end() noexcept { return ops::end(*ex_, st_); }
@@ -448,10 +458,11 @@ class basic_request_handle {
   }
   /// Queues one chunk; under a bounded policy it may return errc::would_block (wait
   /// for reply_hook::on_writable) or errc::dropped.
-  template <class Body>
-  std::error_code send_chunk(Body&& body) noexcept {
-    ops::template check_body<Body>();
-    return with([&](auto& ex) { return ops::chunk(ex, *st_, std::forward<Body>(body)); });
+  /// Several bodies make one chunk, in order.
+  template <class... Bodies>
+  std::error_code send_chunk(Bodies&&... bodies) noexcept {
+    (ops::template check_body<Bodies>(), ...);
+    return with([&](auto& ex) { return ops::chunk(ex, *st_, std::forward<Bodies>(bodies)...); });
   }
   std::error_code end() noexcept {
     return with([&](auto& ex) { return ops::end(ex, st_); });
@@ -460,10 +471,15 @@ class basic_request_handle {
   /// when the exchange ends (completed, client gone, server gone). Errors: as the reply
   /// calls, when the request is no longer waiting.
   std::error_code attach(reply_hook& hook) noexcept {
+    hook.detach();
+    return watch(detail::reply_hook_access::watcher(hook));
+  }
+  /// Links a bare watcher (what reply_hook, hubs and long-poll queues are built on).
+  std::error_code watch(detail::exchange_watcher& w) noexcept {
     return with([&](auto& ex) -> std::error_code {
       if (ex.ph != detail::phase::pending && ex.ph != detail::phase::streaming) return detail::phase_error(ex.ph, false);
-      hook.detach();
-      st_->link(detail::reply_hook_access::watcher(hook));
+      detail::connection_core::unlink(w);
+      st_->link(w);
       return {};
     });
   }

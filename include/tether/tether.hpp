@@ -15,9 +15,15 @@
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
 #include <tether/headers.hpp>
+#include <tether/hub.hpp>
 #include <tether/inplace_function.hpp>
+#include <tether/long_poll.hpp>
 #include <tether/method.hpp>
+#include <tether/multipart.hpp>
+#include <tether/producer.hpp>
 #include <tether/reply_hook.hpp>
 #include <tether/request.hpp>
 #include <tether/server.hpp>
+#include <tether/sse.hpp>
+#include <tether/stream.hpp>
 #include <tether/timer.hpp>

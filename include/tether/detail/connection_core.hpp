@@ -178,6 +178,20 @@ class connection_core {
     w.owner = nullptr;
     w.prev = w.next = nullptr;
   }
+  /// Puts `to` where `from` is in its list (`from` ends up unlinked); for moves.
+  static void replace(exchange_watcher& from, exchange_watcher& to) noexcept {
+    to.owner = from.owner;
+    to.prev = from.prev;
+    to.next = from.next;
+    if (to.owner) {
+      if (to.prev) to.prev->next = &to;
+      else to.owner->watchers = &to;
+      if (to.next) to.next->prev = &to;
+    }
+    from.owner = nullptr;
+    from.prev = from.next = nullptr;
+  }
+
   void notify_writable() noexcept {
     for (exchange_watcher* w = watchers; w;) {
       exchange_watcher* next = w->next;  // a watcher may unlink itself

@@ -1,0 +1,141 @@
+// tether/hub.hpp - one source fanned out to many streams.
+//
+// A hub owns its subscribers' streams. publish() writes the same bytes to each of them
+// (encode once into shared_bytes: under reference_buffer every subscriber gets them
+// without a copy). Each subscriber's connection applies the server's buffer policy on
+// its own: under bounded<..., drop/coalesce/disconnect> a slow subscriber loses,
+// replaces or is cut off from its own backlog without holding the others back.
+//
+// A subscriber whose client hangs up (or whose stream ends) leaves the hub at once: the
+// hub hears the end of its exchange before the connection's close callback runs, and
+// destroys the stream there. Destroying the hub ends every stream still subscribed.
+#pragma once
+
+#include <tether/config.hpp>
+#include <tether/detail/connection_core.hpp>
+#include <tether/error.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+#include <vector>
+
+TETHER_BEGIN_NAMESPACE
+
+/// What publish() did.
+struct publish_result {
+  std::size_t delivered = 0;  ///< queued for the subscriber
+  std::size_t refused = 0;    ///< errc::would_block: the subscriber's output is full (bounded<wait>)
+  std::size_t dropped = 0;    ///< errc::dropped (bounded<drop>)
+  std::size_t failed = 0;     ///< any other error (the subscriber was leaving)
+};
+
+/// A set of subscribed streams. `Stream` is basic_stream, basic_sse_stream or
+/// basic_multipart_stream of one server type (anything with write(...) and handle()).
+template <class Stream>
+class basic_hub {
+ public:
+  basic_hub() = default;
+  basic_hub(const basic_hub&) = delete;
+  basic_hub& operator=(const basic_hub&) = delete;
+  ~basic_hub() { clear(); }
+
+  /// Takes ownership of `stream`. Errors: errc::peer_gone (or reply_finished) if the
+  /// stream has already ended; then nothing is subscribed.
+  std::error_code subscribe(Stream&& stream) {
+    auto n = acquire();
+    n->stream = std::move(stream);
+    if (auto ec = n->stream.handle().watch(*n)) {
+      recycle(n);
+      return ec;
+    }
+    n->prev = nullptr;
+    n->next = head_;
+    if (head_) head_->prev = n;
+    head_ = n;
+    ++count_;
+    return {};
+  }
+
+  /// Writes `bodies` (one chunk) to every subscriber.
+  template <class... Bodies>
+  publish_result publish(const Bodies&... bodies) {
+    publish_result r;
+    for (node* n = head_; n;) {
+      node* next = n->next;  // a failed write may end the exchange and unsubscribe n
+      const auto ec = n->stream.write(bodies...);
+      if (!ec) ++r.delivered;
+      else if (ec == errc::would_block) ++r.refused;
+      else if (ec == errc::dropped) ++r.dropped;
+      else ++r.failed;
+      n = next;
+    }
+    return r;
+  }
+
+  /// Calls `f(stream)` for every subscriber (it must not subscribe or unsubscribe).
+  template <class F>
+  void for_each(F&& f) {
+    for (node* n = head_; n; n = n->next) f(n->stream);
+  }
+
+  /// Subscribers now.
+  std::size_t size() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
+
+  /// Unsubscribes and destroys every stream (which ends their replies).
+  void clear() {
+    while (head_) unsubscribe(head_);
+  }
+
+ private:
+  struct node : detail::exchange_watcher {
+    Stream stream;
+    node* prev = nullptr;
+    node* next = nullptr;
+    basic_hub* hub = nullptr;
+  };
+
+  node* acquire() {
+    node* n = free_;
+    if (n) {
+      free_ = n->next;
+    } else {
+      storage_.push_back(std::make_unique<node>());
+      n = storage_.back().get();
+    }
+    n->hub = this;
+    n->notify = &on_exchange_end;
+    n->next = n->prev = nullptr;
+    return n;
+  }
+  void recycle(node* n) noexcept {
+    detail::connection_core::unlink(*n);
+    n->stream = Stream{};  // drops the handle: ends a live reply, frees nothing libevent owns
+    n->next = free_;
+    free_ = n;
+  }
+  void unsubscribe(node* n) noexcept {
+    if (n->prev) n->prev->next = n->next;
+    else head_ = n->next;
+    if (n->next) n->next->prev = n->prev;
+    --count_;
+    recycle(n);
+  }
+
+  static void on_exchange_end(detail::exchange_watcher* w, close_reason, bool) noexcept {
+    auto* n = static_cast<node*>(w);
+    n->hub->unsubscribe(n);
+  }
+
+  std::vector<std::unique_ptr<node>> storage_;
+  node* head_ = nullptr;
+  node* free_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+/// A hub of streams (basic_stream, basic_sse_stream, basic_multipart_stream).
+template <class Stream>
+using hub = basic_hub<Stream>;
+
+TETHER_END_NAMESPACE

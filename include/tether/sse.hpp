@@ -1,0 +1,225 @@
+// tether/sse.hpp - Server-Sent Events (text/event-stream).
+//
+// An event is `id`, `event`, `retry` and multi-line `data`, framed as the HTML standard's
+// event-stream format: one "field: value" line per field, a "data:" line per line of data,
+// and a blank line to dispatch. Comments (": text") keep proxies and clients from timing
+// the stream out. A stream starts with the headers that stop caching and proxy buffering.
+//
+//     auto s = tether::sse_stream_for<server>::start(req);      // or basic_sse_stream<Config>
+//     s->send({.id = "7", .event = "tick", .data = "line 1\nline 2"});
+//     s->comment("keep-alive");
+//
+// Broadcast: encode once with sse::encode() into shared_bytes and write the same bytes to
+// every stream (zero-copy under reference_buffer); see hub.hpp.
+#pragma once
+
+#include <tether/bytes.hpp>
+#include <tether/config.hpp>
+#include <tether/error.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/handle.hpp>
+#include <tether/request.hpp>
+#include <tether/stream.hpp>
+
+#include <event2/event.h>
+
+#include <charconv>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+TETHER_BEGIN_NAMESPACE
+
+namespace sse {
+
+/// One event. Empty fields are omitted; `data` may hold several lines ("\n", "\r\n" or
+/// "\r" separate them).
+struct event {
+  std::string_view id{};
+  std::string_view event{};
+  std::string_view data{};
+  std::optional<std::chrono::milliseconds> retry{};
+};
+
+namespace detail {
+constexpr bool single_line(std::string_view s) noexcept {
+  for (char c : s)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  return true;
+}
+inline void field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.push_back('\n');
+}
+}  // namespace detail
+
+/// Appends the wire form of `e` to `out`. Errors: errc::invalid_argument when `id` or
+/// `event` holds a line break or NUL (it would end the field early), or `id` holds NUL.
+inline std::error_code encode_to(std::string& out, const event& e) {
+  if (!detail::single_line(e.id) || !detail::single_line(e.event)) return make_error_code(errc::invalid_argument);
+  if (!e.id.empty()) detail::field(out, "id", e.id);
+  if (!e.event.empty()) detail::field(out, "event", e.event);
+  if (e.retry) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, e.retry->count());
+    detail::field(out, "retry", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+  }
+  std::string_view data = e.data;
+  do {  // an event with empty data still carries one (empty) data line
+    std::size_t eol = data.find_first_of("\r\n");
+    std::string_view line = data.substr(0, eol);
+    detail::field(out, "data", line);
+    if (eol == std::string_view::npos) break;
+    eol += (data[eol] == '\r' && eol + 1 < data.size() && data[eol + 1] == '\n') ? 2 : 1;
+    data.remove_prefix(eol);
+  } while (!data.empty());
+  out.push_back('\n');
+  return {};
+}
+
+/// The wire form of a comment (": text\n\n"); each line of `text` becomes a comment line.
+inline std::string comment(std::string_view text) {
+  std::string out;
+  do {
+    const std::size_t eol = text.find('\n');
+    out.append(": ");
+    out.append(text.substr(0, eol));
+    out.push_back('\n');
+    if (eol == std::string_view::npos) break;
+    text.remove_prefix(eol + 1);
+  } while (!text.empty());
+  out.push_back('\n');
+  return out;
+}
+
+/// Encodes `e` once into shared bytes, for sending the same event to many streams.
+inline result<shared_bytes> encode(const event& e) {
+  std::string out;
+  if (auto ec = encode_to(out, e)) return ec;
+  return shared_bytes(out);
+}
+
+/// The Last-Event-ID a reconnecting client sent, if any.
+template <class Request>
+std::optional<std::string_view> last_event_id(const Request& req) noexcept {
+  return req.input_headers().find("Last-Event-ID");
+}
+
+}  // namespace sse
+
+/// A text/event-stream reply.
+template <class Config>
+class basic_sse_stream {
+ public:
+  using request_type = basic_request<Config>;
+
+  basic_sse_stream() noexcept = default;
+  // The heartbeat timer and the end callback point at the stream: a move re-points them.
+  basic_sse_stream(basic_sse_stream&& o) noexcept
+      : stream_(std::move(o.stream_)), beat_(std::move(o.beat_)), beat_hook_(std::move(o.beat_hook_)), interval_(o.interval_) {
+    rearm();
+  }
+  basic_sse_stream& operator=(basic_sse_stream&& o) noexcept {
+    if (this != &o) {
+      stream_ = std::move(o.stream_);
+      beat_ = std::move(o.beat_);
+      beat_hook_ = std::move(o.beat_hook_);
+      interval_ = o.interval_;
+      rearm();
+    }
+    return *this;
+  }
+
+  /// Starts the event stream on `req`: Content-Type text/event-stream, no caching
+  /// (Cache-Control: no-cache), no proxy buffering (X-Accel-Buffering: no).
+  static result<basic_sse_stream> start(request_type& req) noexcept {
+    auto h = req.output_headers();
+    if (auto ec = h.set("Content-Type", "text/event-stream")) return ec;
+    (void)h.set("Cache-Control", "no-cache");
+    (void)h.set("X-Accel-Buffering", "no");
+    auto s = basic_stream<Config>::start(req, 200);
+    if (!s) return s.error();
+    basic_sse_stream out;
+    out.stream_ = std::move(*s);
+    return out;
+  }
+
+  /// Sends one event. Errors: as basic_stream::write, and errc::invalid_argument for a
+  /// malformed event.
+  std::error_code send(const sse::event& e) {
+    thread_local std::string wire;  // reused: no allocation per event once warm
+    wire.clear();
+    if (auto ec = sse::encode_to(wire, e)) return ec;
+    return stream_.write(std::string_view(wire));
+  }
+  /// Sends an event encoded once for many streams (sse::encode).
+  std::error_code send(const shared_bytes& encoded) noexcept { return stream_.write(encoded); }
+  /// Sends a comment line (": text").
+  std::error_code comment(std::string_view text = {}) { return stream_.write(std::string_view(sse::comment(text))); }
+
+  /// Sends a comment every `interval` until the stream ends, so that idle proxies and
+  /// clients keep the connection open. Replaces an earlier heartbeat.
+  template <class Rep, class Period>
+  std::error_code heartbeat(event_loop& loop, std::chrono::duration<Rep, Period> interval) {
+    beat_.reset(event_new(loop.native(), -1, EV_PERSIST, &on_beat, this));
+    if (!beat_) return make_error_code(errc::libevent_failure);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(interval).count();
+    interval_ = timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    if (auto ec = stream_.handle().attach(beat_hook_)) {
+      beat_.reset();
+      return ec;
+    }
+    rearm();
+    return {};
+  }
+  bool heartbeat_active() const noexcept { return beat_ && event_pending(beat_.get(), EV_TIMEOUT, nullptr); }
+
+  /// Writes already-encoded event-stream bytes.
+  template <class... Bodies>
+  std::error_code write(Bodies&&... bodies) noexcept {
+    return stream_.write(std::forward<Bodies>(bodies)...);
+  }
+
+  std::error_code end() noexcept {
+    beat_.reset();
+    return stream_.end();
+  }
+  bool alive() const noexcept { return stream_.alive(); }
+  bool peer_gone() const noexcept { return stream_.peer_gone(); }
+  explicit operator bool() const noexcept { return bool(stream_); }
+
+  basic_stream<Config>& stream() noexcept { return stream_; }
+  basic_request_handle<Config>& handle() noexcept { return stream_.handle(); }
+
+ private:
+  void rearm() noexcept {
+    if (!beat_) return;
+    event_del(beat_.get());
+    event_assign(beat_.get(), event_get_base(beat_.get()), -1, EV_PERSIST, &on_beat, this);
+    event_add(beat_.get(), &interval_);
+    // The heartbeat stops the moment the stream ends, before any further tick.
+    beat_hook_.on_end([this](close_reason, bool) { beat_.reset(); });
+  }
+
+  static void on_beat(evutil_socket_t, short, void* self) noexcept {
+    auto* s = static_cast<basic_sse_stream*>(self);
+    if (!s->stream_.alive()) {
+      s->beat_.reset();
+      return;
+    }
+    (void)s->stream_.write(static_bytes(":\n\n"));
+  }
+
+  basic_stream<Config> stream_;
+  unique_event beat_;
+  reply_hook beat_hook_;
+  timeval interval_{};
+};
+
+/// basic_sse_stream for tether::server.
+using sse_stream = basic_sse_stream<default_config>;
+
+TETHER_END_NAMESPACE

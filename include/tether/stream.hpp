@@ -1,0 +1,160 @@
+// tether/stream.hpp - a streamed reply that outlives its handler.
+//
+// A stream owns a request handle and a reply_hook. It picks the framing from the request
+// and the headers set before start(), writes through the server's buffer policy, and
+// reports a vanished client on every write instead of writing into the void:
+//
+//   | framing         | when                                           | end of body          |
+//   |-----------------|------------------------------------------------|----------------------|
+//   | chunked         | HTTP/1.1 (no Content-Length)                   | zero-length chunk    |
+//   | close_delimited | HTTP/1.0 (keep-alive is refused for the reply) | connection closes    |
+//   | known_length    | start_sized(): Content-Length set first         | after `length` bytes |
+//
+// A known-length stream refuses a write past its length (errc::length_mismatch, nothing
+// sent); ending it short closes the connection, because the client could not tell a
+// short body from a complete one otherwise.
+#pragma once
+
+#include <tether/buffer_policy.hpp>
+#include <tether/bytes.hpp>
+#include <tether/config.hpp>
+#include <tether/error.hpp>
+#include <tether/file.hpp>
+#include <tether/reply_hook.hpp>
+#include <tether/request.hpp>
+
+#include <charconv>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+TETHER_BEGIN_NAMESPACE
+
+enum class framing : std::uint8_t { chunked, close_delimited, known_length };
+
+namespace detail {
+inline std::uint64_t body_size(std::string_view b) noexcept { return b.size(); }
+inline std::uint64_t body_size(const shared_bytes& b) noexcept { return b.size(); }
+inline std::uint64_t body_size(static_bytes b) noexcept { return b.view().size(); }
+inline std::uint64_t body_size(const file_range& r) noexcept { return r.length; }
+}  // namespace detail
+
+template <class Config>
+class basic_stream {
+ public:
+  using config = Config;
+  using request_type = basic_request<Config>;
+  using handle_type = basic_request_handle<Config>;
+
+  basic_stream() noexcept = default;
+  basic_stream(basic_stream&&) noexcept = default;
+  basic_stream& operator=(basic_stream&&) noexcept = default;
+
+  /// Starts a streamed reply on `req` (inside its handler); see the framing table.
+  static result<basic_stream> start(request_type& req, int status = 200, const char* reason = nullptr) noexcept {
+    basic_stream s;
+    const auto [major, minor] = req.version();
+    if (major == 1 && minor == 0) {
+      // libevent would answer an HTTP/1.0 keep-alive request with "Content-Length: 0"
+      // and then stream a body past it; a close-delimited body is the only honest
+      // framing, so the reply refuses keep-alive.
+      while (req.input_headers().remove("Connection")) {
+      }
+      (void)req.output_headers().set("Connection", "close");
+      s.framing_ = framing::close_delimited;
+    } else {
+      s.framing_ = framing::chunked;
+    }
+    return s.begin(req, status, reason);
+  }
+
+  /// Starts a reply whose body is exactly `length` bytes (Content-Length, no chunking).
+  static result<basic_stream> start_sized(request_type& req, std::uint64_t length, int status = 200,
+                                          const char* reason = nullptr) noexcept {
+    basic_stream s;
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits - 1, length);
+    *r.ptr = '\0';
+    if (auto ec = req.output_headers().set("Content-Length", digits)) return ec;
+    s.framing_ = framing::known_length;
+    s.remaining_ = length;
+    return s.begin(req, status, reason);
+  }
+
+  /// Writes one chunk made of `bodies` (bytes, shared_bytes, static_bytes, file ranges:
+  /// whatever the buffer policy accepts). Errors: errc::peer_gone (the client left;
+  /// nothing was written), errc::would_block or errc::dropped (bounded policies),
+  /// errc::length_mismatch (past a known length), errc::reply_finished (after end()).
+  template <class... Bodies>
+  std::error_code write(Bodies&&... bodies) noexcept {
+    if (framing_ == framing::known_length) {
+      const std::uint64_t n = (std::uint64_t{0} + ... + detail::body_size(bodies));
+      if (n > remaining_) return make_error_code(errc::length_mismatch);
+      auto ec = handle_.send_chunk(std::forward<Bodies>(bodies)...);
+      if (!ec) remaining_ -= n;
+      return ec;
+    }
+    return handle_.send_chunk(std::forward<Bodies>(bodies)...);
+  }
+
+  /// Ends the body. A known-length stream ended short is closed instead (and reports
+  /// errc::length_mismatch).
+  std::error_code end() noexcept {
+    if (framing_ == framing::known_length && remaining_ != 0 && handle_.alive()) {
+      handle_.close();
+      return make_error_code(errc::length_mismatch);
+    }
+    return handle_.end();
+  }
+
+  /// True while the client is there and the body is not ended.
+  bool alive() const noexcept { return handle_.alive(); }
+  /// True once the client (or the server) went away before the end.
+  bool peer_gone() const noexcept { return handle_.peer_gone(); }
+  /// False for a default-constructed or moved-from stream.
+  explicit operator bool() const noexcept { return bool(handle_); }
+
+  tether::framing framing() const noexcept { return framing_; }
+  /// Bytes still owed on a known-length stream (0 for the other framings).
+  std::uint64_t remaining() const noexcept { return remaining_; }
+  /// Bytes queued for the client and not yet written.
+  std::size_t queued_bytes() const noexcept { return handle_.queued_bytes(); }
+
+  /// Runs `f()` when a bounded buffer policy's output is writable again.
+  template <class F>
+  void on_writable(F&& f) noexcept {
+    hook_.on_writable(std::forward<F>(f));
+  }
+  /// Runs `f(close_reason, bool aborted)` once when the stream ends: completed, or the
+  /// client or server gone. Runs before the connection's close callback.
+  template <class F>
+  void on_end(F&& f) noexcept {
+    hook_.on_end(std::forward<F>(f));
+  }
+
+  /// Closes the connection now (close_reason::closed_by_server).
+  void close() noexcept { handle_.close(); }
+
+  handle_type& handle() noexcept { return handle_; }
+  const handle_type& handle() const noexcept { return handle_; }
+
+ private:
+  result<basic_stream> begin(request_type& req, int status, const char* reason) noexcept {
+    if (auto ec = req.start(status, reason)) return ec;
+    handle_ = req.hold();
+    if (!handle_) return make_error_code(errc::libevent_failure);
+    if (auto ec = handle_.attach(hook_)) return ec;
+    return std::move(*this);
+  }
+
+  handle_type handle_;
+  reply_hook hook_;
+  std::uint64_t remaining_ = 0;
+  tether::framing framing_ = framing::chunked;
+};
+
+/// basic_stream for tether::server.
+using stream = basic_stream<default_config>;
+
+TETHER_END_NAMESPACE

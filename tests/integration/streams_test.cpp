@@ -1,0 +1,169 @@
+// Streams: framing for HTTP/1.1, HTTP/1.0 and known lengths; writes after a hang-up;
+// producers that stop the moment the client leaves.
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+struct stream_fixture {
+  std::vector<tether::close_reason> closes;
+  tether::event_loop loop;
+  tether::server srv{loop};
+  std::optional<tether::stream> stream;
+  std::uint16_t port = 0;
+
+  template <class Start>
+  explicit stream_fixture(Start start) {
+    srv.fallback([this, start](tether::request& req) {
+      req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
+      auto s = start(req);
+      REQUIRE(s);
+      stream.emplace(std::move(*s));
+    });
+    port = *srv.bind("127.0.0.1", 0);
+  }
+};
+auto plain_start = [](tether::request& req) { return tether::stream::start(req); };
+}  // namespace
+
+TEST_CASE("stream: HTTP/1.1 is chunked", "[stream][framing]") {
+  stream_fixture f(plain_start);
+  tt::client c(f.port);
+  c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+  CHECK(f.stream->framing() == tether::framing::chunked);
+  REQUIRE_FALSE(f.stream->write("hello ", tether::static_bytes("world, in one chunk")));
+  REQUIRE_FALSE(f.stream->end());
+  REQUIRE(c.wait_for(f.loop, "0\r\n\r\n"));
+  CHECK(c.data().find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(c.data().find("\r\n\r\n19\r\nhello world, in one chunk\r\n0\r\n\r\n") != std::string::npos);
+  CHECK(f.stream->write("late") == tether::errc::reply_finished);
+}
+
+TEST_CASE("stream: HTTP/1.0 is close-delimited, even when the client asks for keep-alive", "[stream][framing]") {
+  for (const char* request : {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"}) {
+    INFO(request);
+    stream_fixture f(plain_start);
+    tt::client c(f.port);
+    c.send(request);
+    REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+    CHECK(f.stream->framing() == tether::framing::close_delimited);
+    REQUIRE_FALSE(f.stream->write("part one;"));
+    REQUIRE_FALSE(f.stream->write("part two"));
+    REQUIRE_FALSE(f.stream->end());
+    REQUIRE(c.wait_eof(f.loop));
+    CHECK(c.data().rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
+    CHECK(c.data().find("Content-Length") == std::string::npos);
+    CHECK(c.data().find("Transfer-Encoding") == std::string::npos);
+    CHECK(c.data().find("Connection: close\r\n") != std::string::npos);
+    CHECK(c.data().substr(c.data().size() - 17) == "part one;part two");
+    REQUIRE(f.closes.size() == 1);
+    CHECK(f.closes[0] == tether::close_reason::completed);
+  }
+}
+
+TEST_CASE("stream: a known-length body refuses to overrun and is cut off when ended short", "[stream][framing]") {
+  SECTION("exact length") {
+    stream_fixture f([](tether::request& req) { return tether::stream::start_sized(req, 10); });
+    tt::client c(f.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+    CHECK(f.stream->framing() == tether::framing::known_length);
+    REQUIRE_FALSE(f.stream->write("01234"));
+    CHECK(f.stream->write("too long!") == tether::errc::length_mismatch);  // nothing sent
+    REQUIRE_FALSE(f.stream->write("56789"));
+    CHECK(f.stream->remaining() == 0);
+    REQUIRE_FALSE(f.stream->end());
+    REQUIRE(c.wait_for(f.loop, "0123456789"));
+    CHECK(c.data().find("Content-Length: 10\r\n") != std::string::npos);
+    CHECK(c.data().find("Transfer-Encoding") == std::string::npos);
+    CHECK(tt::first_body(c.data()) == "0123456789");
+  }
+  SECTION("ended short") {
+    stream_fixture f([](tether::request& req) { return tether::stream::start_sized(req, 100); });
+    tt::client c(f.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+    REQUIRE_FALSE(f.stream->write("only this"));
+    CHECK(f.stream->end() == tether::errc::length_mismatch);
+    CHECK(c.wait_eof(f.loop));
+    REQUIRE(f.closes.size() == 1);
+    CHECK(f.closes[0] == tether::close_reason::closed_by_server);
+  }
+}
+
+TEST_CASE("stream: writing after the client left is a checked no-op, and producers stop at once",
+          "[stream][producer]") {
+  for (bool reset : {true, false}) {
+    INFO((reset ? "RST" : "FIN"));
+    std::vector<bool> producer_running_at_close;
+    tether::event_loop loop;
+    std::optional<tether::stream> stream;
+    std::optional<tether::producer<tether::stream, std::function<std::error_code(tether::stream&)>>> producer;
+    int writes = 0;
+    tether::server srv{loop};
+    srv.fallback([&](tether::request& req) {
+      req.connection().on_close([&](const tether::close_event&) { producer_running_at_close.push_back(producer->running()); });
+      stream.emplace(std::move(*tether::stream::start(req)));
+      producer.emplace(loop, *stream, 5ms, [&](tether::stream& s) {
+        ++writes;
+        return s.write("tick\n");
+      });
+    });
+    const auto port = *srv.bind("127.0.0.1", 0);
+    tt::client c(port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(c.wait_count(loop, "tick", 3));
+    if (reset) c.reset();
+    else c.close();
+    REQUIRE(tt::run_until(loop, [&] { return !producer_running_at_close.empty(); }));
+    CHECK(producer_running_at_close == std::vector<bool>{false});  // stopped before the close callback
+    const int writes_at_close = writes;
+    tt::run_for(loop, 30ms);
+    CHECK(writes == writes_at_close);  // no tick after the hang-up
+    CHECK(stream->write("late") == tether::errc::peer_gone);
+    CHECK(stream->peer_gone());
+    producer.reset();
+    stream.reset();
+  }
+}
+
+TEST_CASE("stream: a producer pauses on would_block and resumes when writable", "[stream][producer][flow]") {
+  using bounded_server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::copy_buffer, 32 * 1024, 8 * 1024>>;
+  using stream_t = tether::basic_stream<bounded_server::config>;
+  tether::event_loop loop;
+  bounded_server srv{loop};
+  std::optional<stream_t> stream;
+  const std::string block(4096, 'p');
+  std::optional<tether::producer<stream_t, std::function<std::error_code(stream_t&)>>> producer;
+  srv.fallback([&](bounded_server::request& req) {
+    const int small = 4096;
+    ::setsockopt(req.connection().bufferevent()->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    stream.emplace(std::move(*stream_t::start(req)));
+    producer.emplace(loop, *stream, 1ms, [&](stream_t& s) { return s.write(block); });
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client c(port);
+  const int small = 4096;
+  ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(loop, [&] { return producer && producer->paused(); }));
+  const auto ticks_when_paused = producer->ticks();
+  tt::run_for(loop, 50ms);
+  CHECK(producer->ticks() == ticks_when_paused);  // paused: no spinning on refused writes
+  CHECK(stream->queued_bytes() <= 32 * 1024 + block.size());
+  REQUIRE(tt::run_until(loop, [&] {
+    c.pump();
+    return producer->ticks() > ticks_when_paused + 20;
+  }));  // resumed once the client read
+  producer->stop();
+  REQUIRE_FALSE(stream->end());
+}
