@@ -13,12 +13,11 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/node_pool.hpp>
 #include <tether/error.hpp>
 
 #include <cstddef>
-#include <memory>
 #include <utility>
-#include <vector>
 
 TETHER_BEGIN_NAMESPACE
 
@@ -97,13 +96,7 @@ class basic_hub {
   };
 
   node* acquire() {
-    node* n = free_;
-    if (n) {
-      free_ = n->next;
-    } else {
-      storage_.push_back(std::make_unique<node>());
-      n = storage_.back().get();
-    }
+    node* n = pool_.acquire();
     n->hub = this;
     n->notify = &on_exchange_end;
     n->next = n->prev = nullptr;
@@ -112,8 +105,7 @@ class basic_hub {
   void recycle(node* n) noexcept {
     detail::connection_core::unlink(*n);
     n->stream = Stream{};  // drops the handle: ends a live reply, frees nothing libevent owns
-    n->next = free_;
-    free_ = n;
+    pool_.release(n);
   }
   void unsubscribe(node* n) noexcept {
     if (n->prev) n->prev->next = n->next;
@@ -128,9 +120,8 @@ class basic_hub {
     n->hub->unsubscribe(n);
   }
 
-  std::vector<std::unique_ptr<node>> storage_;
+  detail::node_pool<node> pool_;
   node* head_ = nullptr;
-  node* free_ = nullptr;
   std::size_t count_ = 0;
 };
 

@@ -12,6 +12,7 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/node_pool.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
@@ -21,9 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
-#include <memory>
 #include <new>
-#include <vector>
 
 TETHER_BEGIN_NAMESPACE
 
@@ -96,13 +95,7 @@ class basic_long_poll {
   };
 
   slot* acquire() {
-    slot* s = free_;
-    if (s) {
-      free_ = s->newer;
-    } else {
-      storage_.push_back(std::make_unique<slot>());
-      s = storage_.back().get();
-    }
+    slot* s = pool_.acquire();
     s->room = this;
     s->notify = &on_exchange_end;
     s->older = s->newer = nullptr;
@@ -111,9 +104,8 @@ class basic_long_poll {
   void release(slot* s) noexcept {
     detail::connection_core::unlink(*s);
     s->handle.reset();  // after a reply: drops the reference; never re-answers
-    s->newer = free_;
-    s->older = nullptr;
-    free_ = s;
+    s->older = s->newer = nullptr;
+    pool_.release(s);
   }
   void push_back(slot* s) noexcept {
     s->older = tail_;
@@ -174,10 +166,9 @@ class basic_long_poll {
 
   clock::duration deadline_;
   unique_event timer_;
-  std::vector<std::unique_ptr<slot>> storage_;
+  detail::node_pool<slot> pool_;
   slot* head_ = nullptr;  // oldest
   slot* tail_ = nullptr;  // newest
-  slot* free_ = nullptr;
   std::size_t count_ = 0;
 };
 
