@@ -29,7 +29,9 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string_view>
 #include <type_traits>
@@ -65,6 +67,22 @@ constexpr bool valid_reason(const char* reason) noexcept {
   return true;
 }
 
+/// libevent 2.1.12 writes a complete reply's body even in answer to HEAD, and leaves out
+/// its Content-Length: on a keep-alive connection the client then reads the body as the
+/// start of the next response. A HEAD reply gets what a GET would, minus the body (RFC
+/// 9110 section 9.3.2).
+inline void drop_body_for_head(evhttp_request* req) noexcept {
+  evbuffer* out = evhttp_request_get_output_buffer(req);
+  const std::size_t n = evbuffer_get_length(out);
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  if (!evhttp_find_header(headers, "Content-Length")) {
+    char len[24];
+    std::snprintf(len, sizeof len, "%zu", n);
+    evhttp_add_header(headers, "Content-Length", len);
+  }
+  evbuffer_drain(out, n);
+}
+
 inline std::error_code phase_error(phase ph, bool want_pending) noexcept {
   switch (ph) {
     case phase::pending: return want_pending ? std::error_code{} : make_error_code(errc::reply_not_started);
@@ -97,6 +115,7 @@ struct exchange_ops {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), std::forward<Body>(body))) return ec;
+    if (evhttp_request_get_command(ex.req) == EVHTTP_REQ_HEAD) drop_body_for_head(ex.req);
     resume(ex, st);
     if (st) ex.will_close = connection_core::reply_will_close(ex.req);
     ex.ph = phase::finishing;

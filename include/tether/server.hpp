@@ -10,8 +10,12 @@
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
+#include <tether/detail/invoke_handler.hpp>
 #include <tether/method.hpp>
 #include <tether/request.hpp>
+#include <tether/request_handler.hpp>
+#include <tether/route.hpp>
+#include <tether/router.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -38,13 +42,6 @@
 
 TETHER_BEGIN_NAMESPACE
 
-/// A type `H` models request_handler for requests of type `Request` if it can be called
-/// as `h(request)` with a `Request&`. Its result is ignored. An exception that escapes it
-/// is caught at the libevent boundary: the client gets a 500 (or, mid-stream, the
-/// connection is closed) and the exception is reported on stderr.
-template <class H, class Request>
-concept request_handler = std::invocable<H&, Request&>;
-
 /// Parses a TCP port from text: digits only, 1..65535.
 inline result<std::uint16_t> parse_port(std::string_view text) noexcept {
   if (text.empty() || text.size() > 5) return errc::invalid_argument;
@@ -64,12 +61,6 @@ struct listener {
   evhttp_bound_socket* native = nullptr;
 };
 
-namespace detail {
-struct handler_holder_base {
-  virtual ~handler_holder_base() = default;
-};
-}  // namespace detail
-
 /// An HTTP/1.x server over libevent's evhttp.
 ///
 /// @tparam ClosePolicy   how hang-ups are noticed (close_policy: eager_close<>, native_close)
@@ -86,6 +77,11 @@ struct handler_holder_base {
 ///     srv.fallback([](tether::request& req) { req.reply(200, "hello"); });
 ///     if (auto port = srv.bind("127.0.0.1", 8080); !port) return 1;
 ///     loop.run();
+///
+/// Requests reach handlers in one of two styles, which mix on one server: a router of
+/// static routes (router.hpp; paths, methods and handlers known to the compiler), and
+/// runtime routes (route(path, handler), route(path, methods, handler)). Each path
+/// belongs to one of them; what no path matches goes to fallback(). See docs/routing.md.
 template <close_policy ClosePolicy = eager_close<>, buffer_policy BufferPolicy = copy_buffer,
           close_callback CloseCallback = close_function<>>
 class basic_server {
@@ -102,6 +98,15 @@ class basic_server {
     core_.base = base;
     core_.scratch = evbuffer_new();
     if (!core_.scratch) throw std::bad_alloc{};
+  }
+  /// Creates the server with the routes of `table` installed (see route(router)).
+  /// Throws std::bad_alloc if libevent cannot allocate.
+  template <router_type Router>
+  basic_server(event_loop& loop, Router&& table) : basic_server(loop.native(), std::forward<Router>(table)) {}
+  template <router_type Router>
+  basic_server(event_base* base, Router&& table) : basic_server(base) {
+    // A new server routes no path yet, so only an allocation can fail.
+    if (route(std::forward<Router>(table))) throw std::bad_alloc{};
   }
 
   basic_server(const basic_server&) = delete;
@@ -157,7 +162,8 @@ class basic_server {
 
   // ----- handlers -----------------------------------------------------------------
 
-  /// Calls `handler` for requests whose path is exactly `path` (query ignored).
+  /// Calls `handler` for requests whose path is exactly `path` (percent-decoded, query
+  /// ignored), whatever their method.
   /// Errors: errc::invalid_argument if `path` is already routed.
   template <class Handler>
   std::error_code route(cstring_view path, Handler&& handler) {
@@ -166,13 +172,51 @@ class basic_server {
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
     auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
-    if (evhttp_set_cb(http_.get(), path.c_str(), &holder_type<H>::dispatch, holder.get()) != 0)
-      return make_error_code(errc::invalid_argument);
-    handlers_.push_back(std::move(holder));
+    return adopt_route(path, &holder_type<H>::dispatch, std::move(holder));
+  }
+
+  /// Calls `handler` for requests on `path` whose method is in `methods` (GET implies
+  /// HEAD); other methods get 405 with an Allow header. `methods` are added to the
+  /// server's allowed methods (see allow_methods).
+  /// Errors: errc::invalid_argument if `path` is already routed or `methods` is empty.
+  template <class Handler>
+  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+    using H = std::decay_t<Handler>;
+    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
+    static_assert(request_handler<H, request>,
+                  "tether: a request handler must be callable as handler(req) with a server::request&");
+    if (methods.empty()) return make_error_code(errc::invalid_argument);
+    auto holder = std::make_unique<method_holder_type<H>>(this, methods, std::forward<Handler>(handler));
+    if (auto ec = adopt_route(path, &method_holder_type<H>::dispatch, std::move(holder))) return ec;
+    add_allowed_methods(methods);
     return {};
   }
 
-  /// Stops routing `path`. Errors: errc::invalid_argument if it was not routed.
+  /// Installs a router of static routes (router.hpp): one libevent callback per distinct
+  /// path, each switching over methods at compile time; 405 with an Allow header for
+  /// other methods. The server keeps the router (moved or copied in) until it dies, and
+  /// adds its methods to the allowed methods. All or nothing.
+  /// Errors: errc::invalid_argument if one of its paths is already routed (by a runtime
+  /// route or another router).
+  template <router_type Router>
+  std::error_code route(Router&& table) {
+    using router_t = std::remove_cvref_t<Router>;
+    if constexpr (!detail::router_answers<request, router_t>::value) {
+      // A route's handler cannot take this server's request: the error names the route.
+      (void)sizeof(detail::router_handler_checks<request, router_t>);
+      return make_error_code(errc::invalid_argument);
+    } else {
+      using binding = detail::router_binding<config, router_t>;
+      auto holder = std::make_unique<binding>(core_, router_t(std::forward<Router>(table)));
+      if (auto ec = holder->install(http_.get())) return ec;
+      handlers_.push_back(std::move(holder));
+      add_allowed_methods(binding::methods());
+      return {};
+    }
+  }
+
+  /// Stops routing `path` (routed at run time or by a router). Errors:
+  /// errc::invalid_argument if it was not routed.
   std::error_code unroute(cstring_view path) noexcept {
     return evhttp_del_cb(http_.get(), path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_argument);
   }
@@ -209,8 +253,15 @@ class basic_server {
   void set_max_headers_size(std::size_t bytes) noexcept {
     evhttp_set_max_headers_size(http_.get(), static_cast<ev_ssize_t>(bytes));
   }
-  /// Methods outside `methods` get 501 before any handler runs.
-  void allow_methods(method_set methods) noexcept { evhttp_set_allowed_methods(http_.get(), methods.bits()); }
+  /// Methods outside `methods` get 501 before any handler runs. libevent allows GET,
+  /// POST, HEAD, PUT and DELETE by default; routes declared with methods add theirs, so
+  /// a PATCH route answers PATCH without this call.
+  void allow_methods(method_set methods) noexcept {
+    allowed_ = methods;
+    evhttp_set_allowed_methods(http_.get(), methods.bits());
+  }
+  /// The methods libevent lets through to routing (the rest get 501).
+  method_set allowed_methods() const noexcept { return allowed_; }
   /// Content-Type added to replies that have a body and set none (libevent's default is
   /// "text/html; charset=ISO-8859-1"); an empty string adds none.
   void set_default_content_type(cstring_view type) noexcept {
@@ -246,21 +297,50 @@ class basic_server {
     // The C -> C++ boundary: libevent calls this for each request on the route.
     static void dispatch(evhttp_request* r, void* self) noexcept {
       auto* h = static_cast<holder_type*>(self);
-      auto req = detail::request_access::make<config>(h->server->core_, r);
-      detail::request_access::adopt(req);
-      bool threw = false;
-      try {
-        h->handler(req);
-      } catch (...) {
-        threw = true;
-        detail::report_exception("a request handler");
-      }
-      detail::request_access::finish(req, threw);
+      detail::invoke_handler<config>(h->server->core_, r, h->handler);
     }
 
     basic_server* server;
     [[no_unique_address]] H handler;
   };
+
+  template <class H>
+  struct method_holder_type final : detail::handler_holder_base {
+    template <class F>
+    method_holder_type(basic_server* s, method_set declared, F&& f)
+        : server(s),
+          served(detail::with_implied_head(declared)),
+          allow(detail::make_allow_value(served)),
+          handler(std::forward<F>(f)) {}
+
+    static void dispatch(evhttp_request* r, void* self) noexcept {
+      auto* h = static_cast<method_holder_type*>(self);
+      if (h->served.contains(static_cast<method>(evhttp_request_get_command(r)))) {
+        detail::invoke_handler<config>(h->server->core_, r, h->handler);
+      } else {
+        detail::method_not_allowed reply{h->allow.c_str()};
+        detail::invoke_handler<config>(h->server->core_, r, reply);
+      }
+    }
+
+    basic_server* server;
+    method_set served;
+    detail::allow_value allow;
+    [[no_unique_address]] H handler;
+  };
+
+  template <class Holder>
+  std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), std::unique_ptr<Holder> holder) {
+    if (const int rc = evhttp_set_cb(http_.get(), path.c_str(), dispatch, holder.get()); rc != 0)
+      return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
+    handlers_.push_back(std::move(holder));
+    return {};
+  }
+
+  void add_allowed_methods(method_set methods) noexcept {
+    if ((allowed_ | methods) == allowed_) return;
+    allow_methods(allowed_ | methods);
+  }
 
   static bool parse_address(std::string_view text, std::uint16_t port, sockaddr_storage& ss, socklen_t& len) noexcept {
     char buf[INET6_ADDRSTRLEN + 2] = {};
@@ -303,6 +383,8 @@ class basic_server {
   unique_evhttp http_;
   std::vector<std::unique_ptr<detail::handler_holder_base>> handlers_;
   std::vector<listener> listeners_;
+  // libevent's default (evhttp_new_object); it has no getter.
+  method_set allowed_ = method::get | method::post | method::head | method::put | method::delete_;
 };
 
 /// The default server: eager close detection, copied buffers, any small close callback.

@@ -13,6 +13,7 @@
 #include <tether/error.hpp>
 #include <tether/file.hpp>
 #include <tether/event_loop.hpp>
+#include <tether/fixed_string.hpp>
 #include <tether/handle.hpp>
 #include <tether/headers.hpp>
 #include <tether/hub.hpp>
@@ -23,6 +24,9 @@
 #include <tether/producer.hpp>
 #include <tether/reply_hook.hpp>
 #include <tether/request.hpp>
+#include <tether/request_handler.hpp>
+#include <tether/route.hpp>
+#include <tether/router.hpp>
 #include <tether/server.hpp>
 #include <tether/sse.hpp>
 #include <tether/stream.hpp>

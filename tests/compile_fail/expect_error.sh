@@ -1,7 +1,9 @@
 #!/bin/sh
 # Usage: expect_error.sh PATTERN COMPILER [ARGS...]
 # Passes only if the compiler FAILS and its diagnostics match PATTERN (grep -E), so a
-# case that fails for an unrelated reason (a typo) does not pass.
+# case that fails for an unrelated reason (a typo) does not pass. A PATTERN of several
+# lines passes only if every line matches somewhere in the diagnostics (a sentence, and
+# the name of what is at fault, are often on different lines).
 pattern=$1
 shift
 out=$("$@" 2>&1)
@@ -10,9 +12,13 @@ if [ $status -eq 0 ]; then
   echo "expected a compile error, but compilation succeeded: $*"
   exit 1
 fi
-if printf '%s\n' "$out" | grep -Eq -- "$pattern"; then
+missing=$(printf '%s\n' "$pattern" | while IFS= read -r p; do
+  [ -z "$p" ] && continue
+  printf '%s\n' "$out" | grep -Eq -- "$p" || printf '%s\n' "$p"
+done)
+if [ -z "$missing" ]; then
   exit 0
 fi
-echo "compilation failed, but the diagnostics do not match: $pattern"
+echo "compilation failed, but the diagnostics do not match: $missing"
 printf '%s\n' "$out" | head -40
 exit 1

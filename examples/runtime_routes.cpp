@@ -1,0 +1,64 @@
+// Example: routes configured at run time.
+//
+// Paths known only once the program runs (from the command line here; from a config
+// file or a plugin in real programs) are added one by one with server.route(). A route
+// may take any method, or a set of methods (others get 405 with an Allow header); a
+// fallback answers every path no route claims. Static routers (see static_routes.cpp)
+// can be installed on the same server.
+//
+// Usage: runtime_routes [PORT] [PATH=TEXT]...   (default 8080; GET PATH answers TEXT)
+//        runtime_routes --once                  (serve one request to itself, exit)
+//   $ runtime_routes 8080 /motd=hello /version=1.0
+//   $ curl -i localhost:8080/motd
+//   $ curl -i -d 'ping' localhost:8080/echo
+//   $ curl -i localhost:8080/echo                (405, Allow: POST, PUT)
+//   $ curl -i localhost:8080/elsewhere           (the fallback's 404)
+#include <tether/tether.hpp>
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "once.hpp"
+
+int main(int argc, char** argv) {
+  const std::string_view arg = argc > 1 ? argv[1] : "8080";
+  const bool once = arg == "--once";
+  const auto port = once ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(arg);
+  if (!port) {
+    std::fprintf(stderr, "Usage: runtime_routes [PORT] [PATH=TEXT]... | --once\n  e.g. runtime_routes 8080 /motd=hello\n");
+    return 1;
+  }
+
+  tether::event_loop loop;
+  tether::server server{loop};
+  server.set_default_content_type("text/plain");
+
+  // One GET route per PATH=TEXT argument; the handler owns its copy of TEXT.
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view spec = argv[i];
+    const auto eq = spec.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      std::fprintf(stderr, "runtime_routes: expected PATH=TEXT, got %s\n", argv[i]);
+      return 1;
+    }
+    const std::string path(spec.substr(0, eq));
+    std::string text = std::string(spec.substr(eq + 1)) + "\n";
+    if (auto ec = server.route(path, tether::method::get, [text](tether::request& req) { (void)req.reply(200, text); })) {
+      std::fprintf(stderr, "runtime_routes: cannot route %s: %s\n", path.c_str(), ec.message().c_str());
+      return 1;
+    }
+  }
+  (void)server.route("/echo", tether::method::post | tether::method::put,
+                     [](tether::request& req) { (void)req.reply(200, req.body().to_string()); });
+  server.fallback([](tether::request& req) { (void)req.reply(404, "no route for " + std::string(req.path()) + "\n"); });
+
+  const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", *port);
+  if (!bound) {
+    std::fprintf(stderr, "runtime_routes: cannot listen on port %u: %s\n", unsigned{*port}, bound.error().message().c_str());
+    return 1;
+  }
+  if (once) return example::ask_once(loop, *bound, EVHTTP_REQ_POST, "/echo", "ping");
+  std::printf("runtime_routes: listening on port %u\n", unsigned{*bound});
+  loop.run();
+}

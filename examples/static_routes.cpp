@@ -1,0 +1,65 @@
+// Example: routes declared at compile time.
+//
+// The paths, methods and handlers of this server are one tether::router, checked by the
+// compiler (a second GET /todos would not compile) and installed as one libevent callback
+// per path, each switching over the request's method at compile time. An unknown path
+// gets 404; a known path with another method gets 405 and an Allow header.
+//
+// Usage: static_routes [PORT]        (default 8080)
+//        static_routes --once        (serve one request to itself on a free port, exit)
+//   $ curl -i localhost:8080/hello
+//   $ curl -i -d 'buy milk' localhost:8080/todos
+//   $ curl -i localhost:8080/todos
+//   $ curl -i -X DELETE localhost:8080/todos      (405, Allow: GET, HEAD, POST)
+#include <tether/tether.hpp>
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "once.hpp"
+
+// A route written as a type: path and methods are constants, the call operator answers.
+struct health {
+  static constexpr std::string_view path = "/health";
+  static constexpr tether::method_set methods = tether::method::get;
+  void operator()(auto& req) const { (void)req.reply(200, "ok\n"); }
+};
+
+int main(int argc, char** argv) {
+  const std::string_view arg = argc > 1 ? argv[1] : "8080";
+  const bool once = arg == "--once";
+  const auto port = once ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(arg);
+  if (!port) {
+    std::fprintf(stderr, "Usage: static_routes [PORT] | --once\n  e.g. static_routes 8080\n");
+    return 1;
+  }
+
+  std::vector<std::string> todos;  // the handlers' shared state, owned here
+  auto api = tether::router{
+      tether::get<"/hello">([](auto& req) { (void)req.reply(200, "hello\n"); }),
+      tether::get<"/todos">([&todos](auto& req) {
+        std::string list;
+        for (const auto& t : todos) list += t + "\n";
+        (void)req.reply(200, list);
+      }),
+      tether::post<"/todos">([&todos](auto& req) {
+        todos.push_back(req.body().to_string());
+        (void)req.reply(201, "added\n");
+      }),
+      health{},
+  };
+
+  tether::event_loop loop;
+  tether::server server{loop, api};
+  server.set_default_content_type("text/plain");
+  const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", *port);
+  if (!bound) {
+    std::fprintf(stderr, "static_routes: cannot listen on port %u: %s\n", unsigned{*port}, bound.error().message().c_str());
+    return 1;
+  }
+  if (once) return example::ask_once(loop, *bound, EVHTTP_REQ_POST, "/todos", "buy milk");
+  std::printf("static_routes: listening on port %u\n", unsigned{*bound});
+  loop.run();
+}

@@ -1,0 +1,7 @@
+// A route answers at least one method.
+#include <tether/tether.hpp>
+
+int main() {
+  auto r = tether::on<"/items">([](auto& req) { (void)req.reply(200); });
+  (void)r;
+}

@@ -1,0 +1,13 @@
+// A hand-written route whose path does not start with '/' is not a static_route.
+#include <tether/tether.hpp>
+
+struct items {
+  static constexpr std::string_view path = "items";
+  static constexpr tether::method_set methods = tether::method::get;
+  void operator()(auto& req) const { (void)req.reply(200); }
+};
+
+int main() {
+  tether::router<items> api;
+  (void)api;
+}
