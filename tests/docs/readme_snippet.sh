@@ -1,5 +1,6 @@
 #!/bin/sh
-# Compiles the first C++ block of README.md, so the README's server cannot rot.
+# Compiles the first C++ block of a Markdown file (README.md, docs/routing.md), so the
+# programs the documentation shows cannot rot.
 # Usage: readme_snippet.sh README.md COMPILER [ARGS...]
 set -eu
 readme=$1
