@@ -7,10 +7,10 @@
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/detail/connection_state.hpp>
+#include <tether/detail/invoke_handler.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
-#include <tether/detail/invoke_handler.hpp>
 #include <tether/method.hpp>
 #include <tether/request.hpp>
 #include <tether/request_handler.hpp>
@@ -208,6 +208,7 @@ class basic_server {
     } else {
       using binding = detail::router_binding<config, router_t>;
       auto holder = std::make_unique<binding>(core_, router_t(std::forward<Router>(table)));
+      handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
       if (auto ec = holder->install(http_.get())) return ec;
       handlers_.push_back(std::move(holder));
       add_allowed_methods(binding::methods());
@@ -229,6 +230,7 @@ class basic_server {
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
     auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
+    handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     evhttp_set_gencb(http_.get(), &holder_type<H>::dispatch, holder.get());
     handlers_.push_back(std::move(holder));
   }
@@ -331,6 +333,7 @@ class basic_server {
 
   template <class Holder>
   std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), std::unique_ptr<Holder> holder) {
+    handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     if (const int rc = evhttp_set_cb(http_.get(), path.c_str(), dispatch, holder.get()); rc != 0)
       return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
     handlers_.push_back(std::move(holder));

@@ -284,6 +284,11 @@ TEST_CASE("static and runtime routes and a fallback share one server; each path 
   REQUIRE(refused);
   CHECK(refused->status == 405);
   CHECK(refused->header("Allow") == "GET, HEAD");
+  auto head = c.ask("HEAD", "/runtime-get");  // GET implies HEAD here too; no body follows
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->header("Content-Length") == "11");
+  CHECK(c.ask("GET", "/runtime")->body == "runtime");
   CHECK(c.ask("GET", "/fresh")->body == "fallback");  // the refused router installed nothing
   CHECK(c.ask("GET", "/elsewhere")->body == "fallback");
 
