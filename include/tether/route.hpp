@@ -76,17 +76,15 @@ constexpr bool valid_route_path(std::string_view p) noexcept {
   return !p.empty() && p.front() == '/' && p.find_first_of("?#") == std::string_view::npos;
 }
 
-// A base of tether::route (a base rather than the class body, so that a failed check
-// is the only error, not the first of several).
-// Its arguments are all of the route's, so that two routes in one router never share
-// this (empty) base: objects of one type need distinct addresses, which would give a
-// router of stateless routes a size.
+// A base of tether::route rather than checks in its body, so that a failed check is the
+// only error, not the first of several. It takes all of the route's arguments so that two
+// routes of one router never share this empty base: two objects of one type need distinct
+// addresses, which would give a router of stateless routes a size.
 template <auto Path, class Handler, method... Methods>
 struct check_route_declaration {
-  static constexpr std::size_t MethodCount = sizeof...(Methods);
   // A route answers at least one method, e.g. tether::route<"/items", H, tether::method::get>
   // or tether::on<"/items", tether::method::get>(handler).
-  static_assert(MethodCount > 0, "tether::route: a route needs at least one method");
+  static_assert(sizeof...(Methods) > 0, "tether::route: a route needs at least one method");
   // Paths match the request's decoded path exactly, without the query.
   static_assert(valid_route_path(Path.view()), "tether::route: a route's path starts with '/' and has no '?' or '#'");
 };

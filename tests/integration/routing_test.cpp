@@ -63,7 +63,6 @@ class conversation {
     c_.pump();
     return c_.data().substr(used_);
   }
-  bool closed_by_server() { return c_.wait_eof(loop_, 200ms); }
   tt::client& client() { return c_; }
 
  private:
