@@ -15,17 +15,16 @@
 //   $ curl -i localhost:8080/elsewhere           (the fallback's 404)
 #include <tether/tether.hpp>
 
+#include "support/self_client.hpp"
+
 #include <cstdio>
 #include <string>
 #include <string_view>
 
-#include "once.hpp"
-
 int main(int argc, char** argv) {
-  const std::string_view arg = argc > 1 ? argv[1] : "8080";
-  const bool once = arg == "--once";
-  const auto port = once ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(arg);
-  if (!port) {
+  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
+  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
+  if (!once && port == 0) {
     std::fprintf(stderr, "Usage: runtime_routes [PORT] [PATH=TEXT]... | --once\n  e.g. runtime_routes 8080 /motd=hello\n");
     return 1;
   }
@@ -53,12 +52,18 @@ int main(int argc, char** argv) {
                      [](tether::request& req) { (void)req.reply(200, req.body().to_string()); });
   server.fallback([](tether::request& req) { (void)req.reply(404, "no route for " + std::string(req.path()) + "\n"); });
 
-  const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", *port);
+  const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", port);
   if (!bound) {
-    std::fprintf(stderr, "runtime_routes: cannot listen on port %u: %s\n", unsigned{*port}, bound.error().message().c_str());
+    std::fprintf(stderr, "runtime_routes: cannot listen on port %u: %s\n", unsigned{port}, bound.error().message().c_str());
     return 1;
   }
-  if (once) return example::ask_once(loop, *bound, EVHTTP_REQ_POST, "/echo", "ping");
+  if (once) {
+    example::self_client c(*bound, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nping");
+    const bool ok = c.wait_for(loop, "\r\n\r\nping");
+    std::printf("runtime_routes: %s\n", ok ? "the echo came back" : "no reply");
+    return ok ? 0 : 1;
+  }
   std::printf("runtime_routes: listening on port %u\n", unsigned{*bound});
+  std::fflush(stdout);
   loop.run();
 }

@@ -13,12 +13,12 @@
 //   $ curl -i -X DELETE localhost:8080/todos      (405, Allow: GET, HEAD, POST)
 #include <tether/tether.hpp>
 
+#include "support/self_client.hpp"
+
 #include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "once.hpp"
 
 // A route written as a type: path and methods are constants, the call operator answers.
 struct health {
@@ -28,10 +28,9 @@ struct health {
 };
 
 int main(int argc, char** argv) {
-  const std::string_view arg = argc > 1 ? argv[1] : "8080";
-  const bool once = arg == "--once";
-  const auto port = once ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(arg);
-  if (!port) {
+  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
+  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
+  if (!once && port == 0) {
     std::fprintf(stderr, "Usage: static_routes [PORT] | --once\n  e.g. static_routes 8080\n");
     return 1;
   }
@@ -54,12 +53,18 @@ int main(int argc, char** argv) {
   tether::event_loop loop;
   tether::server server{loop, api};
   server.set_default_content_type("text/plain");
-  const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", *port);
+  const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", port);
   if (!bound) {
-    std::fprintf(stderr, "static_routes: cannot listen on port %u: %s\n", unsigned{*port}, bound.error().message().c_str());
+    std::fprintf(stderr, "static_routes: cannot listen on port %u: %s\n", unsigned{port}, bound.error().message().c_str());
     return 1;
   }
-  if (once) return example::ask_once(loop, *bound, EVHTTP_REQ_POST, "/todos", "buy milk");
+  if (once) {
+    example::self_client c(*bound, "POST /todos HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8\r\n\r\nbuy milk");
+    const bool ok = c.wait_for(loop, "201 Created");
+    std::printf("static_routes: %s\n", ok ? "a todo added" : "no reply");
+    return ok ? 0 : 1;
+  }
   std::printf("static_routes: listening on port %u\n", unsigned{*bound});
+  std::fflush(stdout);
   loop.run();
 }
