@@ -111,7 +111,8 @@ struct exchange_ops {
   }
 
   template <class Body>
-  static std::error_code reply(exchange& ex, state* st, int status, const char* reason, Body&& body) noexcept {
+  static std::error_code reply(server_core* core, exchange& ex, state* st, int status, const char* reason,
+                               Body&& body) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), std::forward<Body>(body))) return ec;
@@ -119,16 +120,18 @@ struct exchange_ops {
     resume(ex, st);
     if (st) ex.will_close = connection_core::reply_will_close(ex.req);
     ex.ph = phase::finishing;
+    if (core) core->stamp_date(ex.req);
     evhttp_send_reply(ex.req, status, reason, nullptr);
     return {};
   }
 
-  static std::error_code send_error(exchange& ex, state* st, int status, const char* reason) noexcept {
+  static std::error_code send_error(server_core* core, exchange& ex, state* st, int status, const char* reason) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     resume(ex, st);
     if (st) ex.will_close = connection_core::reply_will_close(ex.req);
     ex.ph = phase::finishing;
+    if (core) core->stamp_date(ex.req);
     evhttp_send_error(ex.req, status, reason);
     return {};
   }
@@ -140,6 +143,7 @@ struct exchange_ops {
     connection_control ctl{st};
     close_policy::on_stream_start(ctl);
     ex.ph = phase::streaming;
+    if (st.server) st.server->stamp_date(ex.req);
     evhttp_send_reply_start(ex.req, status, reason);
     if constexpr (flow::bounded) {
       long deadline_ms = 0;
@@ -283,18 +287,18 @@ class basic_request {
   template <class Body>
   std::error_code reply(int status, Body&& body) noexcept {
     ops::template check_body<Body>();
-    return ops::reply(*ex_, st_, status, nullptr, std::forward<Body>(body));
+    return ops::reply(srv_, *ex_, st_, status, nullptr, std::forward<Body>(body));
   }
-  std::error_code reply(int status) noexcept { return ops::reply(*ex_, st_, status, nullptr, std::string_view{}); }
+  std::error_code reply(int status) noexcept { return ops::reply(srv_, *ex_, st_, status, nullptr, std::string_view{}); }
   /// As above with an explicit reason phrase ("OK" is libevent's default for 200).
   template <class Body>
   std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
     ops::template check_body<Body>();
-    return ops::reply(*ex_, st_, status, reason.c_str(), std::forward<Body>(body));
+    return ops::reply(srv_, *ex_, st_, status, reason.c_str(), std::forward<Body>(body));
   }
   /// Sends libevent's HTML error page for `status`.
   std::error_code send_error(int status, const char* reason = nullptr) noexcept {
-    return ops::send_error(*ex_, st_, status, reason);
+    return ops::send_error(srv_, *ex_, st_, status, reason);
   }
   /// Starts a streamed reply: HTTP/1.1 chunked unless Content-Length was set; an
   /// HTTP/1.0 client gets a body that ends when the connection closes.
@@ -440,7 +444,7 @@ class basic_request_handle {
     if (!st) return;
     if (st->refs == 1 && !st->closed && st->seq == seq_) {
       if (st->ex.ph == detail::phase::pending)
-        (void)detail::exchange_ops<Config>::send_error(st->ex, st, 500, nullptr);
+        (void)detail::exchange_ops<Config>::send_error(st->server, st->ex, st, 500, nullptr);
       else if (st->ex.ph == detail::phase::streaming)
         (void)detail::exchange_ops<Config>::end(st->ex, st);
     }
@@ -459,18 +463,18 @@ class basic_request_handle {
   template <class Body>
   std::error_code reply(int status, Body&& body) noexcept {
     ops::template check_body<Body>();
-    return with([&](auto& ex) { return ops::reply(ex, st_, status, nullptr, std::forward<Body>(body)); });
+    return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::forward<Body>(body)); });
   }
   std::error_code reply(int status) noexcept {
-    return with([&](auto& ex) { return ops::reply(ex, st_, status, nullptr, std::string_view{}); });
+    return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::string_view{}); });
   }
   template <class Body>
   std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
     ops::template check_body<Body>();
-    return with([&](auto& ex) { return ops::reply(ex, st_, status, reason.c_str(), std::forward<Body>(body)); });
+    return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, reason.c_str(), std::forward<Body>(body)); });
   }
   std::error_code send_error(int status, const char* reason = nullptr) noexcept {
-    return with([&](auto& ex) { return ops::send_error(ex, st_, status, reason); });
+    return with([&](auto& ex) { return ops::send_error(st_->server, ex, st_, status, reason); });
   }
   std::error_code start(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::start(ex, *st_, status, reason); });

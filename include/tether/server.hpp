@@ -278,6 +278,11 @@ class basic_server {
     return evhttp_remove_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                         : make_error_code(errc::invalid_argument);
   }
+  /// Formats the Date header once per second instead of once per reply (evhttp's
+  /// default), from the loop's cached clock. Same header, same bytes; it saves evhttp's
+  /// per-reply date formatting (docs/performance.md). Off by default; a reply that sets
+  /// its own Date keeps it.
+  void cache_date_header(bool on = true) noexcept { core_.cache_date = on; }
   /// How many per-connection states are kept for reuse (0 frees them at once).
   void set_pool_limit(std::size_t n) noexcept { core_.pool_limit = n; }
 

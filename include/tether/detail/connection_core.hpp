@@ -15,6 +15,7 @@
 
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/date_cache.hpp>
 #include <tether/detail/pointer_map.hpp>
 
 #include <event2/buffer.h>
@@ -94,6 +95,13 @@ struct server_core {
   std::size_t free_count = 0;
   std::size_t pool_limit = 256;
   evbuffer* scratch = nullptr;  // chunk staging; drained by every use
+  bool cache_date = false;      // basic_server::cache_date_header
+  date_cache date;
+
+  /// Stamps the cached Date on a reply about to be sent, if the server opted in.
+  void stamp_date(evhttp_request* r) noexcept {
+    if (cache_date) date.stamp(base, r);
+  }
 };
 
 /// The untyped per-connection state. See the file comment for the rules it enforces.
