@@ -5,7 +5,9 @@
 //                            and exits 0. POLICY: system, pooled (the default
 //                            pooled_memory<>), pooled512, pooled2k (MaxPooledSize 512 or
 //                            2048), pooled0 (caches nothing), sizes (malloc, and prints a
-//                            histogram of libevent's allocation sizes at exit).
+//                            histogram of libevent's allocation sizes at exit), counted
+//                            (pooled_memory<>, and prints how often it called malloc,
+//                            realloc and free).
 //   mem_probe client PORT N  one keep-alive connection, N sequential
 //                            "GET / HTTP/1.1" requests with Host, User-Agent and Accept,
 //                            each reply read in full and checked (200, body "hello").
@@ -64,6 +66,28 @@ struct size_histogram {
   }
 };
 
+// malloc, counting what pooled_memory asks of it.
+struct counted_malloc {
+  static inline std::atomic<unsigned long> allocations{0}, reallocations{0}, frees{0};
+  static void* allocate(std::size_t n) noexcept {
+    ++allocations;
+    return std::malloc(n);
+  }
+  static void* reallocate(void* p, std::size_t n) noexcept {
+    ++reallocations;
+    return std::realloc(p, n);
+  }
+  static void deallocate(void* p) noexcept {
+    ++frees;
+    std::free(p);
+  }
+  static void print() {
+    std::fprintf(stderr, "upstream: %lu malloc, %lu realloc, %lu free\n", allocations.load(), reallocations.load(),
+                 frees.load());
+  }
+};
+using counted_pool = tether::pooled_memory<256 * 1024, 1024, counted_malloc>;
+
 void on_request(evhttp_request* req, void*) {
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
   evbuffer_add(evhttp_request_get_output_buffer(req), "hello", 5);
@@ -79,6 +103,7 @@ std::error_code install(std::string_view policy) {
   if (policy == "pooled2k") return tether::install_memory_policy<tether::pooled_memory<256 * 1024, 2048>>();
   if (policy == "pooled0") return tether::install_memory_policy<tether::pooled_memory<0>>();
   if (policy == "sizes") return tether::install_memory_policy<size_histogram>();
+  if (policy == "counted") return tether::install_memory_policy<counted_pool>();
   return std::make_error_code(std::errc::invalid_argument);
 }
 
@@ -112,6 +137,10 @@ int serve(std::string_view policy) {
   evhttp_free(http);
   event_base_free(base);
   if (policy == "sizes") size_histogram::print();
+  if (policy == "counted") {
+    counted_pool::release_thread_cache();
+    counted_malloc::print();
+  }
   return 0;
 }
 
@@ -179,7 +208,7 @@ int main(int argc, char** argv) {
   if (mode == "client" && argc == 4)
     return client(static_cast<unsigned short>(std::atoi(argv[2])), std::atol(argv[3]));
   std::fprintf(stderr,
-               "usage: mem_probe serve system|pooled|pooled512|pooled2k|pooled0|sizes\n"
+               "usage: mem_probe serve system|pooled|pooled512|pooled2k|pooled0|sizes|counted\n"
                "       mem_probe client PORT N\n");
   return 2;
 }

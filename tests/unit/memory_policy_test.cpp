@@ -174,6 +174,33 @@ TEST_CASE("pooled_memory: a freed block is reused by the next allocation of its 
   CHECK(up::live() == 0);
 }
 
+#ifdef TETHER_DETAIL_ASAN
+TEST_CASE("pooled_memory under ASan: the header, a class's slack and cached blocks are unaddressable",
+          "[memory][asan]") {
+  using pool = tether::pooled_memory<1 << 20, 1024, counting_upstream<11>>;
+  auto* p = static_cast<char*>(pool::allocate(20));  // the 32-byte class
+  CHECK_FALSE(__asan_address_is_poisoned(p));
+  CHECK_FALSE(__asan_address_is_poisoned(p + 19));
+  CHECK(__asan_address_is_poisoned(p + 20));  // slack of the class: an overflow ASan reports
+  CHECK(__asan_address_is_poisoned(p + 31));
+  CHECK(__asan_address_is_poisoned(p - 1));   // the pool's header
+  CHECK(__asan_address_is_poisoned(p - 16));
+  p = static_cast<char*>(pool::reallocate(p, 30));  // grows within the class
+  CHECK_FALSE(__asan_address_is_poisoned(p + 29));
+  CHECK(__asan_address_is_poisoned(p + 30));
+  pool::deallocate(p);  // cached: a use after free is reported
+  CHECK(__asan_address_is_poisoned(p));
+  CHECK(__asan_address_is_poisoned(p + 29));
+  auto* q = static_cast<char*>(pool::allocate(24));  // the same block again
+  CHECK(q == p);
+  CHECK_FALSE(__asan_address_is_poisoned(q + 23));
+  CHECK(__asan_address_is_poisoned(q + 24));
+  pool::deallocate(q);
+  pool::release_thread_cache();
+  CHECK(counting_upstream<11>::live() == 0);
+}
+#endif
+
 // ----- realloc --------------------------------------------------------------------
 
 TEST_CASE("pooled_memory: realloc keeps the contents across every class and to and from the large path",
