@@ -18,6 +18,13 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Process-wide and first: libevent must not have allocated anything yet.
+  if (fast) {
+    if (auto ec = tether::install_memory_policy<tether::pooled_memory<>>()) {
+      std::fprintf(stderr, "hello: %s\n", ec.message().c_str());
+      return 1;
+    }
+  }
   tether::event_loop loop{tether::loop_options{.epoll_changelist = fast}};
   tether::server server{loop};
   server.cache_date_header(fast);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/libevent_use.hpp>
 #include <tether/error.hpp>
 #include <tether/handle.hpp>
 
@@ -121,7 +122,7 @@ class buffer_ref : public detail::buffer_ops<buffer_ref> {
 class buffer : public detail::buffer_ops<buffer> {
  public:
   /// Creates an empty buffer; throws std::bad_alloc if libevent cannot.
-  buffer() : buf_(evbuffer_new()) {
+  buffer() : buf_((detail::note_libevent_use(), evbuffer_new())) {
     if (!buf_) throw std::bad_alloc{};
   }
   /// Creates a buffer holding a copy of `bytes`.

@@ -56,6 +56,11 @@ enum class errc : int {
   file_error,
   /// A known-length stream was written past, or ended before, its declared length.
   length_mismatch,
+  /// install_memory_policy: a different memory policy is already installed.
+  memory_policy_conflict,
+  /// install_memory_policy: tether already made libevent allocate in this process, so
+  /// libevent's allocator can no longer be replaced; nothing was installed.
+  libevent_in_use,
 };
 
 namespace detail {
@@ -77,6 +82,9 @@ class error_category_impl final : public std::error_category {
       case errc::libevent_failure: return "libevent failed or refused the operation";
       case errc::file_error: return "the file could not be opened or stat'ed";
       case errc::length_mismatch: return "the stream's body does not match its declared length";
+      case errc::memory_policy_conflict: return "a different memory policy is already installed";
+      case errc::libevent_in_use:
+        return "libevent is already in use; install the memory policy first in main, before any loop, server or buffer";
     }
     return "unknown tether error";
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/libevent_use.hpp>
 #include <tether/handle.hpp>
 
 #include <event2/event.h>
@@ -35,6 +36,7 @@ class event_loop {
   event_loop() : event_loop(loop_options{}) {}
 
   explicit event_loop(const loop_options& options) {
+    detail::note_libevent_use();  // from now on, install_memory_policy refuses (memory_policy.hpp)
     std::signal(SIGPIPE, SIG_IGN);
     unique_event_config cfg{event_config_new()};
     if (!cfg) throw std::bad_alloc{};

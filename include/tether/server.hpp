@@ -93,7 +93,7 @@ class basic_server {
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
-  explicit basic_server(event_base* base) : http_(evhttp_new(base)) {
+  explicit basic_server(event_base* base) : http_((detail::note_libevent_use(), evhttp_new(base))) {
     if (!http_) throw std::bad_alloc{};
     core_.base = base;
     core_.scratch = evbuffer_new();

@@ -19,6 +19,7 @@
 #include <tether/hub.hpp>
 #include <tether/inplace_function.hpp>
 #include <tether/long_poll.hpp>
+#include <tether/memory_policy.hpp>
 #include <tether/method.hpp>
 #include <tether/multipart.hpp>
 #include <tether/producer.hpp>

@@ -27,7 +27,8 @@ template <std::invocable<> F>
 class timer {
  public:
   timer(event_loop& loop, F f) : timer(loop.native(), std::move(f)) {}
-  timer(event_base* base, F f) : f_(std::move(f)), ev_(event_new(base, -1, 0, &fire, this)) {
+  timer(event_base* base, F f)
+      : f_(std::move(f)), ev_((detail::note_libevent_use(), event_new(base, -1, 0, &fire, this))) {
     if (!ev_) throw std::bad_alloc{};
   }
   timer(const timer&) = delete;
