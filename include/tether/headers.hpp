@@ -22,28 +22,30 @@ struct header_field {
 };
 
 namespace detail {
-// RFC 9110 section 5.6.2: token = 1*tchar.
-constexpr bool is_tchar(unsigned char c) noexcept {
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
+// One table lookup per octet: headers are validated on every add(), on the hot path of
+// every reply, so this must cost less than the libevent call it guards.
+struct header_octets {
+  bool tchar[256] = {};      // RFC 9110 section 5.6.2: token = 1*tchar
+  bool forbidden[256] = {};  // in a field value: CR, LF and NUL (folding is obsolete)
+  constexpr header_octets() {
+    for (int c = '0'; c <= '9'; ++c) tchar[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) tchar[c] = tchar[c - 'a' + 'A'] = true;
+    for (const char c : std::string_view{"!#$%&'*+-.^_`|~"}) tchar[static_cast<unsigned char>(c)] = true;
+    forbidden[static_cast<unsigned char>('\r')] = forbidden[static_cast<unsigned char>('\n')] = forbidden[0] = true;
   }
-}
+};
+inline constexpr header_octets header_octet_table{};
+
+constexpr bool is_tchar(unsigned char c) noexcept { return header_octet_table.tchar[c]; }
 constexpr bool is_header_name(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (const char c : s)
-    if (!is_tchar(static_cast<unsigned char>(c))) return false;
+    if (!header_octet_table.tchar[static_cast<unsigned char>(c)]) return false;
   return true;
 }
-// A field value may hold any octet but CR, LF and NUL (folding is obsolete).
 constexpr bool is_header_value(std::string_view s) noexcept {
   for (const char c : s)
-    if (c == '\r' || c == '\n' || c == '\0') return false;
+    if (header_octet_table.forbidden[static_cast<unsigned char>(c)]) return false;
   return true;
 }
 }  // namespace detail
