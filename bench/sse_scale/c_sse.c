@@ -2,7 +2,7 @@
  * measured against: what a careful C programmer writes with evhttp alone.
  *
  *   GET /events  starts a text/event-stream reply (evhttp_send_reply_start) that stays open
- *   GET /stats   one line of counters (format in proc_self.h)
+ *   GET /stats   one line of counters (format in proc_self.h; ?trim: malloc_trim first)
  *   SIGUSR1      prints the same line on stdout
  *   SIGTERM/INT  frees everything and exits
  *
@@ -143,6 +143,7 @@ static void on_events(struct evhttp_request* req, void* arg) {
 static void on_stats(struct evhttp_request* req, void* arg) {
   (void)arg;
   char line[512];
+  sse_maybe_trim(evhttp_request_get_uri(req));
   int n = sse_format_stats(line, sizeof line, &counters);
   struct evbuffer* out = evhttp_request_get_output_buffer(req);
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");

@@ -4,8 +4,9 @@
  *  2. opens N concurrent SSE streams to 127.0.0.1:PORT (epoll, at most 64 handshakes in
  *     flight), M of them from a child process, and reads and counts their events until
  *     every stream got at least K events;
- *  3. with -p PID, measures the server: memory (VmRSS, RssAnon from /proc/PID/status, and
- *     the server's own malloc count) before the streams and with them, and its CPU time
+ *  3. with -p PID, measures the server: memory (VmRSS, RssAnon from /proc/PID/status, right
+ *     after the server's malloc_trim(0) (GET /stats?trim), and the server's own malloc count)
+ *     before the streams and with them, peak RSS (VmHWM), and its CPU time
  *     (utime+stime, and schedstat's nanoseconds) over a window of W seconds against the
  *     events it delivered in that window;
  *  4. makes half of the streams vanish abruptly: N/4 reset (SO_LINGER {1, 0}, close),
@@ -291,18 +292,20 @@ static unsigned long long field(const char* line, const char* key) {
   return at ? strtoull(at + strlen(pat), NULL, 10) : 0;
 }
 
-/* GET /stats on a connection of its own (blocking, 3 s timeouts). */
-static int get_stats(struct stats* s) {
+/* GET /stats (with `trim`: /stats?trim, the server calls malloc_trim first) on a connection
+ * of its own (blocking, 3 s timeouts). */
+static int get_stats_ex(struct stats* s, int trim) {
   struct sockaddr_in sa = server_addr();
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   struct timeval tv = {3, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  static const char req[] = "GET /stats HTTP/1.0\r\n\r\n";
+  const char* req = trim ? "GET /stats?trim HTTP/1.0\r\n\r\n" : "GET /stats HTTP/1.0\r\n\r\n";
+  const ssize_t req_len = (ssize_t)strlen(req);
   char buf[4096];
   size_t len = 0;
-  if (connect(fd, (struct sockaddr*)&sa, sizeof sa) != 0 || send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != sizeof req - 1) {
+  if (connect(fd, (struct sockaddr*)&sa, sizeof sa) != 0 || send(fd, req, (size_t)req_len, MSG_NOSIGNAL) != req_len) {
     close(fd);
     return 0;
   }
@@ -327,12 +330,17 @@ static int get_stats(struct stats* s) {
   return 1;
 }
 
+static int get_stats(struct stats* s) { return get_stats_ex(s, 0); }
+
 static void must_stats(struct stats* s) {
   if (!get_stats(s)) die(2, "cannot read /stats from 127.0.0.1:%u", (unsigned)port);
 }
+static void must_stats_trimmed(struct stats* s) {
+  if (!get_stats_ex(s, 1)) die(2, "cannot read /stats?trim from 127.0.0.1:%u", (unsigned)port);
+}
 
 struct proc {
-  long rss_kb, anon_kb;
+  long rss_kb, anon_kb, hwm_kb;
   double cpu_s;          /* utime + stime */
   unsigned long long ns; /* schedstat: time on a CPU */
   long fds;
@@ -341,13 +349,14 @@ struct proc {
 static void read_proc(pid_t pid, struct proc* p) {
   char path[64], buf[1024];
   memset(p, 0, sizeof *p);
-  p->rss_kb = p->anon_kb = p->fds = -1;
+  p->rss_kb = p->anon_kb = p->hwm_kb = p->fds = -1;
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
   FILE* f = fopen(path, "r");
   if (f) {
     while (fgets(buf, sizeof buf, f)) {
       if (strncmp(buf, "VmRSS:", 6) == 0) sscanf(buf + 6, "%ld", &p->rss_kb);
       else if (strncmp(buf, "RssAnon:", 8) == 0) sscanf(buf + 8, "%ld", &p->anon_kb);
+      else if (strncmp(buf, "VmHWM:", 6) == 0) sscanf(buf + 6, "%ld", &p->hwm_kb);
     }
     fclose(f);
   }
@@ -474,7 +483,7 @@ int main(int argc, char** argv) {
   struct proc p0, p1, pa, pb, pv, pe;
   memset(&p0, 0, sizeof p0);
   p1 = pa = pb = pv = pe = p0;
-  must_stats(&s0);
+  must_stats_trimmed(&s0);
   if (pid > 0) read_proc(pid, &p0);
 
   /* 2. the streams: the child's first (it must not inherit ours) */
@@ -514,7 +523,7 @@ int main(int argc, char** argv) {
   /* 3. a quiet point: one more tick reached everyone, then 300 ms */
   if (!pump_until_events(&pool, pool.events, pool.n, 3.0)) die(1, "no tick reached every stream within 3 s");
   pump_for(&pool, 0.3);
-  must_stats(&s1);
+  must_stats_trimmed(&s1);
   if (pid > 0) read_proc(pid, &p1);
   pa = p1;
   sa = s1;
@@ -526,6 +535,8 @@ int main(int argc, char** argv) {
            p1.anon_kb);
     printf("rss_per_stream_b=%.0f\nanon_per_stream_b=%.0f\n", (double)(p1.rss_kb - p0.rss_kb) * 1024.0 / (double)n,
            (double)(p1.anon_kb - p0.anon_kb) * 1024.0 / (double)n);
+    /* Peak RSS so far: the streams plus what every tick allocates for a moment. */
+    printf("hwm_with_kb=%ld\npeak_per_stream_b=%.0f\n", p1.hwm_kb, (double)(p1.hwm_kb - p0.rss_kb) * 1024.0 / (double)n);
   }
   printf("heap_before_b=%llu\nheap_with_b=%llu\nheap_per_stream_b=%.0f\n", s0.heap_b, s1.heap_b,
          ((double)s1.heap_b - (double)s0.heap_b) / (double)n);

@@ -2,7 +2,8 @@
 // server as c_sse.c, written with tether.
 //
 //   GET /events  an SSE stream, subscribed to one hub
-//   GET /stats   one line of counters (format in proc_self.h, shared with c_sse.c)
+//   GET /stats   one line of counters (format in proc_self.h, shared with c_sse.c;
+//                ?trim: malloc_trim first)
 //   SIGUSR1      prints the same line on stdout
 //   SIGTERM/INT  stops the loop and exits (the server's destructor closes every stream)
 //
@@ -71,6 +72,7 @@ int serve(std::uint16_t port, const char* policy_name) {
   });
   (void)srv.route("/stats", [&](typename server::request& req) {
     counters.open = streams.size();
+    if (req.query() == std::string_view("trim")) sse_maybe_trim("?trim");
     (void)req.output_headers().add("Content-Type", "text/plain");
     (void)req.reply(200, stats_line());
   });
