@@ -99,13 +99,11 @@ class basic_hub {
     node* n = pool_.acquire();
     n->hub = this;
     n->notify = &on_exchange_end;
-    n->next = n->prev = nullptr;
     return n;
   }
   void recycle(node* n) noexcept {
     detail::connection_core::unlink(*n);
-    n->stream = Stream{};  // drops the handle: ends a live reply, frees nothing libevent owns
-    pool_.release(n);
+    pool_.release(n);  // destroys the stream: ends a live reply, frees nothing libevent owns
   }
   void unsubscribe(node* n) noexcept {
     if (n->prev) n->prev->next = n->next;
