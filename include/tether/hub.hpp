@@ -2,7 +2,7 @@
 //
 // A hub owns its subscribers' streams. publish() writes the same bytes to each of them
 // (encode once into shared_bytes: under reference_buffer every subscriber gets them
-// without a copy). Each subscriber's connection applies the server's buffer policy on
+// without a copy, or with a cheaper one for at most 960 bytes). Each subscriber's connection applies the server's buffer policy on
 // its own: under bounded<..., drop/coalesce/disconnect> a slow subscriber loses,
 // replaces or is cut off from its own backlog without holding the others back.
 //

@@ -10,7 +10,7 @@
 //     s->comment("keep-alive");
 //
 // Broadcast: encode once with sse::encode() into shared_bytes and write the same bytes to
-// every stream (zero-copy under reference_buffer); see hub.hpp.
+// every stream (zero-copy under reference_buffer, above 960 bytes); see hub.hpp.
 #pragma once
 
 #include <tether/bytes.hpp>
