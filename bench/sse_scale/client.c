@@ -342,6 +342,7 @@ static void must_stats_trimmed(struct stats* s) {
 struct proc {
   long rss_kb, anon_kb, hwm_kb;
   double cpu_s;          /* utime + stime */
+  double user_s, sys_s;   /* utime, stime */
   unsigned long long ns; /* schedstat: time on a CPU */
   long fds;
 };
@@ -367,8 +368,12 @@ static void read_proc(pid_t pid, struct proc* p) {
       const char* after = strrchr(buf, ')');
       unsigned long utime = 0, stime = 0;
       /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-      if (after && sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
-        p->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+      if (after && sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2) {
+        const double hz = (double)sysconf(_SC_CLK_TCK);
+        p->cpu_s = (double)(utime + stime) / hz;
+        p->user_s = (double)utime / hz;
+        p->sys_s = (double)stime / hz;
+      }
     }
     fclose(f);
   }
@@ -553,6 +558,8 @@ int main(int argc, char** argv) {
     if (pid > 0 && delivered > 0) {
       printf("cpu_window_s=%.2f\ncpu_us_per_event=%.3f\nsched_us_per_event=%.3f\n", pb.cpu_s - pa.cpu_s,
              (pb.cpu_s - pa.cpu_s) * 1e6 / (double)delivered, (double)(pb.ns - pa.ns) / 1e3 / (double)delivered);
+      printf("user_us_per_event=%.3f\nsys_us_per_event=%.3f\n", (pb.user_s - pa.user_s) * 1e6 / (double)delivered,
+             (pb.sys_s - pa.sys_s) * 1e6 / (double)delivered);
     }
   }
 
