@@ -2,7 +2,7 @@
 //
 // A hub owns its subscribers' streams. publish() writes the same bytes to each of them
 // (encode once into shared_bytes: under reference_buffer every subscriber gets them
-// without a copy). Each subscriber's connection applies the server's buffer policy on
+// without a copy, or with a cheaper one for at most 960 bytes). Each subscriber's connection applies the server's buffer policy on
 // its own: under bounded<..., drop/coalesce/disconnect> a slow subscriber loses,
 // replaces or is cut off from its own backlog without holding the others back.
 //
@@ -99,13 +99,11 @@ class basic_hub {
     node* n = pool_.acquire();
     n->hub = this;
     n->notify = &on_exchange_end;
-    n->next = n->prev = nullptr;
     return n;
   }
   void recycle(node* n) noexcept {
     detail::connection_core::unlink(*n);
-    n->stream = Stream{};  // drops the handle: ends a live reply, frees nothing libevent owns
-    pool_.release(n);
+    pool_.release(n);  // destroys the stream: ends a live reply, frees nothing libevent owns
   }
   void unsubscribe(node* n) noexcept {
     if (n->prev) n->prev->next = n->next;

@@ -42,7 +42,7 @@ class basic_multipart_stream {
   basic_multipart_stream(basic_multipart_stream&& o) noexcept
       : stream_(std::move(o.stream_)), boundary_(std::move(o.boundary_)), latest_(std::move(o.latest_)),
         latest_type_(std::move(o.latest_type_)), skipped_(o.skipped_) {
-    hook_writable();
+    (void)hook_writable();  // re-points the stream's existing hook: allocates nothing
   }
   basic_multipart_stream& operator=(basic_multipart_stream&& o) noexcept {
     if (this != &o) {
@@ -51,7 +51,7 @@ class basic_multipart_stream {
       latest_ = std::move(o.latest_);
       latest_type_ = std::move(o.latest_type_);
       skipped_ = o.skipped_;
-      hook_writable();
+      (void)hook_writable();
     }
     return *this;
   }
@@ -70,7 +70,7 @@ class basic_multipart_stream {
     out.stream_ = std::move(*s);
     out.boundary_ = "--";
     out.boundary_.append(boundary);
-    out.hook_writable();
+    if (auto ec = out.hook_writable()) return ec;
     return out;
   }
 
@@ -153,16 +153,21 @@ class basic_multipart_stream {
     return {};
   }
 
-  // When a bounded output drains, the kept frame (if any) goes out.
-  void hook_writable() noexcept {
-    if (!stream_) return;
-    stream_.on_writable([this] {
-      if (latest_.empty()) return;
-      shared_bytes frame = std::move(latest_);
-      latest_ = shared_bytes{};
-      const auto ec = send_part({{"Content-Type", latest_type_}}, frame);
-      if (ec == errc::would_block || ec == errc::dropped) latest_ = std::move(frame);
-    });
+  // When a bounded output drains, the kept frame (if any) goes out. (An unbounded policy
+  // never refuses a part, so there is nothing to hear and no hook to allocate.)
+  std::error_code hook_writable() noexcept {
+    if constexpr (!Config::buffer_policy::flow::bounded) {
+      return {};
+    } else {
+      if (!stream_) return {};
+      return stream_.on_writable([this] {
+        if (latest_.empty()) return;
+        shared_bytes frame = std::move(latest_);
+        latest_ = shared_bytes{};
+        const auto ec = send_part({{"Content-Type", latest_type_}}, frame);
+        if (ec == errc::would_block || ec == errc::dropped) latest_ = std::move(frame);
+      });
+    }
   }
 
   basic_stream<Config> stream_;

@@ -148,7 +148,7 @@ struct exchange_ops {
     if constexpr (flow::bounded) {
       long deadline_ms = 0;
       if constexpr (is_disconnect<typename flow::action>::value) deadline_ms = static_cast<long>(flow::action::deadline.count());
-      if (ex.ph == phase::streaming) st.flow_start(flow::high_water, flow::low_water, deadline_ms);
+      if (ex.ph == phase::streaming) st.flow.start(flow::high_water, flow::low_water, deadline_ms);
     }
     return {};
   }
@@ -171,19 +171,19 @@ struct exchange_ops {
     };
     if constexpr (flow::bounded) {
       using action = typename flow::action;
-      const bool parked = std::is_same_v<action, slow_consumer::coalesce> && st.pending && evbuffer_get_length(st.pending) != 0;
-      if (parked || st.above_high_water()) {
-        st.flow_paused = true;
+      const bool parked = std::is_same_v<action, slow_consumer::coalesce> && st.flow.parked();
+      if (parked || st.flow.above_high_water()) {
+        st.flow.paused = true;
         if constexpr (std::is_same_v<action, slow_consumer::drop>) {
           return make_error_code(errc::dropped);
         } else if constexpr (std::is_same_v<action, slow_consumer::coalesce>) {
           // The newest chunk replaces the parked one; on_drain sends it at the low mark.
           auto ec = stage();
-          if (!ec && !st.park(scratch)) ec = make_error_code(errc::libevent_failure);
+          if (!ec && !st.flow.park(scratch)) ec = make_error_code(errc::libevent_failure);
           evbuffer_drain(scratch, evbuffer_get_length(scratch));
           return ec;
         } else {
-          st.arm_slow_timer();
+          st.flow.arm_slow_timer();
           return make_error_code(errc::would_block);
         }
       }
@@ -193,7 +193,7 @@ struct exchange_ops {
       return ec;
     }
     if (evbuffer_get_length(scratch) == 0) return {};
-    if constexpr (flow::bounded) st.send_bounded_chunk(scratch);
+    if constexpr (flow::bounded) st.flow.send_chunk(scratch);
     else evhttp_send_reply_chunk(ex.req, scratch);
     // libevent leaves the buffer untouched when it drops the chunk (HEAD, 204, 304).
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
@@ -203,8 +203,7 @@ struct exchange_ops {
   static std::error_code end(exchange& ex, state* st) noexcept {
     if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
     if (st) {
-      if (st->pending && evbuffer_get_length(st->pending) != 0) evhttp_send_reply_chunk(ex.req, st->pending);
-      st->flow_stop();
+      if constexpr (flow::bounded) st->flow.finish(ex.req);
       ex.will_close = connection_core::reply_will_close(ex.req);
     }
     evhttp_request* req = ex.req;

@@ -10,7 +10,7 @@
 //     s->comment("keep-alive");
 //
 // Broadcast: encode once with sse::encode() into shared_bytes and write the same bytes to
-// every stream (zero-copy under reference_buffer); see hub.hpp.
+// every stream (zero-copy under reference_buffer, above 960 bytes); see hub.hpp.
 #pragma once
 
 #include <tether/bytes.hpp>
@@ -25,9 +25,12 @@
 
 #include <charconv>
 #include <chrono>
+#include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 TETHER_BEGIN_NAMESPACE
 
@@ -117,18 +120,16 @@ class basic_sse_stream {
   using request_type = basic_request<Config>;
 
   basic_sse_stream() noexcept = default;
-  // The heartbeat timer and the end callback point at the stream: a move re-points them.
-  basic_sse_stream(basic_sse_stream&& o) noexcept
-      : stream_(std::move(o.stream_)), beat_(std::move(o.beat_)), beat_hook_(std::move(o.beat_hook_)), interval_(o.interval_) {
-    rearm();
+  // The heartbeat (if any) points at the stream it writes to: a move re-points it.
+  basic_sse_stream(basic_sse_stream&& o) noexcept : stream_(std::move(o.stream_)), beat_(std::move(o.beat_)) {
+    if (beat_) beat_->stream = &stream_;
   }
   basic_sse_stream& operator=(basic_sse_stream&& o) noexcept {
     if (this != &o) {
+      beat_.reset();
       stream_ = std::move(o.stream_);
       beat_ = std::move(o.beat_);
-      beat_hook_ = std::move(o.beat_hook_);
-      interval_ = o.interval_;
-      rearm();
+      if (beat_) beat_->stream = &stream_;
     }
     return *this;
   }
@@ -161,21 +162,36 @@ class basic_sse_stream {
   std::error_code comment(std::string_view text = {}) { return stream_.write(std::string_view(sse::comment(text))); }
 
   /// Sends a comment every `interval` until the stream ends, so that idle proxies and
-  /// clients keep the connection open. Replaces an earlier heartbeat.
+  /// clients keep the connection open. Replaces an earlier heartbeat. The heartbeat's
+  /// timer lives in a small block allocated on the first call (a stream without one
+  /// carries a pointer); errors: std::errc::not_enough_memory, errc::libevent_failure,
+  /// or the stream's own (errc::peer_gone...) when it has ended.
   template <class Rep, class Period>
   std::error_code heartbeat(event_loop& loop, std::chrono::duration<Rep, Period> interval) {
-    beat_.reset(event_new(loop.native(), -1, EV_PERSIST, &on_beat, this));
-    if (!beat_) return make_error_code(errc::libevent_failure);
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(interval).count();
-    interval_ = timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-    if (auto ec = stream_.handle().attach(beat_hook_)) {
+    if (!beat_) {
+      beat_.reset(new (std::nothrow) beat_state);
+      if (!beat_) return std::make_error_code(std::errc::not_enough_memory);
+      beat_->stream = &stream_;
+    }
+    beat_->timer.reset(event_new(loop.native(), -1, EV_PERSIST, &on_beat, beat_.get()));
+    if (!beat_->timer) {
+      beat_.reset();
+      return make_error_code(errc::libevent_failure);
+    }
+    if (auto ec = stream_.handle().attach(beat_->hook)) {
       beat_.reset();
       return ec;
     }
-    rearm();
+    // The heartbeat stops the moment the stream ends, before any further tick.
+    beat_->hook.on_end([b = beat_.get()](close_reason, bool) { event_del(b->timer.get()); });
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(interval).count();
+    const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    event_add(beat_->timer.get(), &tv);
     return {};
   }
-  bool heartbeat_active() const noexcept { return beat_ && event_pending(beat_.get(), EV_TIMEOUT, nullptr); }
+  bool heartbeat_active() const noexcept {
+    return beat_ && beat_->timer && event_pending(beat_->timer.get(), EV_TIMEOUT, nullptr);
+  }
 
   /// Writes already-encoded event-stream bytes.
   template <class... Bodies>
@@ -195,28 +211,24 @@ class basic_sse_stream {
   basic_request_handle<Config>& handle() noexcept { return stream_.handle(); }
 
  private:
-  void rearm() noexcept {
-    if (!beat_) return;
-    event_del(beat_.get());
-    event_assign(beat_.get(), event_get_base(beat_.get()), -1, EV_PERSIST, &on_beat, this);
-    event_add(beat_.get(), &interval_);
-    // The heartbeat stops the moment the stream ends, before any further tick.
-    beat_hook_.on_end([this](close_reason, bool) { beat_.reset(); });
-  }
+  // Everything a heartbeat needs, at a stable address (the timer and the hook point here).
+  struct beat_state {
+    unique_event timer;
+    reply_hook hook;
+    basic_stream<Config>* stream = nullptr;
+  };
 
   static void on_beat(evutil_socket_t, short, void* self) noexcept {
-    auto* s = static_cast<basic_sse_stream*>(self);
-    if (!s->stream_.alive()) {
-      s->beat_.reset();
+    auto* b = static_cast<beat_state*>(self);
+    if (!b->stream->alive()) {
+      event_del(b->timer.get());
       return;
     }
-    (void)s->stream_.write(static_bytes(":\n\n"));
+    (void)b->stream->write(static_bytes(":\n\n"));
   }
 
   basic_stream<Config> stream_;
-  unique_event beat_;
-  reply_hook beat_hook_;
-  timeval interval_{};
+  std::unique_ptr<beat_state> beat_;  // null until heartbeat()
 };
 
 /// basic_sse_stream for tether::server.

@@ -25,7 +25,10 @@
 
 #include <charconv>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -121,16 +124,25 @@ class basic_stream {
   /// Bytes queued for the client and not yet written.
   std::size_t queued_bytes() const noexcept { return handle_.queued_bytes(); }
 
-  /// Runs `f()` when a bounded buffer policy's output is writable again.
+  /// Runs `f()` when a bounded buffer policy's output is writable again. Replaces an
+  /// earlier callback. The stream's callbacks live in a reply_hook allocated on the first
+  /// on_writable() or on_end() (a stream without them carries a pointer): error
+  /// std::errc::not_enough_memory if that allocation fails. Set on a stream that has
+  /// already ended, a callback never runs.
   template <class F>
-  void on_writable(F&& f) noexcept {
-    hook_.on_writable(std::forward<F>(f));
+  std::error_code on_writable(F&& f) noexcept {
+    if (auto ec = make_hook()) return ec;
+    hook_->on_writable(std::forward<F>(f));
+    return {};
   }
   /// Runs `f(close_reason, bool aborted)` once when the stream ends: completed, or the
-  /// client or server gone. Runs before the connection's close callback.
+  /// client or server gone. Runs before the connection's close callback. Replaces an
+  /// earlier callback; errors as on_writable().
   template <class F>
-  void on_end(F&& f) noexcept {
-    hook_.on_end(std::forward<F>(f));
+  std::error_code on_end(F&& f) noexcept {
+    if (auto ec = make_hook()) return ec;
+    hook_->on_end(std::forward<F>(f));
+    return {};
   }
 
   /// Closes the connection now (close_reason::closed_by_server).
@@ -144,12 +156,21 @@ class basic_stream {
     if (auto ec = req.start(status, reason)) return ec;
     handle_ = req.hold();
     if (!handle_) return make_error_code(errc::libevent_failure);
-    if (auto ec = handle_.attach(hook_)) return ec;
+    // start() may end the exchange at once (libevent drops the body of a HEAD reply).
+    if (!handle_.alive()) return make_error_code(handle_.peer_gone() ? errc::peer_gone : errc::reply_finished);
     return std::move(*this);
   }
 
+  std::error_code make_hook() noexcept {
+    if (hook_) return {};
+    hook_.reset(new (std::nothrow) reply_hook);
+    if (!hook_) return std::make_error_code(std::errc::not_enough_memory);
+    (void)handle_.attach(*hook_);  // an ended stream: the hook is simply never told
+    return {};
+  }
+
   handle_type handle_;
-  reply_hook hook_;
+  std::unique_ptr<reply_hook> hook_;  // null until on_writable() or on_end()
   std::uint64_t remaining_ = 0;
   tether::framing framing_ = framing::chunked;
 };

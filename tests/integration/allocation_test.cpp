@@ -98,5 +98,9 @@ TEST_CASE("callbacks by type: empty callables cost no storage", "[alloc][callbac
   STATIC_REQUIRE(sizeof(empty_state) == sizeof(none_state));
   STATIC_REQUIRE(sizeof(empty_state) < sizeof(inline_state));
   STATIC_REQUIRE(sizeof(tether::unique_evhttp) == sizeof(void*));
+  // What every long-lived request costs on top of libevent (bench/sse_scale measures it
+  // with 10,000 SSE streams in a hub): the per-connection state, and the stream.
+  STATIC_REQUIRE(sizeof(inline_state) <= 128);
+  STATIC_REQUIRE(sizeof(tether::sse_stream) <= 6 * sizeof(void*));
   STATIC_REQUIRE(sizeof(tether::request_handle) <= 2 * sizeof(void*));
 }

@@ -59,6 +59,36 @@ TEST_CASE("sse: a stream has the right headers, sends events, heartbeats, and se
   CHECK(s->send({.data = "late"}) == tether::errc::peer_gone);
 }
 
+TEST_CASE("sse: a heartbeat keeps beating after the stream moves, and stops when it ends", "[sse]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  std::optional<tether::sse_stream> first;
+  srv.fallback([&](tether::request& req) {
+    first.emplace(std::move(*tether::sse_stream::start(req)));
+    CHECK_FALSE(first->heartbeat_active());  // no heartbeat until asked for
+    REQUIRE_FALSE(first->heartbeat(loop, 5ms));
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client c(port);
+  c.send("GET /events HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_count(loop, ":\n\n", 2));
+  std::vector<tether::sse_stream> moved;
+  moved.push_back(std::move(*first));  // the heartbeat follows the stream
+  first.reset();
+  moved.reserve(16);  // and moves again
+  CHECK(moved[0].heartbeat_active());
+  const auto beats = c.occurrences(":\n\n");
+  REQUIRE(c.wait_count(loop, ":\n\n", beats + 3));
+  REQUIRE_FALSE(moved[0].heartbeat(loop, 5ms));  // replaces the first one
+  REQUIRE(c.wait_count(loop, ":\n\n", beats + 5));
+  REQUIRE_FALSE(moved[0].end());
+  CHECK_FALSE(moved[0].heartbeat_active());
+  REQUIRE(c.wait_for(loop, "0\r\n\r\n"));
+  const auto at_end = c.occurrences(":\n\n");
+  tt::run_for(loop, 30ms);
+  CHECK(c.occurrences(":\n\n") == at_end);
+}
+
 TEST_CASE("sse: an HTTP/1.0 client gets a close-delimited event stream", "[sse][framing]") {
   tether::event_loop loop;
   tether::server srv{loop};

@@ -136,6 +136,53 @@ TEST_CASE("stream: writing after the client left is a checked no-op, and produce
   }
 }
 
+TEST_CASE("stream: on_end runs once when the client leaves, also after the stream moved", "[stream][hook]") {
+  for (bool reset : {true, false}) {
+    INFO((reset ? "RST" : "FIN"));
+    stream_fixture f(plain_start);
+    tt::client c(f.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+    std::vector<std::pair<tether::close_reason, bool>> ends;
+    std::size_t closes_at_end = 99;
+    REQUIRE_FALSE(f.stream->on_end([&](tether::close_reason r, bool aborted) {
+      ends.emplace_back(r, aborted);
+      closes_at_end = f.closes.size();
+    }));
+    tether::stream moved = std::move(*f.stream);  // the callbacks go with the stream
+    f.stream.reset();
+    REQUIRE_FALSE(moved.write("before\n"));
+    REQUIRE(c.wait_for(f.loop, "before"));
+    if (reset) c.reset();
+    else c.close();
+    REQUIRE(tt::run_until(f.loop, [&] { return f.closes.size() == 1; }));
+    REQUIRE(ends.size() == 1);
+    CHECK(ends[0].first == (reset ? tether::close_reason::peer_reset : tether::close_reason::peer_closed));
+    CHECK(ends[0].second);       // aborted
+    CHECK(closes_at_end == 0);   // before the connection's close callback
+    // Set on a stream that has ended, a callback never runs.
+    bool late = false;
+    CHECK_FALSE(moved.on_end([&](tether::close_reason, bool) { late = true; }));
+    tt::run_for(f.loop, 20ms);
+    CHECK_FALSE(late);
+    CHECK(ends.size() == 1);
+  }
+}
+
+TEST_CASE("stream: on_end reports a completed reply", "[stream][hook]") {
+  stream_fixture f(plain_start);
+  tt::client c(f.port);
+  c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+  std::vector<std::pair<tether::close_reason, bool>> ends;
+  REQUIRE_FALSE(f.stream->on_end([&](tether::close_reason r, bool aborted) { ends.emplace_back(r, aborted); }));
+  REQUIRE_FALSE(f.stream->write("body"));
+  REQUIRE_FALSE(f.stream->end());
+  REQUIRE(c.wait_for(f.loop, "0\r\n\r\n"));
+  REQUIRE(tt::run_until(f.loop, [&] { return ends.size() == 1; }));
+  CHECK(ends[0] == std::pair{tether::close_reason::completed, false});
+}
+
 TEST_CASE("stream: a producer pauses on would_block and resumes when writable", "[stream][producer][flow]") {
   using bounded_server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::copy_buffer, 32 * 1024, 8 * 1024>>;
   using stream_t = tether::basic_stream<bounded_server::config>;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -111,6 +112,36 @@ TEST_CASE("reference_buffer sends shared_bytes without copying and releases them
   CHECK(chunk_bytes < 64 * 1024);
   CHECK(c.occurrences(std::string(1000, 'b')) >= 4 * 1000);
   REQUIRE(tt::run_until(f.loop, [&] { return body.use_count() == 1; }));
+}
+
+TEST_CASE("reference_buffer copies a payload of at most 960 bytes: one chain instead of two", "[zero_copy][reference]") {
+  using stream_type = tether::basic_stream<server_fixture<tether::reference_buffer>::server_type::config>;
+  server_fixture<tether::reference_buffer> f;
+  const tether::shared_bytes small(std::string(40, 's'));
+  const tether::shared_bytes limit(std::string(960, 'l'));
+  const tether::shared_bytes large(std::string(961, 'L'));
+  std::optional<stream_type> s;
+  f.srv.fallback([&](auto& req) { s.emplace(std::move(*stream_type::start(req))); });
+  f.port = *f.srv.bind("127.0.0.1", 0);
+  tt::client c(f.port);
+  c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return s.has_value(); }));
+  REQUIRE(c.wait_for(f.loop, "\r\n\r\n"));
+
+  // libevent's chains are at least 1 KiB: the chunk-size line takes one, the copy one.
+  const auto small_bytes = allocated_while([&] { REQUIRE_FALSE(s->write(small)); });
+  CHECK(small_bytes <= 2 * 1024);
+  CHECK(small.use_count() == 1);  // copied: libevent holds no reference
+  REQUIRE_FALSE(s->write(limit));
+  CHECK(limit.use_count() == 1);
+  // Above the limit: by reference (plus the 16-byte tail), kept until written.
+  const auto large_bytes = allocated_while([&] { REQUIRE_FALSE(s->write(large)); });
+  CHECK(large.use_count() == 2);
+  CHECK(large_bytes <= 3 * 1024);
+  REQUIRE(c.wait_for(f.loop, std::string(961, 'L')));
+  REQUIRE(tt::run_until(f.loop, [&] { return large.use_count() == 1; }));
+  CHECK(c.occurrences(std::string(40, 's')) == 1);
+  CHECK(c.occurrences(std::string(960, 'l')) == 1);
 }
 
 TEST_CASE("reference_buffer releases shared_bytes when the client vanishes mid-write", "[zero_copy][reference]") {

@@ -5,18 +5,53 @@
 #include <tether/close_callback.hpp>
 #include <tether/config.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/inplace_function.hpp>
 
+#include <cstddef>
 #include <new>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 TETHER_BEGIN_NAMESPACE
 namespace detail {
 
+/// Where a connection's close callback is kept: in place, with a flag for "none set"...
+template <class Callback>
+class callback_slot {
+ public:
+  bool has_value() const noexcept { return cb_.has_value(); }
+  void emplace(Callback&& cb) noexcept { cb_.emplace(std::move(cb)); }
+  void reset() noexcept { cb_.reset(); }
+  Callback& get() noexcept { return *cb_; }
+
+ private:
+  std::optional<Callback> cb_;
+};
+/// ... except for inplace_function (close_function<N>), whose empty state says it.
+template <class R, class... Args, std::size_t N>
+class callback_slot<inplace_function<R(Args...), N>> {
+  using callback = inplace_function<R(Args...), N>;
+
+ public:
+  bool has_value() const noexcept { return bool(cb_); }
+  void emplace(callback&& cb) noexcept { cb_ = std::move(cb); }
+  void reset() noexcept { cb_.reset(); }
+  callback& get() noexcept { return cb_; }
+
+ private:
+  callback cb_;
+};
+
 template <class Config>
 class connection_state final : public connection_core {
  public:
   using callback_type = typename Config::close_callback;
+  using flow_type =
+      std::conditional_t<Config::buffer_policy::flow::bounded, flow_state, no_flow_state>;
+
+  /// A bounded buffer policy's flow control (no storage for an unbounded one).
+  [[no_unique_address]] flow_type flow;
 
   /// The state tracking `evcon`, created (or taken from the pool) on first use.
   /// Returns null only if memory ran out.
@@ -25,16 +60,16 @@ class connection_state final : public connection_core {
     connection_state* st = nullptr;
     if (s.free_list) {
       st = static_cast<connection_state*>(s.free_list);
-      s.free_list = st->next_free;
+      s.free_list = st->all_next;
       --s.free_count;
-      st->next_free = nullptr;
     } else {
       st = new (std::nothrow) connection_state();
       if (!st) return nullptr;
-      st->all_next = s.all;
-      if (s.all) s.all->all_prev = st;
-      s.all = st;
     }
+    st->all_prev = nullptr;
+    st->all_next = s.all;
+    if (s.all) s.all->all_prev = st;
+    s.all = st;
     st->server = &s;
     st->evcon = evcon;
     try {
@@ -67,17 +102,22 @@ class connection_state final : public connection_core {
   static void destroy_all(server_core& s) noexcept {
     connection_core* c = s.all;
     while (c) {
+      auto* st = static_cast<connection_state*>(c);
       connection_core* next = c->all_next;
       if (c->refs == 0) {
-        delete static_cast<connection_state*>(c);
+        delete st;
       } else {
         // A handle still points here; its timer and parked chunk belong to a loop that
         // may be destroyed before the handle, so they go now.
-        if (c->slow_timer) event_free(std::exchange(c->slow_timer, nullptr));
-        if (c->pending) evbuffer_free(std::exchange(c->pending, nullptr));
+        if constexpr (std::is_same_v<flow_type, flow_state>) st->flow.reset();
         c->server = nullptr;
         c->all_prev = c->all_next = nullptr;
       }
+      c = next;
+    }
+    for (c = s.free_list; c;) {
+      connection_core* next = c->all_next;
+      delete static_cast<connection_state*>(c);
       c = next;
     }
     s.all = nullptr;
@@ -86,15 +126,18 @@ class connection_state final : public connection_core {
   }
 
  private:
-  connection_state() = default;
+  connection_state() noexcept {
+    if constexpr (std::is_same_v<flow_type, flow_state>) flow.core = this;
+  }
 
   static void on_close(evhttp_connection*, void* self) noexcept {
     auto* st = static_cast<connection_state*>(self);
     ++st->refs;  // keep *st alive across the user's callback
+    if constexpr (std::is_same_v<flow_type, flow_state>) st->flow.on_close();
     const close_event ev = st->close_begin();
-    if (st->callback_) {
+    if (st->callback_.has_value()) {
       try {
-        (*st->callback_)(ev);
+        st->callback_.get()(ev);
       } catch (...) {
         report_exception("a close callback");
       }
@@ -104,23 +147,25 @@ class connection_state final : public connection_core {
 
   static void recycle(connection_state* st) noexcept {
     st->callback_.reset();
+    if constexpr (std::is_same_v<flow_type, flow_state>) st->flow.reset();
     st->reset_core();
     server_core* s = st->server;
-    if (s && s->free_count < s->pool_limit) {
-      st->next_free = s->free_list;
-      s->free_list = st;
-      ++s->free_count;
-      return;
-    }
     if (s) {
       if (st->all_prev) st->all_prev->all_next = st->all_next;
       else s->all = st->all_next;
       if (st->all_next) st->all_next->all_prev = st->all_prev;
+      st->all_prev = nullptr;
+      if (s->free_count < s->pool_limit) {
+        st->all_next = s->free_list;
+        s->free_list = st;
+        ++s->free_count;
+        return;
+      }
     }
     delete st;
   }
 
-  std::optional<callback_type> callback_;
+  callback_slot<callback_type> callback_;
 };
 
 }  // namespace detail
