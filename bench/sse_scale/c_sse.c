@@ -16,7 +16,7 @@
  * callback, so we must not. evhttp_send_reply_end on a detached request would free it
  * too, but sends nothing; evhttp_request_free says what we mean.
  *
- * Usage: c_sse PORT
+ * Usage: c_sse PORT      (environment: SSE_TICK_MS, the period in ms; default 1000)
  */
 #include "proc_self.h"
 
@@ -198,8 +198,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   struct event* tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-  struct timeval second = {1, 0};
-  event_add(tick, &second);
+  const char* tick_env = getenv("SSE_TICK_MS");
+  const long tick_ms = tick_env && atol(tick_env) > 0 ? atol(tick_env) : 1000;
+  struct timeval period = {tick_ms / 1000, (tick_ms % 1000) * 1000};
+  event_add(tick, &period);
   struct event* sigs[3];
   const int signums[3] = {SIGUSR1, SIGTERM, SIGINT};
   for (int i = 0; i < 3; ++i) {

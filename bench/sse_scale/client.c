@@ -638,7 +638,8 @@ int main(int argc, char** argv) {
   printf("close_wait=%ld\n", cw);
   check(cw == 0, "no_close_wait");
   if (pid > 0) {
-    printf("server_fds_before_vanish=%ld\nserver_fds_after=%ld\n", pv.fds, pe.fds);
+    printf("server_fds_before_vanish=%ld\nserver_fds_after=%ld\nserver_fds_released=%ld\n", pv.fds, pe.fds,
+           pv.fds - pe.fds);
     check(pv.fds - pe.fds == vanished, "server_fds_released");
   }
   printf("failures=%d\n", failures);

@@ -12,7 +12,8 @@
 // bytes instead of holding a copy. Every stream's connection has a close callback that
 // counts closes per reason; a second close of one connection would count as a duplicate.
 //
-// Usage: tether_sse PORT [--copy]     (--copy: copy_buffer instead of reference_buffer)
+// Usage: tether_sse PORT [--copy]     (--copy: copy_buffer instead of reference_buffer;
+//                                      environment: SSE_TICK_MS, the period in ms, default 1000)
 #include <tether/tether.hpp>
 
 #include "proc_self.h"
@@ -23,6 +24,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <string>
 #include <string_view>
@@ -84,7 +86,9 @@ int serve(std::uint16_t port, const char* policy_name) {
     if (auto event = tether::sse::encode({.id = id, .event = "tick", .data = now}))
       counters.delivered += streams.publish(*event).delivered;
   }};
-  tick.start_periodic(std::chrono::seconds(1));
+  const char* tick_env = std::getenv("SSE_TICK_MS");
+  const long tick_ms = tick_env && std::atol(tick_env) > 0 ? std::atol(tick_env) : 1000;
+  tick.start_periodic(std::chrono::milliseconds(tick_ms));
 
   // Signals through the loop (libevent's signal events), as c_sse.c does.
   struct signal_context {
