@@ -278,6 +278,7 @@ class pooled_memory {
     for (std::size_t k = 0; k < class_count; ++k) {
       while (detail::pool_block* b = c.head[k]) {
         c.head[k] = b->next;
+        detail::pool_unpoison_payload(b, class_bytes(k));  // Upstream gets the whole block back
         Upstream::deallocate(b);
       }
     }
@@ -337,6 +338,7 @@ class pooled_memory {
       c.limit = MaxCachedBytesPerThread;
       if (c.cached + block_bytes(k) <= c.limit) return push(c, b, k);
     }
+    detail::pool_unpoison_payload(b, class_bytes(k));  // Upstream gets the whole block back
     Upstream::deallocate(b);
   }
 
