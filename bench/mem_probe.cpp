@@ -8,14 +8,11 @@
 //                            histogram of libevent's allocation sizes at exit), counted
 //                            (pooled_memory<>, and prints how often it called malloc,
 //                            realloc and free).
-//   mem_probe client PORT N  one keep-alive connection, N sequential
-//                            "GET / HTTP/1.1" requests with Host, User-Agent and Accept,
-//                            each reply read in full and checked (200, body "hello").
 //
 // The server is the hand-written C server of the performance baseline (evhttp_set_gencb,
 // one header, evbuffer_add, evhttp_send_reply); the only tether code in it is the memory
-// policy, installed first in main. bench/mem_probe.sh runs it under callgrind and prints
-// instructions per request.
+// policy, installed first in main. bench/mem_probe.sh runs it under callgrind, driven by
+// bench/client.c (the client bench/run uses), and prints instructions per request.
 #include <tether/memory_policy.hpp>
 
 #include <event2/buffer.h>
@@ -144,71 +141,12 @@ int serve(std::string_view policy) {
   return 0;
 }
 
-int client(unsigned short port, long n) {
-  static constexpr std::string_view request =
-      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: mem_probe\r\nAccept: */*\r\n\r\n";
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = -1;
-  for (int attempt = 0; attempt < 600; ++attempt) {  // the server may still be starting under valgrind
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) break;
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-    ::usleep(100000);
-  }
-  if (fd < 0) {
-    std::fprintf(stderr, "mem_probe client: cannot connect\n");
-    return 1;
-  }
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  std::string in;
-  char buf[16384];
-  for (long i = 0; i < n; ++i) {
-    if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) return 1;
-    std::size_t end = 0;
-    std::size_t body = std::string::npos;
-    for (;;) {
-      const auto eoh = in.find("\r\n\r\n");
-      if (eoh != std::string::npos) {
-        const auto cl = in.find("Content-Length: ");
-        if (cl == std::string::npos || cl > eoh || in.compare(9, 3, "200") != 0) {
-          std::fprintf(stderr, "mem_probe client: bad reply at %ld\n", i);
-          return 1;
-        }
-        body = eoh + 4;
-        end = body + std::strtoul(in.c_str() + cl + 16, nullptr, 10);
-        if (in.size() >= end) break;
-      }
-      const ssize_t r = ::read(fd, buf, sizeof buf);
-      if (r <= 0) {
-        std::fprintf(stderr, "mem_probe client: read failed at %ld\n", i);
-        return 1;
-      }
-      in.append(buf, static_cast<std::size_t>(r));
-    }
-    if (in.compare(body, end - body, "hello") != 0) {
-      std::fprintf(stderr, "mem_probe client: bad body at %ld\n", i);
-      return 1;
-    }
-    in.erase(0, end);
-  }
-  ::close(fd);
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "";
   if (mode == "serve" && argc == 3) return serve(argv[2]);
-  if (mode == "client" && argc == 4)
-    return client(static_cast<unsigned short>(std::atoi(argv[2])), std::atol(argv[3]));
   std::fprintf(stderr,
-               "usage: mem_probe serve system|pooled|pooled512|pooled2k|pooled0|sizes|counted\n"
-               "       mem_probe client PORT N\n");
+               "usage: mem_probe serve system|pooled|pooled512|pooled2k|pooled0|sizes|counted\n");
   return 2;
 }

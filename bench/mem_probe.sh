@@ -11,6 +11,7 @@
 # Prints (Ir(N) - Ir(0)) / N, and each policy's ratio to the first one.
 set -eu
 probe=$1
+client=$(dirname "$probe")/bench_client   # bench/client.c, built next to mem_probe
 shift
 [ $# -gt 0 ] || set -- system pooled
 n=${N:-2000}
@@ -34,7 +35,7 @@ collected() {  # collected POLICY REQUESTS -> prints callgrind's "Collected" tot
     sleep 0.1
   done
   port=$(awk '/^port /{print $2}' "$work/port")
-  "$probe" client "$port" "$2"
+  "$client" hello "$port" "$2"
   kill -TERM $server
   wait $server
   awk '/Collected/{print $NF}' "$work/cg.log"
