@@ -143,7 +143,7 @@ cmake)
   ;;
 
 include)
-  # shellcheck disable=SC2046  # pkg-config's output is words by design
+  # shellcheck disable=SC2046,SC2086  # flags are words by design
   $cxx -std=c++20 $warnings -I"$src/include" "$src/tests/consumer/main.cpp" \
     $(pkg-config --cflags --libs libevent_core libevent_extra) -o "$work/consumer" \
     || fail "g++ -I include failed"
