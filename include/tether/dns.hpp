@@ -63,6 +63,13 @@ class dns_resolver {
     return evdns_base_load_hosts(dns_, path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::file_error);
   }
 
+  /// Sets a resolv.conf option (evdns_base_set_option): ("timeout:", "0.5"),
+  /// ("attempts:", "2"), ("ndots:", "1")... Errors: errc::invalid_argument.
+  std::error_code set_option(cstring_view name, cstring_view value) noexcept {
+    return evdns_base_set_option(dns_, name.c_str(), value.c_str()) == 0 ? std::error_code{}
+                                                                         : make_error_code(errc::invalid_argument);
+  }
+
   evdns_base* native() const noexcept { return dns_; }
 
  private:
