@@ -1081,3 +1081,113 @@ TEST_CASE("client: against nginx: the upstream hangs up mid-stream", "[client][n
   CHECK(got == "first piece");
   CHECK(o.ec == tether::errc::incomplete_response);
 }
+
+// ----- examples/client, run as a user would --------------------------------------------------
+
+namespace {
+
+struct example_run {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs examples/client with `args` while `loop` keeps serving; at most `limit`.
+example_run run_client_example(tether::event_loop& loop, std::vector<std::string> args,
+                               std::chrono::milliseconds limit = 5000ms) {
+  const char* path = std::getenv("TETHER_EXAMPLE_CLIENT");
+  REQUIRE(path);
+  int out[2], err[2];
+  REQUIRE(::pipe2(out, O_CLOEXEC | O_NONBLOCK) == 0);
+  REQUIRE(::pipe2(err, O_CLOEXEC | O_NONBLOCK) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    std::vector<char*> argv{const_cast<char*>(path)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(path, argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  example_run r;
+  auto drain = [&] {
+    char buf[4096];
+    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) r.err.append(buf, static_cast<std::size_t>(n));
+  };
+  int status = 0;
+  const bool exited = tt::run_until(loop, [&] {
+    drain();
+    return ::waitpid(pid, &status, WNOHANG) == pid;
+  }, limit);
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  drain();
+  ::close(out[0]);
+  ::close(err[0]);
+  r.exit_code = exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool example_available() {
+  if (std::getenv("TETHER_EXAMPLE_CLIENT")) return true;
+  WARN("TETHER_EXAMPLE_CLIENT is not set (meson sets it when examples are built): skipped");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("example client: a 2xx response: status on stderr, body on stdout, exit 0", "[example]") {
+  if (!example_available()) return;
+  server_fixture f;
+  const std::string base = "http://127.0.0.1:" + std::to_string(f.port);
+  auto ok = run_client_example(f.loop, {base + "/hello"});
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out == "hello");
+  CHECK(ok.err == "200 OK\n");
+  auto streamed = run_client_example(f.loop, {"--stream", base + "/stream"});
+  CHECK(streamed.exit_code == 0);
+  CHECK(streamed.out.rfind("chunk-0\nchunk-1\n", 0) == 0);
+  CHECK(streamed.out.find("chunk-19\n") != std::string::npos);
+  auto query = run_client_example(f.loop, {base + "/query?a=1&b=x%20y"});
+  CHECK(query.out == "[a=1][b=x y]");
+}
+
+TEST_CASE("example client: a non-2xx response exits 3, with status and body written", "[example]") {
+  if (!example_available()) return;
+  server_fixture f;
+  auto r = run_client_example(f.loop, {"http://127.0.0.1:" + std::to_string(f.port) + "/missing"});
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.rfind("404 ", 0) == 0);
+  CHECK(r.out.find("Not Found") != std::string::npos);
+}
+
+TEST_CASE("example client: no response exits 2 with the reason", "[example]") {
+  if (!example_available()) return;
+  server_fixture f;
+  refusing_port closed;
+  auto refused = run_client_example(f.loop, {"http://127.0.0.1:" + std::to_string(closed.port) + "/"});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("Connection refused") != std::string::npos);
+  CHECK(refused.out.empty());
+  auto slow = run_client_example(f.loop, {"--timeout-ms", "200", "http://127.0.0.1:" + std::to_string(f.port) + "/hold"});
+  CHECK(slow.exit_code == 2);
+  CHECK(slow.err.find("did not respond") != std::string::npos);
+}
+
+TEST_CASE("example client: a bad URL or usage exits 1", "[example]") {
+  if (!example_available()) return;
+  tether::event_loop loop;
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {}, {"not a url"}, {"https://example.com/"}, {"http://h:0/"}, {"--retries"}, {"--bogus", "http://h/"}}) {
+    auto r = run_client_example(loop, args);
+    CHECK(r.exit_code == 1);
+    CHECK_FALSE(r.err.empty());
+  }
+}
