@@ -137,9 +137,9 @@ class client_connection {
   }
 
   /// Cancels a request that has not completed: its completion runs with
-  /// errc::cancelled before cancel() returns (right after, when called from that
-  /// request's own chunk callback). If it was being sent or received, the connection is
-  /// closed. Returns false if `id` is not outstanding.
+  /// errc::cancelled before cancel() returns (also when called from that request's own
+  /// chunk callback, which gets no further chunks). If it was being sent or received, the
+  /// connection is closed. Returns false if `id` is not outstanding.
   bool cancel(request_id id) noexcept { return core_ && core_->cancel(id, make_error_code(errc::cancelled)); }
 
   /// Requests sent or waiting to be retried, not yet completed.

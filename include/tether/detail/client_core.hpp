@@ -65,6 +65,8 @@
 TETHER_BEGIN_NAMESPACE
 namespace detail {
 
+struct call_list;
+
 /// One request of a client_connection, from request() until libevent and the user are
 /// both done with it. client_call_impl holds the user's callbacks by their own types.
 struct client_call {
@@ -77,6 +79,7 @@ struct client_call {
 
   client_call* prev = nullptr;
   client_call* next = nullptr;
+  call_list* list = nullptr;  // the list it is linked in, if any
   client_core* core = nullptr;
   evhttp_request* req = nullptr;  // ours while staged or waiting to retry, libevent's while held
   std::string target;
@@ -126,6 +129,7 @@ struct call_list {
 
   bool empty() const noexcept { return head == nullptr; }
   void push_back(client_call& c) noexcept {
+    c.list = this;
     c.prev = tail;
     c.next = nullptr;
     if (tail) tail->next = &c;
@@ -139,13 +143,10 @@ struct call_list {
     if (c.next) c.next->prev = c.prev;
     else tail = c.prev;
     c.prev = c.next = nullptr;
+    c.list = nullptr;
     --size;
   }
-  bool contains(const client_call& c) const noexcept {
-    for (const client_call* p = head; p; p = p->next)
-      if (p == &c) return true;
-    return false;
-  }
+  bool contains(const client_call& c) const noexcept { return c.list == this; }
 };
 
 /// How the server's end of the TCP connection stood when libevent closed ours.
