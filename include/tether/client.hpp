@@ -1,4 +1,7 @@
 // tether/client.hpp - an HTTP/1.1 client connection over libevent's evhttp client.
+/// @file
+/// tether::client_connection (PECL event's EventHttpConnection) and parse_http_url.
+/// See docs/client.md.
 #pragma once
 
 #include <tether/buffer.hpp>
@@ -71,6 +74,7 @@ concept client_chunk_handler =
 ///     loop.run();
 class client_connection {
  public:
+  /// Identifies a request of this connection (for cancel()).
   using request_id = std::uint64_t;
 
   /// A connection to `host` (a name, an IPv4 address, or an IPv6 address with or
@@ -80,6 +84,7 @@ class client_connection {
   /// return errc::invalid_argument or errc::invalid_address.
   client_connection(event_loop& loop, std::string_view host, std::uint16_t port, const client_options& options = {})
       : client_connection(loop.native(), nullptr, host, port, options) {}
+  /// As above, on a libevent event_base.
   client_connection(event_base* base, std::string_view host, std::uint16_t port, const client_options& options = {})
       : client_connection(base, nullptr, host, port, options) {}
   /// As above over a bufferevent you made (evhttp_connection_base_bufferevent_new):
@@ -94,7 +99,9 @@ class client_connection {
 
   client_connection(const client_connection&) = delete;
   client_connection& operator=(const client_connection&) = delete;
+  /// Takes over `o`'s connection and requests; `o` then returns errc::empty_handle.
   client_connection(client_connection&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
+  /// Ends this connection as the destructor does, then takes over `o`'s.
   client_connection& operator=(client_connection&& o) noexcept {
     if (this != &o) {
       reset();
@@ -163,6 +170,7 @@ class client_connection {
 
   /// The server as given (evhttp_connection_get_peer): host without brackets, and port.
   std::string_view peer_address() const noexcept { return core_ ? std::string_view(core_->host) : std::string_view{}; }
+  /// The server's port as given.
   std::uint16_t peer_port() const noexcept { return core_ ? core_->port : 0; }
 
   /// The local port of the current TCP connection (0 if none).

@@ -1,4 +1,6 @@
 // tether/client_message.hpp - what an HTTP client sends and what it gets back.
+/// @file
+/// tether::client_request, tether::client_response and the client's close event.
 //
 // `client_request` is a request being put together: method, target, headers, body. It
 // owns what it holds until client_connection::request() takes it.
@@ -70,10 +72,12 @@ class client_request {
   client_request(tether::method m, std::string target) : method_(m), target_(std::move(target)) {
     detail::init_headers(headers_);
   }
+  /// Takes over `o`'s target, headers and body (`o` is left empty).
   client_request(client_request&& o) noexcept : method_(o.method_), target_(std::move(o.target_)), body_(std::exchange(o.body_, nullptr)) {
     detail::init_headers(headers_);
     detail::move_headers(o.headers_, headers_);
   }
+  /// Drops what this request held and takes over `o`'s.
   client_request& operator=(client_request&& o) noexcept {
     if (this != &o) {
       evhttp_clear_headers(&headers_);
@@ -92,7 +96,9 @@ class client_request {
     if (body_) evbuffer_free(body_);
   }
 
+  /// The request method.
   tether::method method() const noexcept { return method_; }
+  /// The request-target the request line will name.
   std::string_view target() const noexcept { return target_; }
 
   /// The headers to send (add, set, remove; validated).
@@ -176,6 +182,7 @@ enum class client_close_reason : std::uint8_t {
   error,
 };
 
+/// A short, stable name for `r` ("peer_closed", ...).
 constexpr std::string_view to_string(client_close_reason r) noexcept {
   switch (r) {
     case client_close_reason::completed: return "completed";
@@ -190,6 +197,7 @@ constexpr std::string_view to_string(client_close_reason r) noexcept {
 
 /// What a client's close callback is told, once per TCP connection that closes.
 struct client_close_event {
+  /// Why it closed.
   client_close_reason reason;
   /// True if a request was in progress: it failed with `error`.
   bool aborted;
@@ -198,6 +206,7 @@ struct client_close_event {
   /// The server as the client was told to reach it (host and port), valid during the
   /// callback.
   std::string_view peer_address;
+  /// The server's port.
   std::uint16_t peer_port;
 };
 

@@ -1,4 +1,6 @@
 // tether/client_options.hpp - how a client_connection connects, waits, retries and limits.
+/// @file
+/// tether::client_options: timeouts, retries, limits, local address and DNS of a client.
 #pragma once
 
 #include <tether/config.hpp>
@@ -33,13 +35,19 @@ enum class ip_family : std::uint8_t { any, ipv4, ipv6 };
 /// `initial_retry_delay`, each later wait twice the previous (at most one hour). Nothing
 /// is retried once the request has reached the server.
 struct client_options {
+  /// Longest wait for a connection (0: libevent's 45 s).
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(45)};
+  /// Longest wait for the next response byte, and idle keep-alive lifetime (0: none).
   std::chrono::milliseconds read_timeout{std::chrono::seconds(50)};
+  /// Longest wait for the socket to take more of the request (0: none).
   std::chrono::milliseconds write_timeout{std::chrono::seconds(50)};
 
+  /// Further attempts after a refused or timed-out connect.
   unsigned retries = 0;
+  /// Wait before the first retry; each later one waits twice as long (at most an hour).
   std::chrono::milliseconds initial_retry_delay{std::chrono::seconds(2)};
 
+  /// No limit (the default of the size limits).
   static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
   /// Longest status line plus headers accepted (evhttp_connection_set_max_headers_size).
   std::size_t max_header_size = unlimited;
@@ -52,6 +60,7 @@ struct client_options {
   /// Local port to connect from (0: any).
   std::uint16_t local_port = 0;
 
+  /// Address family the host is resolved to (evhttp_connection_set_family).
   ip_family family = ip_family::any;
   /// Resolves host names asynchronously (see dns.hpp). Without one, a host name is
   /// resolved with a blocking getaddrinfo(): fine for IP literals and /etc/hosts names.

@@ -1,4 +1,6 @@
 // tether/dns.hpp - an asynchronous DNS resolver (libevent's evdns) for client connections.
+/// @file
+/// tether::dns_resolver, an owned evdns_base for client_options::dns.
 #pragma once
 
 #include <tether/config.hpp>
@@ -32,6 +34,7 @@ class dns_resolver {
  public:
   /// Throws std::bad_alloc if libevent cannot create it.
   explicit dns_resolver(event_loop& loop, dns_setup setup = dns_setup::system) : dns_resolver(loop.native(), setup) {}
+  /// As above, on a libevent event_base.
   dns_resolver(event_base* base, dns_setup setup = dns_setup::system)
       : dns_((detail::note_libevent_use(),
               evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE |
@@ -40,7 +43,9 @@ class dns_resolver {
   }
   dns_resolver(const dns_resolver&) = delete;
   dns_resolver& operator=(const dns_resolver&) = delete;
+  /// Takes over `o`'s evdns_base.
   dns_resolver(dns_resolver&& o) noexcept : dns_(std::exchange(o.dns_, nullptr)) {}
+  /// Frees this resolver's evdns_base and takes over `o`'s.
   dns_resolver& operator=(dns_resolver&& o) noexcept {
     if (this != &o) {
       if (dns_) evdns_base_free(dns_, 0);
@@ -70,6 +75,7 @@ class dns_resolver {
                                                                          : make_error_code(errc::invalid_argument);
   }
 
+  /// The evdns_base (for client_options::dns and calls tether does not wrap).
   evdns_base* native() const noexcept { return dns_; }
 
  private:

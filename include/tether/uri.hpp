@@ -1,4 +1,7 @@
 // tether/uri.hpp - URIs, percent-encoding and query strings as owning, checked types.
+/// @file
+/// URIs (tether::uri over libevent's evhttp_uri), percent-encoding, and query strings
+/// (tether::query_params). See docs/uri.md.
 //
 // `uri` owns a libevent evhttp_uri: parsing and building go through libevent's RFC 3986
 // parser (evhttp_uri_parse_with_flags, evhttp_uri_set_*, evhttp_uri_join), so a URI
@@ -81,8 +84,9 @@ inline result<std::string> percent_decode(std::string_view text, bool plus_as_sp
   return out;
 }
 
-/// Encodes every byte except RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) as
-/// `%XX`, and a space as `+` when `space_as_plus` (libevent's evhttp_uriencode).
+/// Encodes every byte except RFC 3986's unreserved characters (ASCII letters, digits,
+/// and the four marks dash, dot, underscore, tilde) as `%XX`, and a space as `+` when
+/// `space_as_plus` (the same bytes as libevent's evhttp_uriencode).
 inline std::string percent_encode(std::string_view text, bool space_as_plus = false) {
   static constexpr char digits[] = "0123456789ABCDEF";
   std::string out;
@@ -104,8 +108,8 @@ inline std::string percent_encode(std::string_view text, bool space_as_plus = fa
 
 /// One parameter of a query string, decoded; views into its query_params.
 struct query_param {
-  std::string_view name;
-  std::string_view value;
+  std::string_view name;   ///< decoded
+  std::string_view value;  ///< decoded; empty for a parameter without `=`
 };
 
 /// A parsed query string: its parameters in order, names and values decoded.
@@ -132,41 +136,51 @@ class query_params {
   };
 
  public:
+  /// A random-access iterator over the parameters; dereferences to a query_param by value.
   class iterator {
    public:
-    using iterator_category = std::random_access_iterator_tag;
-    using value_type = query_param;
-    using difference_type = std::ptrdiff_t;
-    using pointer = void;
-    using reference = query_param;
+    using iterator_category = std::random_access_iterator_tag;  ///< random access
+    using value_type = query_param;                              ///< a name and a value
+    using difference_type = std::ptrdiff_t;                      ///< distance between two
+    using pointer = void;                                        ///< none: values, not objects
+    using reference = query_param;                               ///< by value
 
+    /// A singular iterator.
     iterator() = default;
+    /// The current parameter.
     query_param operator*() const noexcept { return (*owner_)[index_]; }
+    /// The parameter `n` places away.
     query_param operator[](difference_type n) const noexcept {
       return (*owner_)[static_cast<std::size_t>(static_cast<difference_type>(index_) + n)];
     }
+    /// Next parameter.
     iterator& operator++() noexcept {
       ++index_;
       return *this;
     }
+    /// Next parameter (postfix).
     iterator operator++(int) noexcept {
       auto old = *this;
       ++index_;
       return old;
     }
+    /// Previous parameter.
     iterator& operator--() noexcept {
       --index_;
       return *this;
     }
+    /// Previous parameter (postfix).
     iterator operator--(int) noexcept {
       auto old = *this;
       --index_;
       return old;
     }
+    /// Moves `n` parameters on.
     iterator& operator+=(difference_type n) noexcept {
       index_ = static_cast<std::size_t>(static_cast<difference_type>(index_) + n);
       return *this;
     }
+    /// Moves `n` parameters back.
     iterator& operator-=(difference_type n) noexcept { return *this += -n; }
     friend iterator operator+(iterator it, difference_type n) noexcept { return it += n; }
     friend iterator operator+(difference_type n, iterator it) noexcept { return it += n; }
@@ -211,7 +225,9 @@ class query_params {
     return q;
   }
 
+  /// Number of parameters (duplicates counted).
   std::size_t size() const noexcept { return entries_.size(); }
+  /// True if the query had no parameter.
   bool empty() const noexcept { return entries_.empty(); }
   /// The `i`-th parameter, in query order (i < size()).
   query_param operator[](std::size_t i) const noexcept {
@@ -219,7 +235,9 @@ class query_params {
     const std::string_view t = text_;
     return {t.substr(e.name_at, e.name_size), t.substr(e.value_at, e.value_size)};
   }
+  /// The first parameter.
   iterator begin() const noexcept { return iterator(this, 0); }
+  /// Past the last parameter.
   iterator end() const noexcept { return iterator(this, entries_.size()); }
 
   /// The value of the first parameter named `name` (compared exactly, after decoding).
@@ -228,6 +246,7 @@ class query_params {
       if (p.name == name) return p.value;
     return std::nullopt;
   }
+  /// True if a parameter is named `name`.
   bool contains(std::string_view name) const noexcept { return find(name).has_value(); }
   /// How many parameters are named `name`.
   std::size_t count(std::string_view name) const noexcept {
@@ -284,6 +303,7 @@ class uri {
     if (!u_) throw std::bad_alloc{};
   }
 
+  /// A copy of `o` (its parts and its syntax). Throws std::bad_alloc.
   uri(const uri& o) : uri() {
     evhttp_uri_set_flags(u_.get(), o.flags_);
     flags_ = o.flags_;
@@ -297,11 +317,14 @@ class uri {
         evhttp_uri_set_fragment(u_.get(), evhttp_uri_get_fragment(s)) != 0)
       throw std::bad_alloc{};  // the parts were valid in `o`: only an allocation can fail
   }
+  /// Takes over `o`'s evhttp_uri; `o` may only be destroyed or assigned to.
   uri(uri&&) noexcept = default;
+  /// Copies `o`. Throws std::bad_alloc.
   uri& operator=(const uri& o) {
     if (this != &o) *this = uri(o);
     return *this;
   }
+  /// Takes over `o`'s evhttp_uri.
   uri& operator=(uri&&) noexcept = default;
 
   /// Parses `text` as an absolute URI or a relative reference.
@@ -320,7 +343,9 @@ class uri {
 
   // ----- parts ----------------------------------------------------------------------
 
+  /// The scheme ("http"), if any.
   std::optional<std::string_view> scheme() const noexcept { return detail::optional_str(evhttp_uri_get_scheme(u_.get())); }
+  /// The userinfo ("user:password", before `@`), if any; still percent-encoded.
   std::optional<std::string_view> userinfo() const noexcept {
     return detail::optional_str(evhttp_uri_get_userinfo(u_.get()));
   }
@@ -333,6 +358,7 @@ class uri {
     if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
     return h;
   }
+  /// The port, if the URI names one.
   std::optional<std::uint16_t> port() const noexcept {
     const int p = evhttp_uri_get_port(u_.get());
     if (p < 0 || p > 65535) return std::nullopt;
@@ -345,6 +371,7 @@ class uri {
   }
   /// The query (after `?`), still encoded: parse it with parse_query.
   std::optional<std::string_view> query() const noexcept { return detail::optional_str(evhttp_uri_get_query(u_.get())); }
+  /// The fragment (after `#`), if any; still encoded.
   std::optional<std::string_view> fragment() const noexcept {
     return detail::optional_str(evhttp_uri_get_fragment(u_.get()));
   }
@@ -361,17 +388,22 @@ class uri {
 
   // ----- setters: each checks its part as libevent does; nullopt removes it ---------
 
+  /// Sets or removes the scheme (a letter, then letters, digits, `+`, `-`, `.`).
   std::error_code set_scheme(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_scheme); }
+  /// Sets or removes the userinfo (percent-encode what RFC 3986 does not allow there).
   std::error_code set_userinfo(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_userinfo); }
   /// A name, an IPv4 address, or an IPv6 literal in brackets ("[::1]").
   std::error_code set_host(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_host); }
+  /// Sets or removes the port.
   std::error_code set_port(std::optional<std::uint16_t> p) noexcept {
     return evhttp_uri_set_port(u_.get(), p ? static_cast<int>(*p) : -1) == 0 ? std::error_code{}
                                                                                 : make_error_code(errc::invalid_uri);
   }
   /// Checked against the uri's syntax (strict unless it was parsed nonconformant).
   std::error_code set_path(std::string_view v) { return set(std::optional<std::string_view>(v), &evhttp_uri_set_path); }
+  /// Sets or removes the query (checked against the uri's syntax).
   std::error_code set_query(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_query); }
+  /// Sets or removes the fragment (checked against the uri's syntax).
   std::error_code set_fragment(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_fragment); }
 
   /// The URI as text (evhttp_uri_join).
