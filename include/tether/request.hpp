@@ -94,6 +94,24 @@ inline std::error_code phase_error(phase ph, bool want_pending) noexcept {
   return make_error_code(errc::peer_gone);
 }
 
+/// A streamed reply to HTTP/1.0 has no chunked encoding: unless the application set a
+/// Content-Length, its body ends when the connection closes. libevent would instead
+/// answer a `Connection: keep-alive` request with "Content-Length: 0" (the output buffer
+/// is empty when the reply starts) and stream the body past it, which the client reads
+/// as the start of the next response. Dropping the request's Connection header makes
+/// libevent treat it as a plain HTTP/1.0 request (no keep-alive, close after the reply).
+inline void refuse_keep_alive_for_unsized_http10(evhttp_request* req) noexcept {
+  if (req->major != 1 || req->minor != 0) return;
+  if (evhttp_find_header(evhttp_request_get_output_headers(req), "Content-Length")) return;
+  evkeyvalq* in = evhttp_request_get_input_headers(req);
+  while (evhttp_remove_header(in, "Connection") == 0) {
+  }
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  while (evhttp_remove_header(out, "Connection") == 0) {
+  }
+  evhttp_add_header(out, "Connection", "close");
+}
+
 /// The reply calls, shared by the in-handler view and the handle. `st` is null only for
 /// an untracked request answered inside its handler.
 template <class Config>
@@ -129,7 +147,8 @@ struct exchange_ops {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     resume(ex, st);
-    if (st) ex.will_close = connection_core::reply_will_close(ex.req);
+    // libevent's error page always carries `Connection: close` (evhttp_send_page_).
+    if (st) ex.will_close = true;
     ex.ph = phase::finishing;
     if (core) core->stamp_date(ex.req);
     evhttp_send_error(ex.req, status, reason);
@@ -139,6 +158,7 @@ struct exchange_ops {
   static std::error_code start(exchange& ex, state& st, int status, const char* reason) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    refuse_keep_alive_for_unsized_http10(ex.req);
     resume(ex, &st);
     connection_control ctl{st};
     close_policy::on_stream_start(ctl);
