@@ -538,7 +538,7 @@ TEST_CASE("EMFILE: accepting pauses and backs off, is reported once per episode,
   // Without the back-off the loop calls accept() without pause: the whole window is CPU.
   const long cpu = reported(r, "cpu_ms");
   const long window = reported(r, "window_ms");
-  CHECK(window >= 500);
+  CHECK(window >= 400);  // libevent rounds its timers to its cached clock
   CHECK(cpu >= 0);
   CHECK(cpu * 5 < window);
   // One line per episode from the default sink, and none of libevent's own.
