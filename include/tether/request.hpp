@@ -20,10 +20,12 @@
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/detail/connection_state.hpp>
+#include <tether/detail/request_screen.hpp>
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
 #include <tether/method.hpp>
 #include <tether/reply_hook.hpp>
+#include <tether/server_event.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -404,6 +406,27 @@ class basic_request {
       attach(static_cast<detail::connection_state<Config>*>(c));
   }
 
+  /// Answers a request detail::screen_request refused, instead of its handler: the
+  /// status and `Connection: close` (libevent's error page), so the connection closes
+  /// once the reply is written and nothing after this head is parsed as a request. A
+  /// tracked connection reports close_reason::protocol_error (docs/security.md).
+  void refuse(detail::screen_verdict v) noexcept {
+    // libevent writes the request's version into the status line ("HTTP/1.-1").
+    if (req_->major != 1 || req_->minor < 0 || req_->minor > 1) {
+      req_->major = 1;
+      req_->minor = 1;
+    }
+    if (st_) st_->forced = close_reason::protocol_error;
+    server_event ev{server_event_kind::request_rejected};
+    ev.status = v.status;
+    ev.what = v.what;
+    const auto peer = connection();
+    ev.peer_address = peer.peer_address();
+    ev.peer_port = peer.peer_port();
+    srv_->report(ev);
+    (void)send_error(v.status, nullptr);
+  }
+
   /// Runs after the handler: watch a held request, answer an abandoned one.
   void finish(bool threw) noexcept {
     if (threw && ex_->ph == detail::phase::streaming && st_) {
@@ -660,6 +683,10 @@ struct request_access {
   template <class Config>
   static void finish(basic_request<Config>& r, bool threw) noexcept {
     r.finish(threw);
+  }
+  template <class Config>
+  static void refuse(basic_request<Config>& r, screen_verdict v) noexcept {
+    r.refuse(v);
   }
 };
 }  // namespace detail

@@ -30,12 +30,13 @@ struct handler_holder_base {
 /// the handler throws (libevent is C), and answers a request the handler abandoned.
 template <class Config, class Handler>
 void invoke_handler(server_core& core, evhttp_request* r, Handler& handler) noexcept {
-  if (const head_verdict v = screen_request(r); v.status != 0) [[unlikely]] {
-    reject_request(core, r, v);
-    return;
-  }
   auto req = request_access::make<Config>(core, r);
   request_access::adopt(req);
+  if (const screen_verdict v = screen_request(r); v.status != 0) [[unlikely]] {
+    request_access::refuse(req, v);
+    request_access::finish(req, false);
+    return;
+  }
   bool threw = false;
   try {
     handler(req);

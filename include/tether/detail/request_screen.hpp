@@ -8,8 +8,9 @@
 // and keeps `Content-Length : 5` as a header named "Content-Length ". Behind a proxy
 // that reads the same bytes differently, each is a way to smuggle a second request
 // (RFC 9112 section 11.2). By the time a handler is called libevent has read the head
-// and the body it believed in; refusing here with `Connection: close` means nothing
-// after that point on the connection is ever parsed as a request.
+// and the body it believed in; refusing here with `Connection: close` (basic_request's
+// refuse(), run by invoke_handler) means nothing after that point on the connection is
+// ever parsed as a request.
 //
 // The rules (docs/security.md has the table and the reasons):
 //  * version: HTTP/1.0 and HTTP/1.1; HTTP/1.2 to HTTP/1.9 are served as HTTP/1.1 (RFC
@@ -23,9 +24,7 @@
 #pragma once
 
 #include <tether/config.hpp>
-#include <tether/detail/connection_core.hpp>
 #include <tether/headers.hpp>
-#include <tether/server_event.hpp>
 
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -38,7 +37,7 @@ TETHER_BEGIN_NAMESPACE
 namespace detail {
 
 /// The outcome of screening a request head: status 0 means it may be served.
-struct head_verdict {
+struct screen_verdict {
   int status = 0;
   const char* what = nullptr;
 };
@@ -77,7 +76,7 @@ constexpr bool valid_content_length(std::string_view v, bool& zero) noexcept {
 /// list elements). 400 when the last coding is not chunked (RFC 9112 section 6.3, item
 /// 4: the length cannot be determined) or the list is malformed; 501 when chunked comes
 /// last after codings tether does not implement (RFC 9112 section 6.1).
-constexpr head_verdict check_transfer_encoding(std::string_view v) noexcept {
+constexpr screen_verdict check_transfer_encoding(std::string_view v) noexcept {
   std::size_t codings = 0;
   std::string_view last;
   for (;;) {
@@ -95,7 +94,7 @@ constexpr head_verdict check_transfer_encoding(std::string_view v) noexcept {
 
 /// Screens `r`'s head (see the file comment). Serves HTTP/1.2 to 1.9 as HTTP/1.1 by
 /// rewriting the request's version, so that handlers and libevent's reply agree.
-inline head_verdict screen_request(evhttp_request* r) noexcept {
+inline screen_verdict screen_request(evhttp_request* r) noexcept {
   if (r->major != 1 || r->minor < 0 || r->minor > 9) return {400, "unsupported HTTP version"};
   if (r->minor > 1) r->minor = 1;
 
@@ -125,38 +124,13 @@ inline head_verdict screen_request(evhttp_request* r) noexcept {
   if (transfer_encoding) {
     if (content_length) return {400, "Content-Length with Transfer-Encoding"};
     if (r->minor == 0) return {400, "Transfer-Encoding in HTTP/1.0"};
-    if (const head_verdict v = check_transfer_encoding(transfer_encoding); v.status != 0) return v;
+    if (const screen_verdict v = check_transfer_encoding(transfer_encoding); v.status != 0) return v;
   }
   // libevent reads no body for these: a declared one would be parsed as the next request.
   const evhttp_cmd_type cmd = evhttp_request_get_command(r);
   if ((cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_TRACE) && (transfer_encoding || !zero_length))
     return {400, "body on a request libevent reads no body for"};
   return {};
-}
-
-/// Answers a request screen_request refused: the status, `Connection: close`, and the
-/// connection closed once the reply is written. A tracked connection reports
-/// close_reason::protocol_error to its close callback.
-inline void reject_request(server_core& core, evhttp_request* r, head_verdict v) noexcept {
-  // libevent writes the request's version into the status line ("HTTP/1.-1").
-  if (r->major != 1 || r->minor < 0 || r->minor > 1) {
-    r->major = 1;
-    r->minor = 1;
-  }
-  evhttp_connection* evcon = evhttp_request_get_connection(r);
-  if (core.connections.size() != 0)
-    if (connection_core* c = core.connections.find(evcon)) c->forced = close_reason::protocol_error;
-  server_event ev{server_event_kind::request_rejected};
-  ev.status = v.status;
-  ev.what = v.what;
-  char* address = nullptr;
-  ev_uint16_t port = 0;
-  evhttp_connection_get_peer(evcon, &address, &port);
-  ev.peer_address = address ? address : "";
-  ev.peer_port = port;
-  core.report(ev);
-  core.stamp_date(r);
-  evhttp_send_error(r, v.status, nullptr);  // libevent's error page carries Connection: close
 }
 
 }  // namespace detail
