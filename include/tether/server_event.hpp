@@ -1,6 +1,9 @@
 // tether/server_event.hpp - what a server reports about itself rather than about one
 // request: accepting paused and resumed when descriptors run out, requests refused before
 // any handler ran.
+/// @file
+/// Server events (tether::server_event) and the default sink, tether::log_server_event.
+/// See docs/security.md.
 //
 // A server hands each event to one sink (basic_server::on_event). The default sink,
 // log_server_event, writes one line to stderr when accepting pauses and nothing else, so
@@ -37,6 +40,7 @@ enum class server_event_kind : std::uint8_t {
 
 /// One event of a server. Strings are borrowed and valid only during the call.
 struct server_event {
+  /// What happened; it says which of the fields below are filled in.
   server_event_kind kind;
   /// accept_paused: why accept() failed (std::errc::too_many_files_open, ...).
   std::error_code error{};
@@ -49,8 +53,9 @@ struct server_event {
   int status = 0;
   /// request_rejected: what was wrong, a short phrase ("duplicate Content-Length").
   std::string_view what{};
-  /// request_rejected: the client's address ("127.0.0.1", "::1") and port.
+  /// request_rejected: the client's address ("127.0.0.1", "::1").
   std::string_view peer_address{};
+  /// request_rejected: the client's port.
   std::uint16_t peer_port = 0;
 };
 
