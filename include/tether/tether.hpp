@@ -29,6 +29,8 @@
 #include <tether/route.hpp>
 #include <tether/router.hpp>
 #include <tether/server.hpp>
+#include <tether/server_group.hpp>
 #include <tether/sse.hpp>
 #include <tether/stream.hpp>
 #include <tether/timer.hpp>
+#include <tether/wakeup.hpp>

@@ -1,0 +1,340 @@
+// Several loops on several threads: server groups (SO_REUSEPORT), and the broker
+// delivering across loops. Built on its own so that a ThreadSanitizer build runs exactly
+// these (meson setup build-tsan -Db_sanitize=thread with clang++; see docs/scaling.md).
+//
+// Catch2 is not thread-safe: only the test's own thread asserts. Loop threads record
+// what they saw under a mutex (or in atomics); the test thread checks it afterwards.
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Reads from `c` (no loop: the servers run on their own threads) until `pred(data)`
+/// holds or `limit` passes.
+template <class Pred>
+bool read_until(tt::client& c, Pred pred, std::chrono::milliseconds limit = 3000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    c.pump();
+    if (pred(c.data())) return true;
+    if (c.eof() || std::chrono::steady_clock::now() >= deadline) return pred(c.data());
+    pollfd p{c.fd(), POLLIN, 0};
+    ::poll(&p, 1, 5);
+  }
+}
+bool read_for(tt::client& c, std::string_view needle, std::chrono::milliseconds limit = 3000ms) {
+  return read_until(c, [&](const std::string& d) { return d.find(needle) != std::string::npos; }, limit);
+}
+std::size_t count_of(const std::string& d, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto p = d.find(needle); p != std::string::npos; p = d.find(needle, p + needle.size())) ++n;
+  return n;
+}
+bool read_count(tt::client& c, std::string_view needle, std::size_t n, std::chrono::milliseconds limit = 3000ms) {
+  return read_until(c, [&](const std::string& d) { return count_of(d, needle) >= n; }, limit);
+}
+/// Waits (bounded) for a condition another thread makes true.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 3000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+/// join() with a bound: a group that does not stop is a hang, so it aborts the run.
+template <class Group>
+void join_within(Group& g, std::chrono::milliseconds limit = 5000ms) {
+  std::promise<void> done;
+  auto f = done.get_future();
+  std::thread watchdog([&, limit] {
+    if (f.wait_for(limit) != std::future_status::ready) {
+      std::fputs("threads_test: a server_group did not stop in time\n", stderr);
+      std::abort();
+    }
+  });
+  g.join();
+  done.set_value();
+  watchdog.join();
+}
+
+const std::string get = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+}  // namespace
+
+// ----- server groups ----------------------------------------------------------------
+
+TEST_CASE("server_group: every loop serves connections, each on its own thread", "[group]") {
+  constexpr unsigned loops = 4;
+  constexpr int connections = 50;
+  tether::server_group group{{.threads = loops}};
+  std::mutex mutex;
+  std::map<unsigned, std::thread::id> setup_thread;
+  std::atomic<int> wrong_thread{0};
+  std::atomic<int> served[loops] = {};
+  auto port = group.start("127.0.0.1", 0, [&](tether::server& srv, tether::event_loop&, unsigned index) {
+    {
+      const std::lock_guard lock(mutex);
+      setup_thread[index] = std::this_thread::get_id();
+    }
+    const std::thread::id mine = std::this_thread::get_id();
+    srv.fallback([&, index, mine](tether::request& req) {
+      if (std::this_thread::get_id() != mine) ++wrong_thread;
+      ++served[index];
+      (void)req.reply(200, "loop " + std::to_string(index) + "\n");
+    });
+  });
+  REQUIRE(port);
+  CHECK(group.size() == loops);
+  CHECK(group.port() == *port);
+  {
+    const std::lock_guard lock(mutex);
+    REQUIRE(setup_thread.size() == loops);  // start() returns once every loop is set up
+    for (auto& [i, id] : setup_thread) CHECK(id != std::this_thread::get_id());
+  }
+
+  std::vector<std::unique_ptr<tt::client>> cs;
+  for (int i = 0; i < connections; ++i) cs.push_back(std::make_unique<tt::client>(*port));
+  std::map<unsigned, int> connections_per_loop;
+  for (auto& c : cs) {
+    c->send(get);
+    c->send(get);  // keep-alive: the second request comes back from the same loop
+    REQUIRE(read_count(*c, "\r\n\r\nloop ", 2));
+    const auto at = c->data().find("loop ");
+    const unsigned index = static_cast<unsigned>(c->data()[at + 5] - '0');
+    CHECK(count_of(c->data(), "loop " + std::to_string(index) + "\n") == 2);
+    ++connections_per_loop[index];
+  }
+  CHECK(connections_per_loop.size() == loops);  // the kernel gave every loop some
+  int total = 0;
+  for (auto& n : served) total += n.load();
+  CHECK(total == 2 * connections);
+  CHECK(wrong_thread == 0);
+  cs.clear();
+  group.stop();
+  join_within(group);
+}
+
+TEST_CASE("server_group: stop() from another thread, from a handler, and before start", "[group]") {
+  SECTION("another thread, while clients are connected") {
+    tether::server_group group{{.threads = 3}};
+    auto port = group.start("127.0.0.1", 0, [](tether::server& srv) {
+      srv.fallback([](tether::request& req) { (void)req.reply(200, "ok"); });
+    });
+    REQUIRE(port);
+    tt::client idle(*port);
+    idle.send(get);
+    REQUIRE(read_for(idle, "ok"));
+    std::thread stopper([&] { group.stop(); });
+    join_within(group);
+    stopper.join();
+    CHECK(group.stopping());
+    CHECK(read_until(idle, [&](const std::string&) { return idle.eof(); }));  // closed by the server
+  }
+  SECTION("a request handler on one loop stops them all") {
+    tether::server_group group{{.threads = 2}};
+    auto port = group.start("127.0.0.1", 0, [&group](tether::server& srv) {
+      srv.route("/stop", [&group](tether::request& req) {
+        (void)req.reply(200, "stopping");
+        group.stop();
+      });
+    });
+    REQUIRE(port);
+    tt::client c(*port);
+    c.send("GET /stop HTTP/1.1\r\nHost: t\r\n\r\n");
+    join_within(group);
+    CHECK(read_for(c, "stopping"));
+  }
+  SECTION("stop before start, twice; destruction without start") {
+    tether::server_group group{{.threads = 2}};
+    group.stop();
+    group.stop();
+    auto port = group.start("127.0.0.1", 0, [](tether::server& srv) {
+      srv.fallback([](tether::request& req) { (void)req.reply(200, "ok"); });
+    });
+    REQUIRE(port);  // sets up, then every loop returns at once
+    join_within(group);
+    tether::server_group never_started{{.threads = 2}};
+  }
+}
+
+TEST_CASE("server_group: the close path runs per loop, on the loop's own thread", "[group][close]") {
+  struct closed {
+    unsigned loop;
+    std::thread::id thread;
+    tether::close_reason reason;
+  };
+  std::mutex mutex;
+  std::vector<closed> closes;
+  std::map<unsigned, std::thread::id> loop_thread;
+  std::atomic<int> held{0};
+  const std::size_t fds_before = tt::open_fds();
+  std::uint16_t port = 0;
+  {
+    tether::server_group group{{.threads = 3}};
+    auto bound = group.start("127.0.0.1", 0, [&](tether::server& srv, tether::event_loop&, unsigned index) {
+      {
+        const std::lock_guard lock(mutex);
+        loop_thread[index] = std::this_thread::get_id();
+      }
+      // A held request (the long-poll phase libevent alone never watches); its handle
+      // lives in the route's state, on this loop's thread.
+      auto handles = std::make_shared<std::vector<tether::request_handle>>();
+      srv.fallback([&, index, handles](tether::request& req) {
+        (void)req.connection().on_close([&, index](const tether::close_event& e) {
+          const std::lock_guard lock(mutex);
+          closes.push_back({index, std::this_thread::get_id(), e.reason});
+        });
+        handles->push_back(req.hold());
+        ++held;
+      });
+    });
+    REQUIRE(bound);
+    port = *bound;
+    std::vector<std::unique_ptr<tt::client>> cs;
+    for (int i = 0; i < 24; ++i) {
+      cs.push_back(std::make_unique<tt::client>(port));
+      cs.back()->send(get);
+    }
+    REQUIRE(eventually([&] { return held.load() == 24; }));
+    for (int i = 0; i < 24; i += 4) cs[i]->reset();  // 6 vanish with RST
+    REQUIRE(eventually([&] {
+      const std::lock_guard lock(mutex);
+      return closes.size() == 6;
+    }));
+    {
+      const std::lock_guard lock(mutex);
+      for (auto& c : closes) CHECK(c.reason == tether::close_reason::peer_reset);
+    }
+    group.stop();
+    join_within(group);
+    for (int i = 0; i < 24; ++i)
+      if (i % 4 != 0) CHECK(read_until(*cs[i], [&](const std::string&) { return cs[i]->eof(); }));
+  }
+  const std::lock_guard lock(mutex);
+  REQUIRE(closes.size() == 24);
+  std::set<unsigned> loops_seen;
+  for (auto& c : closes) {
+    CHECK(c.thread == loop_thread[c.loop]);
+    loops_seen.insert(c.loop);
+  }
+  CHECK(loops_seen.size() == 3);
+  int shutdowns = 0;
+  for (auto& c : closes) shutdowns += c.reason == tether::close_reason::server_shutdown;
+  CHECK(shutdowns == 18);
+  CHECK(tt::open_fds() == fds_before);
+  CHECK(tt::close_wait_sockets(port) == 0);
+}
+
+TEST_CASE("server_group: errors are reported and nothing is left running", "[group][errors]") {
+  auto fallback = [](tether::server& srv) { srv.fallback([](tether::request& req) { (void)req.reply(200, "ok"); }); };
+  const std::size_t fds_before = tt::open_fds();
+  SECTION("a port another server holds") {
+    tether::event_loop loop;
+    tether::server other{loop};
+    const auto taken = *other.bind("127.0.0.1", 0);
+    tether::server_group group{{.threads = 2}};
+    auto port = group.start("127.0.0.1", taken, fallback);
+    REQUIRE_FALSE(port);
+    CHECK(port.error() == std::errc::address_in_use);
+  }
+  SECTION("a port another server group holds (SO_REUSEPORT would let it join)") {
+    tether::server_group first{{.threads = 2}};
+    auto port = first.start("127.0.0.1", 0, fallback);
+    REQUIRE(port);
+    tether::server_group second{{.threads = 2}};
+    auto again = second.start("127.0.0.1", *port, fallback);
+    REQUIRE_FALSE(again);
+    CHECK(again.error() == std::errc::address_in_use);
+  }
+  SECTION("an address that is not an address") {
+    tether::server_group group{{.threads = 2}};
+    auto port = group.start("localhost", 0, fallback);
+    REQUIRE_FALSE(port);
+    CHECK(port.error() == tether::errc::invalid_address);
+  }
+  SECTION("a setup that throws on one loop: rethrown, every thread gone") {
+    tether::server_group group{{.threads = 3}};
+    CHECK_THROWS_WITH(group.start("127.0.0.1", 0,
+                                  [](tether::server&, tether::event_loop&, unsigned index) {
+                                    if (index == 1) throw std::runtime_error("loop 1 cannot start");
+                                  }),
+                      "loop 1 cannot start");
+    join_within(group);
+  }
+  SECTION("a setup that returns an error") {
+    tether::server_group group{{.threads = 2}};
+    auto ec = group.start([](tether::server& srv) -> std::error_code {
+      return srv.route("/x", [](tether::request& req) { (void)req.reply(200); }) ? std::error_code{}
+                                                                                 : make_error_code(tether::errc::invalid_argument);
+    });
+    CHECK(ec == tether::errc::invalid_argument);
+    join_within(group);
+  }
+  SECTION("a group starts once") {
+    tether::server_group group{{.threads = 1}};
+    REQUIRE(group.start("127.0.0.1", 0, fallback));
+    auto again = group.start("127.0.0.1", 0, fallback);
+    CHECK(again.error() == tether::errc::invalid_argument);
+  }
+  SECTION("threads = 0: one loop per core") {
+    tether::server_group group;
+    CHECK(group.size() == std::max(1u, std::thread::hardware_concurrency()));
+  }
+  CHECK(tt::open_fds() == fds_before);
+}
+
+TEST_CASE("server_group: how SO_REUSEPORT spreads 50 keep-alive connections (measurement)", "[.][measure]") {
+  for (unsigned loops : {2u, 4u}) {
+    tether::server_group group{{.threads = loops}};
+    auto port = group.start("127.0.0.1", 0, [](tether::server& srv, tether::event_loop&, unsigned index) {
+      srv.fallback([index](tether::request& req) { (void)req.reply(200, std::to_string(index)); });
+    });
+    REQUIRE(port);
+    constexpr int trials = 200;
+    constexpr int connections = 50;
+    int min_share = connections, max_share = 0, below_40 = 0;
+    for (int t = 0; t < trials; ++t) {
+      std::vector<int> per(loops, 0);
+      std::vector<std::unique_ptr<tt::client>> cs;
+      for (int i = 0; i < connections; ++i) {
+        cs.push_back(std::make_unique<tt::client>(*port));
+        cs.back()->send(get);
+      }
+      for (auto& c : cs) {
+        REQUIRE(read_for(*c, "\r\n\r\n"));
+        REQUIRE(read_until(*c, [](const std::string& d) { return d.size() > d.find("\r\n\r\n") + 4; }));
+        ++per[static_cast<unsigned>(c->data().back() - '0')];
+      }
+      for (int n : per) {
+        min_share = std::min(min_share, n);
+        max_share = std::max(max_share, n);
+        if (loops == 2 && n * 10 < connections * 4) ++below_40;
+      }
+    }
+    std::printf("%u loops, %d trials of %d connections: per-loop connections min %d, max %d (fair: %d)", loops, trials,
+                connections, min_share, max_share, connections / static_cast<int>(loops));
+    if (loops == 2) std::printf("; trials with a loop below 40 %%: %d", below_40);
+    std::printf("\n");
+  }
+}
