@@ -61,6 +61,12 @@ enum class errc : int {
   /// install_memory_policy: tether already made libevent allocate in this process, so
   /// libevent's allocator can no longer be replaced; nothing was installed.
   libevent_in_use,
+  /// A channel has as many subscribers as its cap allows (broker_options::max_subscribers,
+  /// broker::set_max_subscribers); nothing was subscribed.
+  channel_full,
+  /// A new channel would exceed broker_options::max_channels and no idle channel could
+  /// make room.
+  too_many_channels,
 };
 
 namespace detail {
@@ -85,6 +91,8 @@ class error_category_impl final : public std::error_category {
       case errc::memory_policy_conflict: return "a different memory policy is already installed";
       case errc::libevent_in_use:
         return "libevent is already in use; install the memory policy first in main, before any loop, server or buffer";
+      case errc::channel_full: return "the channel has as many subscribers as its cap allows";
+      case errc::too_many_channels: return "no room for another channel (broker_options::max_channels)";
     }
     return "unknown tether error";
   }

@@ -1,6 +1,8 @@
 // tether/tether.hpp - everything tether offers, in one include.
 #pragma once
 
+#include <tether/broker.hpp>
+#include <tether/broker_endpoint.hpp>
 #include <tether/buffer.hpp>
 #include <tether/buffer_policy.hpp>
 #include <tether/bufferevent.hpp>
