@@ -152,6 +152,9 @@ class basic_broker_endpoint : private detail::broker_inbox {
   std::error_code subscribe(request_type& req, std::string_view channel) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), header_id(req));
   }
+  std::error_code subscribe(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
+    return subscribe(req, std::span<const std::string_view>(&channel, 1), last_id);
+  }
 
   // ----- long-poll ------------------------------------------------------------------
 

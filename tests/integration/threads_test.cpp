@@ -20,7 +20,9 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -337,4 +339,272 @@ TEST_CASE("server_group: how SO_REUSEPORT spreads 50 keep-alive connections (mea
     if (loops == 2) std::printf("; trials with a loop below 40 %%: %d", below_40);
     std::printf("\n");
   }
+}
+
+// ----- the broker across loops --------------------------------------------------------
+
+namespace {
+
+/// The body of a chunked reply, chunk framing removed (as far as it has arrived).
+std::string dechunk(const std::string& reply) {
+  std::string body;
+  auto p = reply.find("\r\n\r\n");
+  if (p == std::string::npos) return body;
+  for (p += 4; p < reply.size();) {
+    const auto eol = reply.find("\r\n", p);
+    if (eol == std::string::npos) break;
+    const auto n = std::stoul(reply.substr(p, eol - p), nullptr, 16);
+    if (n == 0 || eol + 2 + n > reply.size()) break;
+    body += reply.substr(eol + 2, n);
+    p = eol + 2 + n + 2;
+  }
+  return body;
+}
+
+struct frame {
+  std::uint64_t id = 0;
+  std::string data;
+};
+/// The complete SSE events in a chunked reply.
+std::vector<frame> frames(const std::string& reply) {
+  std::vector<frame> out;
+  const std::string body = dechunk(reply);
+  for (std::size_t p = 0;;) {
+    const auto end = body.find("\n\n", p);
+    if (end == std::string::npos) break;
+    frame f;
+    for (std::size_t q = p; q < end;) {
+      const auto eol = body.find('\n', q);
+      const std::string line = body.substr(q, std::min(eol, end) - q);
+      if (line.rfind("id: ", 0) == 0) f.id = std::stoull(line.substr(4));
+      else if (line.rfind("data: ", 0) == 0) f.data = line.substr(6);
+      q = std::min(eol, end) + 1;
+    }
+    out.push_back(std::move(f));
+    p = end + 2;
+  }
+  return out;
+}
+
+/// One loop of a group in these tests: its own port (so a test picks the loop a client
+/// lands on), a broker endpoint, and what its threads saw.
+struct loop_record {
+  std::uint16_t port = 0;
+  std::thread::id thread;
+};
+struct left_record {
+  unsigned loop;
+  std::thread::id thread;
+  std::string channel;
+  std::size_t total;
+};
+
+struct broker_fixture {
+  tether::broker broker;
+  std::mutex mutex;
+  std::vector<loop_record> loops;
+  std::vector<left_record> left;
+  tether::server_group group;
+
+  broker_fixture(unsigned n, tether::broker_options options, tether::endpoint_options endpoint_options = {})
+      : broker(options), loops(n), group({.threads = n}) {
+    auto ec = group.start([this, endpoint_options](tether::server& srv, tether::event_loop& loop, unsigned index) {
+      auto endpoint = std::make_unique<tether::broker_endpoint>(broker, loop, endpoint_options);
+      endpoint->on_leave([this, index](std::string_view ch, std::size_t total) {
+        const std::lock_guard lock(mutex);
+        left.push_back({index, std::this_thread::get_id(), std::string(ch), total});
+      });
+      auto* e = endpoint.get();
+      srv.route("/a", [e](tether::request& req) { (void)e->subscribe(req, "a"); });
+      srv.route("/b", [e](tether::request& req) { (void)e->subscribe(req, "b"); });
+      srv.route("/ab", [e](tether::request& req) { (void)e->subscribe(req, {"a", "b"}); });
+      srv.route("/poll", [e](tether::request& req) {
+        (void)e->poll(req, "c", tether::parse_message_id(tether::sse::last_event_id(req).value_or("")));
+      });
+      const auto port = srv.bind("127.0.0.1", 0);
+      const std::lock_guard lock(mutex);
+      loops[index] = {port ? *port : std::uint16_t{0}, std::this_thread::get_id()};
+      return endpoint;  // lives as long as the loop, destroyed on its thread before the server
+    });
+    if (ec) throw std::system_error(ec);
+  }
+  ~broker_fixture() {
+    group.stop();
+    join_within(group);
+  }
+  std::uint16_t port(unsigned loop) {
+    const std::lock_guard lock(mutex);
+    return loops[loop].port;
+  }
+};
+
+std::string get_path(std::string_view path, std::string_view last = {}) {
+  std::string r = "GET " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n";
+  if (!last.empty()) r += "Last-Event-ID: " + std::string(last) + "\r\n";
+  return r + "\r\n";
+}
+
+}  // namespace
+
+TEST_CASE("broker across loops: publisher threads, subscribers on every loop, each gets every message once and in order",
+          "[broker][threads]") {
+  constexpr unsigned loops = 3;
+  constexpr int publishers = 4;
+  constexpr int per_publisher = 150;  // alternately on a and b
+  broker_fixture fx{loops, {.history = 16}};
+  struct sub {
+    std::unique_ptr<tt::client> c;
+    bool a, b;
+    unsigned loop;
+  };
+  std::vector<sub> subs;
+  for (unsigned l = 0; l < loops; ++l) {
+    for (auto [path, a, b] : {std::tuple{"/a", true, false}, {"/b", false, true}, {"/ab", true, true}}) {
+      subs.push_back({std::make_unique<tt::client>(fx.port(l)), a, b, l});
+      subs.back().c->send(get_path(path));
+    }
+  }
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 2 * loops && fx.broker.subscribers("b") == 2 * loops; }));
+
+  std::vector<std::thread> threads;
+  std::atomic<int> publish_errors{0};
+  for (int p = 0; p < publishers; ++p) {
+    threads.emplace_back([&, p] {  // no loop on these threads
+      for (int i = 0; i < per_publisher; ++i) {
+        const char* ch = i % 2 ? "b" : "a";
+        if (!fx.broker.publish(ch, "p" + std::to_string(p) + ":" + std::to_string(i) + ":" + ch)) ++publish_errors;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(publish_errors == 0);
+  CHECK(fx.broker.last_id() == publishers * per_publisher);
+
+  std::map<std::string, std::uint64_t> id_of;  // one id per message, whichever loop delivered it
+  for (auto& s : subs) {
+    const std::size_t expected = (s.a ? publishers * per_publisher / 2 : 0) + (s.b ? publishers * per_publisher / 2 : 0);
+    REQUIRE(read_until(*s.c, [&](const std::string& d) { return frames(d).size() >= expected; }, 5000ms));
+    const auto got = frames(s.c->data());
+    CHECK(got.size() == expected);
+    std::uint64_t last_id = 0;
+    std::map<int, int> next_seq;  // per publisher: the next sequence number this subscriber must see
+    for (auto& f : got) {
+      CHECK(f.id > last_id);  // in id order
+      last_id = f.id;
+      const int p = std::stoi(f.data.substr(1));
+      const int seq = std::stoi(f.data.substr(f.data.find(':') + 1));
+      const bool on_a = f.data.back() == 'a';
+      CHECK((on_a ? s.a : s.b));
+      int& want = next_seq[p];
+      while (want < per_publisher && !((want % 2 ? s.b : s.a))) ++want;  // skip the other channel's
+      CHECK(seq == want);  // per publisher: in order, nothing missing
+      want = seq + 1;
+      auto [it, fresh] = id_of.emplace(f.data, f.id);
+      if (!fresh) CHECK(it->second == f.id);
+    }
+  }
+  CHECK(id_of.size() == publishers * per_publisher);
+
+  // Leave notifications and counts across loops: the {a, b} subscriber of loop 2 vanishes.
+  subs[3 * 2 + 2].c->reset();
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 5 && fx.broker.subscribers("b") == 5; }));
+  REQUIRE(eventually([&] {
+    const std::lock_guard lock(fx.mutex);
+    return fx.left.size() == 2;
+  }));
+  const std::lock_guard lock(fx.mutex);
+  std::set<std::string> channels;
+  for (auto& l : fx.left) {
+    CHECK(l.loop == 2);
+    CHECK(l.thread == fx.loops[2].thread);
+    channels.insert(l.channel);
+  }
+  CHECK(channels == std::set<std::string>{"a", "b"});
+  CHECK(fx.left.back().total == 5);
+}
+
+TEST_CASE("broker across loops: long-polls on every loop are answered once per message and resume from their id",
+          "[broker][threads][long_poll]") {
+  constexpr unsigned loops = 3;
+  broker_fixture fx{loops, {.history = 8}, {.poll_timeout = 5000ms}};
+  std::vector<std::unique_ptr<tt::client>> cs;
+  for (unsigned l = 0; l < loops; ++l)
+    for (int i = 0; i < 2; ++i) {
+      cs.push_back(std::make_unique<tt::client>(fx.port(l)));
+      cs.back()->send(get_path("/poll"));
+    }
+  REQUIRE(eventually([&] { return fx.broker.subscribers("c") == 2 * loops; }));
+  std::thread([&] { (void)fx.broker.publish("c", "first"); }).join();
+  for (auto& c : cs) {
+    REQUIRE(read_for(*c, "\r\n\r\nfirst"));
+    CHECK(c->data().find("Event-Id: 1\r\n") != std::string::npos);
+  }
+  REQUIRE(eventually([&] { return fx.broker.subscribers("c") == 0; }));
+  std::thread([&] {  // while nobody polls
+    for (int i = 2; i <= 4; ++i) (void)fx.broker.publish("c", "m" + std::to_string(i));
+  }).join();
+  for (auto& c : cs) {
+    for (int i = 2; i <= 4; ++i) {
+      c->clear();
+      c->send(get_path("/poll", std::to_string(i - 1)));
+      REQUIRE(read_for(*c, "\r\n\r\nm" + std::to_string(i)));
+      CHECK(c->data().find("Event-Id: " + std::to_string(i) + "\r\n") != std::string::npos);
+    }
+    c->clear();
+    c->send(get_path("/poll", "4"));
+  }
+  REQUIRE(eventually([&] { return fx.broker.subscribers("c") == 2 * loops; }));
+  std::thread([&] { (void)fx.broker.publish("c", "last"); }).join();
+  for (auto& c : cs) {
+    REQUIRE(read_for(*c, "\r\n\r\nlast"));
+    CHECK(c->data().find("Event-Id: 5\r\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("broker across loops: an SSE client resumes on another loop from its Last-Event-ID", "[broker][threads][sse]") {
+  broker_fixture fx{3, {.history = 8}};
+  auto first = std::make_unique<tt::client>(fx.port(0));
+  first->send(get_path("/a"));
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 1; }));
+  for (const char* m : {"one", "two", "three"}) (void)fx.broker.publish("a", m);
+  REQUIRE(read_until(*first, [](const std::string& d) { return frames(d).size() == 3; }));
+  first->reset();
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 0; }));
+  std::thread([&] {
+    (void)fx.broker.publish("a", "four");
+    (void)fx.broker.publish("a", "five");
+  }).join();
+  tt::client again(fx.port(2));
+  again.send(get_path("/a", "3"));
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 1; }));
+  (void)fx.broker.publish("a", "six");
+  REQUIRE(read_until(again, [](const std::string& d) { return frames(d).size() >= 3; }));
+  const auto got = frames(again.data());
+  REQUIRE(got.size() == 3);
+  CHECK(got[0].id == 4);
+  CHECK(got[0].data == "four");
+  CHECK(got[1].data == "five");
+  CHECK(got[2].id == 6);
+  CHECK(got[2].data == "six");
+}
+
+TEST_CASE("broker across loops: a channel's cap counts subscribers on every loop", "[broker][threads][cap]") {
+  broker_fixture fx{3, {.max_subscribers = 4}};
+  std::vector<std::unique_ptr<tt::client>> cs;
+  for (unsigned l : {0u, 0u, 1u, 1u}) {
+    cs.push_back(std::make_unique<tt::client>(fx.port(l)));
+    cs.back()->send(get_path("/a"));
+  }
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 4; }));
+  tt::client refused(fx.port(2));
+  refused.send(get_path("/a"));
+  REQUIRE(read_for(refused, "\r\n\r\n"));
+  CHECK(refused.data().rfind("HTTP/1.1 503 Channel full", 0) == 0);
+  cs[0]->reset();
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 3; }));
+  tt::client admitted(fx.port(2));
+  admitted.send(get_path("/a"));
+  REQUIRE(eventually([&] { return fx.broker.subscribers("a") == 4; }));
+  (void)fx.broker.publish("a", "hello");
+  CHECK(read_for(admitted, "data: hello\n\n"));
 }
