@@ -84,6 +84,7 @@ int self_test() {
     }};
     wait_for_waiter.start_periodic(1ms);
     here.run_for(5s);
+    wait_for_waiter.stop();
     example::self_client sender(*port, "POST /send?room=lobby HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
     ok = waiter.wait_for(here, "\r\n\r\nhello") && sender.wait_for(here, "message 1");
   }

@@ -608,3 +608,45 @@ TEST_CASE("broker across loops: a channel's cap counts subscribers on every loop
   (void)fx.broker.publish("a", "hello");
   CHECK(read_for(admitted, "data: hello\n\n"));
 }
+
+TEST_CASE("wakeup: triggers from other threads run the callback on the loop's thread, coalesced", "[wakeup]") {
+  tether::event_loop loop;
+  std::mutex mutex;
+  std::vector<int> queue;  // what the other threads hand over
+  std::vector<int> taken;
+  int calls = 0;
+  const auto loop_thread = std::this_thread::get_id();
+  bool wrong_thread = false;
+  tether::wakeup drain{loop, [&] {
+    ++calls;
+    wrong_thread |= std::this_thread::get_id() != loop_thread;
+    const std::lock_guard lock(mutex);
+    taken.insert(taken.end(), queue.begin(), queue.end());
+    queue.clear();
+  }};
+  constexpr int threads = 4, each = 500;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < each; ++i) {
+        {
+          const std::lock_guard lock(mutex);
+          queue.push_back(t * each + i);
+        }
+        drain.trigger();
+      }
+    });
+  for (auto& t : ts) t.join();
+  REQUIRE(tt::run_until(loop, [&] {
+    const std::lock_guard lock(mutex);
+    return taken.size() == threads * each;
+  }));
+  CHECK_FALSE(wrong_thread);
+  CHECK(calls >= 1);
+  CHECK(calls < threads * each);  // coalesced: far fewer wake-ups than triggers
+  std::set<int> distinct(taken.begin(), taken.end());
+  CHECK(distinct.size() == threads * each);
+  const int before = calls;
+  tt::run_for(loop, 20ms);
+  CHECK(calls == before);  // no trigger, no call
+}
