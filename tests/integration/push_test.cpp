@@ -592,3 +592,33 @@ TEST_CASE("broker: subscribers who vanish leave at once; a destroyed endpoint en
   REQUIRE(tt::run_until(loop, [&] { return tt::open_fds() == fds_before; }));
   CHECK(tt::close_wait_sockets(port) == 0);
 }
+
+TEST_CASE("broker: a subscriber that joins while messages are on their way to its loop gets each exactly once",
+          "[broker][sse]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker;
+  tether::broker_endpoint endpoint{broker, loop};
+  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "x")); });
+  // Publishes first: the message is queued for this loop (which already has a subscriber
+  // on x) and is in history, so the resume replays it and the queue brings it again.
+  srv.route("/late", [&](tether::request& req) {
+    REQUIRE(broker.publish("x", "in flight"));
+    REQUIRE_FALSE(endpoint.subscribe(req, "x"));
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client early(port);
+  early.send(sse_get);
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 1; }));
+  REQUIRE(broker.publish("x", "before"));
+  REQUIRE(early.wait_for(loop, "data: before\n\n"));
+  tt::client late(port);
+  late.send("GET /late HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 1\r\n\r\n");
+  REQUIRE(late.wait_for(loop, "data: in flight\n\n"));
+  REQUIRE(early.wait_for(loop, "data: in flight\n\n"));
+  REQUIRE(broker.publish("x", "after"));
+  REQUIRE(late.wait_for(loop, "data: after\n\n"));
+  CHECK(dechunk(late.data()) == "id: 2\ndata: in flight\n\nid: 3\ndata: after\n\n");
+  REQUIRE(early.wait_for(loop, "data: after\n\n"));
+  CHECK(dechunk(early.data()) == "id: 1\ndata: before\n\nid: 2\ndata: in flight\n\nid: 3\ndata: after\n\n");
+}
