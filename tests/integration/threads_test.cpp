@@ -248,6 +248,44 @@ TEST_CASE("server_group: the close path runs per loop, on the loop's own thread"
   CHECK(tt::close_wait_sockets(port) == 0);
 }
 
+TEST_CASE("server_group: each loop's server applies its own idle timeout", "[group][close]") {
+  std::mutex mutex;
+  std::vector<std::pair<unsigned, tether::close_reason>> closes;
+  std::atomic<int> answered{0};
+  tether::server_group group{{.threads = 2}};
+  auto port = group.start("127.0.0.1", 0, [&](tether::server& srv, tether::event_loop&, unsigned index) {
+    srv.set_timeout(100ms);  // set up once per loop, like every policy
+    srv.fallback([&, index](tether::request& req) {
+      (void)req.connection().on_close([&, index](const tether::close_event& e) {
+        const std::lock_guard lock(mutex);
+        closes.emplace_back(index, e.reason);
+      });
+      (void)req.reply(200, "ok");
+      ++answered;
+    });
+  });
+  REQUIRE(port);
+  std::vector<std::unique_ptr<tt::client>> cs;
+  for (int i = 0; i < 20; ++i) {
+    cs.push_back(std::make_unique<tt::client>(*port));
+    cs.back()->send(get);
+  }
+  REQUIRE(eventually([&] { return answered.load() == 20; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] {
+    const std::lock_guard lock(mutex);
+    return closes.size() == 20;
+  }));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 50ms);
+  const std::lock_guard lock(mutex);
+  std::set<unsigned> loops_seen;
+  for (auto& [loop, reason] : closes) {
+    CHECK(reason == tether::close_reason::timeout);
+    loops_seen.insert(loop);
+  }
+  CHECK(loops_seen.size() == 2);
+}
+
 TEST_CASE("server_group: errors are reported and nothing is left running", "[group][errors]") {
   auto fallback = [](tether::server& srv) { srv.fallback([](tether::request& req) { (void)req.reply(200, "ok"); }); };
   const std::size_t fds_before = tt::open_fds();
