@@ -2,17 +2,50 @@
 //
 // Answers every path with 200 "hello" (text/plain) on keep-alive connections.
 //
-// Usage: hello [--fast] [PORT]       (default 8080)
-//   --fast  the same server with tether's opt-in fast policies (see docs/performance.md)
+// Usage: hello [--fast] [--threads N] [PORT]       (default 8080)
+//   --fast       the same server with tether's opt-in fast policies (see docs/performance.md)
+//   --threads N  N loops on N threads, each with its own SO_REUSEPORT socket on PORT
+//                (a tether::server_group, docs/scaling.md); 0 means one per core.
+//                Without it: one loop on the main thread.
 #include <tether/tether.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
+namespace {
+
+template <class Server>
+void setup(Server& server, bool fast) {
+  server.cache_date_header(fast);
+  server.fallback([](tether::request& req) {
+    req.output_headers().add("Content-Type", "text/plain");
+    req.reply(200, "hello");
+  });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  const bool fast = argc > 1 && std::string_view{argv[1]} == "--fast";
-  const int arg = fast ? 2 : 1;
-  const auto port = tether::parse_port(argc > arg ? argv[arg] : "8080");
+  bool fast = false;
+  long threads = -1;  // -1: no group, one loop on this thread
+  const char* port_text = "8080";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg{argv[i]};
+    if (arg == "--fast") {
+      fast = true;
+    } else if (arg == "--threads" && i + 1 < argc) {
+      char* end = nullptr;
+      threads = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || threads < 0 || threads > 1024) {
+        std::puts("Invalid thread count");
+        return 1;
+      }
+    } else {
+      port_text = argv[i];
+    }
+  }
+  const auto port = tether::parse_port(port_text);
   if (!port) {
     std::puts("Invalid port");
     return 1;
@@ -25,14 +58,22 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  tether::event_loop loop{tether::loop_options{.epoll_changelist = fast}};
-  tether::server server{loop};
-  server.cache_date_header(fast);
-  server.fallback([](tether::request& req) {
-    req.output_headers().add("Content-Type", "text/plain");
-    req.reply(200, "hello");
-  });
+  const tether::loop_options loop_options{.epoll_changelist = fast};
 
+  if (threads >= 0) {
+    tether::server_group group{{.threads = static_cast<unsigned>(threads), .loop = loop_options}};
+    auto bound = group.start("127.0.0.1", *port, [fast](tether::server& server) { setup(server, fast); });
+    if (!bound) {
+      std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
+      return 1;
+    }
+    group.join();
+    return 0;
+  }
+
+  tether::event_loop loop{loop_options};
+  tether::server server{loop};
+  setup(server, fast);
   if (auto bound = server.bind("127.0.0.1", *port); !bound) {
     std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
     return 1;

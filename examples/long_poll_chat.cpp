@@ -1,61 +1,125 @@
-// Example: a long-poll chat. GET /poll waits (up to 25 s) for the next message;
-// POST /send with a body delivers it to everyone waiting. A client that closes its tab
-// while waiting is noticed at once and leaves the room; nobody answers it.
+// Example: a chat with rooms, served by several loops. GET /poll waits (up to 25 s) for
+// the next message of a room; a client that comes back with the id of the last message
+// it saw gets what was said in between, from the room's history, at once. The same
+// rooms stream as Server-Sent Events on /events. POST /send publishes; any loop's
+// clients get it. A client that closes its tab while waiting leaves the room at once.
 //
-// Usage: long_poll_chat [PORT]        (default 8082)
-//        long_poll_chat --once        (one waiter, one message, then exit)
-//   $ curl http://127.0.0.1:8082/poll &                      # waits
-//   $ curl -d 'hello' http://127.0.0.1:8082/send              # the first curl prints hello
+// Usage: long_poll_chat [--threads N] [PORT]   (default: 2 loops, port 8082)
+//        long_poll_chat --once                 (a self-test on an ephemeral port)
+//   $ curl 'http://127.0.0.1:8082/poll?room=lobby'                 # waits
+//   $ curl -d 'hello' 'http://127.0.0.1:8082/send?room=lobby'      # "message 1"; the first curl prints hello
+//   $ curl -d 'again' 'http://127.0.0.1:8082/send?room=lobby'      # nobody waits: kept in history
+//   $ curl -i 'http://127.0.0.1:8082/poll?room=lobby&last=1'       # at once: again, Event-Id: 2
+//   $ curl -N 'http://127.0.0.1:8082/events?room=lobby'            # the room as an event stream
 #include <tether/tether.hpp>
 
 #include "support/self_client.hpp"
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 using namespace std::chrono_literals;
 
+namespace {
+
+/// The value of `name` in a query string ("room=lobby&last=3"), not decoded.
+std::string_view query_param(std::optional<std::string_view> query, std::string_view name) {
+  for (std::string_view q = query.value_or(""); !q.empty();) {
+    const auto amp = q.find('&');
+    const std::string_view pair = q.substr(0, amp);
+    if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=')
+      return pair.substr(name.size() + 1);
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+std::string_view room_of(const tether::request& req) {
+  const auto room = query_param(req.query(), "room");
+  return room.empty() ? "lobby" : room;
+}
+
+/// The last id a client saw: ?last=N, or the Last-Event-ID header (EventSource sends it).
+std::optional<std::uint64_t> last_seen(const tether::request& req) {
+  if (const auto last = query_param(req.query(), "last"); !last.empty()) return tether::parse_message_id(last);
+  if (const auto header = tether::sse::last_event_id(req)) return tether::parse_message_id(*header);
+  return std::nullopt;
+}
+
+/// What each loop runs: its own endpoint of the shared broker, and the three routes.
+auto chat_routes(tether::broker& rooms) {
+  return [&rooms](tether::server& srv, tether::event_loop& loop) {
+    auto endpoint = std::make_unique<tether::broker_endpoint>(rooms, loop, tether::endpoint_options{.heartbeat = 15s});
+    auto* e = endpoint.get();
+    srv.route("/poll", tether::method::get, [e](tether::request& req) { (void)e->poll(req, room_of(req), last_seen(req)); });
+    srv.route("/events", tether::method::get, [e](tether::request& req) {
+      (void)e->subscribe(req, room_of(req), last_seen(req));
+    });
+    srv.route("/send", tether::method::post, [&rooms](tether::request& req) {
+      const auto id = rooms.publish(room_of(req), req.body().to_string());
+      if (!id) return (void)req.reply(400, id.error().message() + "\n");
+      (void)req.reply(200, "message " + std::to_string(*id) + "\n");
+    });
+    return endpoint;  // kept while the loop runs, destroyed on its thread
+  };
+}
+
+int self_test() {
+  tether::broker rooms{{.history = 32}};
+  tether::server_group group{{.threads = 2}};
+  auto port = group.start("127.0.0.1", 0, chat_routes(rooms));
+  if (!port) return 1;
+  tether::event_loop here;  // only to pump the self-test's clients
+  bool ok = true;
+  {
+    example::self_client waiter(*port, "GET /poll?room=lobby HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tether::timer wait_for_waiter{here, [&] {
+      if (rooms.subscribers("lobby") == 1) here.stop();
+    }};
+    wait_for_waiter.start_periodic(1ms);
+    here.run_for(5s);
+    wait_for_waiter.stop();
+    example::self_client sender(*port, "POST /send?room=lobby HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
+    ok = waiter.wait_for(here, "\r\n\r\nhello") && sender.wait_for(here, "message 1");
+  }
+  {
+    example::self_client s1(*port, "POST /send?room=lobby HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nwhile away");
+    ok = ok && s1.wait_for(here, "message 2");
+    example::self_client back(*port, "GET /poll?room=lobby&last=1 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    ok = ok && back.wait_for(here, "\r\n\r\nwhile away") && back.data().find("Event-Id: 2\r\n") != std::string::npos;
+  }
+  std::printf("%s\n", ok ? "long_poll_chat: the waiter got the message, and the returning client what it missed"
+                         : "long_poll_chat: a message did not arrive");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
-  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8082");
-  if (!once && port == 0) return 1;
+  if (argc > 1 && std::string_view(argv[1]) == "--once") return self_test();
+  unsigned threads = 2;
+  int arg = 1;
+  if (argc > 2 && std::string_view(argv[1]) == "--threads") {
+    threads = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
+    arg = 3;
+  }
+  const std::uint16_t port = example::port_arg(argc, argv, arg, "8082");
+  if (port == 0) return 1;
 
-  tether::event_loop loop;
-  tether::server srv{loop};
-  tether::long_poll room{loop, 25s};  // then 204 No Content: the client polls again
-
-  srv.route("/poll", [&](tether::request& req) {
-    if (req.method() != tether::method::get) return (void)req.send_error(405);
-    if (auto ec = room.wait(req)) req.send_error(503);
-  });
-  srv.route("/send", [&](tether::request& req) {
-    if (req.method() != tether::method::post) return (void)req.send_error(405);
-    const std::string message = req.body().to_string();
-    const std::size_t delivered = room.notify_all(message);
-    req.reply(200, "delivered to " + std::to_string(delivered) + "\n");
-  });
-
-  auto bound = srv.bind(once ? "127.0.0.1" : "0.0.0.0", port);
+  tether::broker rooms{{.history = 100, .max_subscribers = 10000}};
+  tether::server_group group{{.threads = threads}};
+  auto bound = group.start("0.0.0.0", port, chat_routes(rooms));
   if (!bound) {
     std::fprintf(stderr, "long_poll_chat: %s\n", bound.error().message().c_str());
     return 1;
   }
-  if (once) {
-    example::self_client waiter(*bound, "GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    std::optional<example::self_client> sender;  // posts once the waiter is in the room
-    tether::timer send_when_waiting{loop, [&] {
-      if (room.waiting() == 1 && !sender)
-        sender.emplace(*bound, "POST /send HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
-    }};
-    send_when_waiting.start_periodic(1ms);
-    const bool got = waiter.wait_for(loop, "\r\n\r\nhello");
-    std::printf("%s\n", got ? "long_poll_chat: the waiter got the message" : "long_poll_chat: nothing arrived");
-    return got ? 0 : 1;
-  }
-  std::printf("long_poll_chat: curl http://127.0.0.1:%u/poll\n", unsigned{*bound});
+  std::printf("long_poll_chat: %u loops; curl 'http://127.0.0.1:%u/poll?room=lobby'\n", group.size(), unsigned{*bound});
   std::fflush(stdout);
-  loop.run();
+  group.join();
 }

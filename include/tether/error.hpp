@@ -88,6 +88,14 @@ enum class errc : int {
   /// The response could not be parsed: its status line, a header line or its chunked
   /// framing is malformed, or its headers exceed client_options::max_header_size.
   bad_response,
+
+  // ----- the broker (broker.hpp) -----
+  /// A channel has as many subscribers as its cap allows (broker_options::max_subscribers,
+  /// broker::set_max_subscribers); nothing was subscribed.
+  channel_full,
+  /// A new channel would exceed broker_options::max_channels and no idle channel could
+  /// make room.
+  too_many_channels,
 };
 
 namespace detail {
@@ -123,6 +131,8 @@ class error_category_impl final : public std::error_category {
       case errc::incomplete_response: return "the server closed the connection in the middle of the response";
       case errc::response_too_large: return "the response body is larger than the client's limit";
       case errc::bad_response: return "malformed response (status line, headers or chunked framing), or headers over the limit";
+      case errc::channel_full: return "the channel has as many subscribers as its cap allows";
+      case errc::too_many_channels: return "no room for another channel (broker_options::max_channels)";
     }
     return "unknown tether error";
   }

@@ -1,6 +1,8 @@
 // tether/tether.hpp - everything tether offers, in one include.
 #pragma once
 
+#include <tether/broker.hpp>
+#include <tether/broker_endpoint.hpp>
 #include <tether/buffer.hpp>
 #include <tether/buffer_policy.hpp>
 #include <tether/bufferevent.hpp>
@@ -34,7 +36,9 @@
 #include <tether/router.hpp>
 #include <tether/server.hpp>
 #include <tether/server_event.hpp>
+#include <tether/server_group.hpp>
 #include <tether/sse.hpp>
 #include <tether/stream.hpp>
 #include <tether/timer.hpp>
 #include <tether/uri.hpp>
+#include <tether/wakeup.hpp>

@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -265,4 +267,358 @@ TEST_CASE("hub: broadcast to hundreds of subscribers of which some vanish", "[hu
   cs.clear();
   REQUIRE(tt::run_until(loop, [&] { return tt::open_fds() == fds_before; }, 5000ms));
   CHECK(tt::close_wait_sockets(port) == 0);
+}
+
+// ----- broker: channels with history, on one loop (threads_test.cpp: across loops) ----
+
+namespace {
+/// The body of a chunked reply, chunk framing removed (as far as it has arrived).
+std::string dechunk(const std::string& reply) {
+  std::string body;
+  auto p = reply.find("\r\n\r\n");
+  if (p == std::string::npos) return body;
+  for (p += 4; p < reply.size();) {
+    const auto eol = reply.find("\r\n", p);
+    if (eol == std::string::npos) break;
+    const auto n = std::stoul(reply.substr(p, eol - p), nullptr, 16);
+    if (n == 0 || eol + 2 + n > reply.size()) break;
+    body += reply.substr(eol + 2, n);
+    p = eol + 2 + n + 2;
+  }
+  return body;
+}
+const std::string sse_get = "GET /events HTTP/1.1\r\nHost: t\r\n\r\n";
+std::string sse_resume(std::string_view last) { return "GET /events HTTP/1.1\r\nHost: t\r\nLast-Event-ID: " + std::string(last) + "\r\n\r\n"; }
+std::string poll_get(std::string_view last = {}) {
+  std::string r = "GET /poll HTTP/1.1\r\nHost: t\r\n";
+  if (!last.empty()) r += "Last-Event-ID: " + std::string(last) + "\r\n";
+  return r + "\r\n";
+}
+}  // namespace
+
+TEST_CASE("broker: SSE frames carry ids, and a client that reconnects with Last-Event-ID gets what it missed",
+          "[broker][sse]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker;
+  tether::broker_endpoint endpoint{broker, loop};
+  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
+  const auto port = *srv.bind("127.0.0.1", 0);
+
+  auto first = std::make_unique<tt::client>(port);
+  first->send(sse_get);
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 1; }));
+  CHECK(broker.subscribers("news") == 1);
+  CHECK(*broker.publish("news", "one") == 1);
+  CHECK(*broker.publish("news", "two\nlines", "update") == 2);
+  CHECK(*broker.publish("news", "three") == 3);
+  REQUIRE(first->wait_for(loop, "id: 3\ndata: three\n\n"));
+  CHECK(dechunk(first->data()).find("id: 1\ndata: one\n\nid: 2\nevent: update\ndata: two\ndata: lines\n\nid: 3\n") != std::string::npos);
+  first->close();
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 0; }));
+  CHECK(broker.subscribers("news") == 0);
+
+  REQUIRE(broker.publish("news", "four"));  // nobody listens: only the history has them
+  REQUIRE(broker.publish("news", "five"));
+  CHECK(broker.history_size("news") == 5);
+  tt::client again(port);
+  again.send(sse_resume("3"));
+  REQUIRE(again.wait_for(loop, "id: 5\ndata: five\n\n"));
+  REQUIRE(broker.publish("news", "six"));
+  REQUIRE(again.wait_for(loop, "id: 6\ndata: six\n\n"));
+  CHECK(again.occurrences("id: ") == 3);  // 4, 5, 6: nothing twice, nothing before 4
+  CHECK(dechunk(again.data()) == "id: 4\ndata: four\n\nid: 5\ndata: five\n\nid: 6\ndata: six\n\n");
+  CHECK(endpoint.stats().replayed == 2);
+  CHECK(endpoint.stats().gaps == 0);
+
+  SECTION("a Last-Event-ID that is not one of ours (another run, garbage) resumes nothing") {
+    for (const char* bogus : {"99", "x", "-1", "18446744073709551616"}) {
+      tt::client c(port);
+      c.send(sse_resume(bogus));
+      REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 2; }));
+      REQUIRE(broker.publish("news", "next"));
+      REQUIRE(c.wait_for(loop, "data: next\n\n"));
+      CHECK(c.occurrences("id: ") == 1);
+      c.reset();
+      REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 1; }));
+    }
+  }
+}
+
+TEST_CASE("broker: a long-poll that comes back with the last id it saw gets what was published in between",
+          "[broker][long_poll]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker;
+  tether::broker_endpoint endpoint{broker, loop, {.poll_timeout = 150ms}};
+  srv.route("/poll", [&](tether::request& req) {
+    REQUIRE_FALSE(endpoint.poll(req, "chat", tether::parse_message_id(tether::sse::last_event_id(req).value_or(""))));
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+
+  tt::client c(port);
+  c.send(poll_get());
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.waiting() == 1; }));
+  CHECK(broker.subscribers("chat") == 1);
+  REQUIRE(broker.publish("chat", "hello"));
+  REQUIRE(c.wait_for(loop, "\r\n\r\nhello"));
+  CHECK(c.data().rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(c.data().find("Event-Id: 1\r\n") != std::string::npos);
+  CHECK(c.data().find("Content-Type: text/plain; charset=utf-8\r\n") != std::string::npos);
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.waiting() == 0 && broker.subscribers("chat") == 0; }));
+
+  // Away between polls: two messages go by.
+  REQUIRE(broker.publish("chat", "while away 1"));
+  REQUIRE(broker.publish("chat", "while away 2"));
+  c.clear();
+  c.send(poll_get("1"));
+  REQUIRE(c.wait_for(loop, "while away 1"));  // at once, from history
+  CHECK(c.data().find("Event-Id: 2\r\n") != std::string::npos);
+  CHECK(endpoint.waiting() == 0);
+  c.clear();
+  c.send(poll_get("2"));
+  REQUIRE(c.wait_for(loop, "while away 2"));
+  CHECK(c.data().find("Event-Id: 3\r\n") != std::string::npos);
+  c.clear();
+  c.send(poll_get("3"));  // up to date: held, then the deadline
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.waiting() == 1; }));
+  REQUIRE(c.wait_for(loop, "HTTP/1.1 204 No Content"));
+  CHECK(endpoint.waiting() == 0);
+  CHECK(broker.subscribers("chat") == 0);
+  CHECK(endpoint.stats().replayed == 2);
+}
+
+TEST_CASE("broker: a subscriber of several channels gets each of their messages once, in id order", "[broker]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker;
+  tether::broker_endpoint endpoint{broker, loop};
+  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, {"a", "b"})); });
+  srv.route("/poll", [&](tether::request& req) {
+    REQUIRE_FALSE(endpoint.poll(req, {"b", "c"}, tether::parse_message_id(tether::sse::last_event_id(req).value_or(""))));
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client s(port);
+  s.send(sse_get);
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 1; }));
+  for (auto [ch, data] : {std::pair{"a", "a1"}, {"c", "c1"}, {"b", "b1"}, {"a", "a2"}, {"b", "b2"}})
+    REQUIRE(broker.publish(ch, data));
+  REQUIRE(s.wait_for(loop, "data: b2\n\n"));
+  CHECK(dechunk(s.data()) == "id: 1\ndata: a1\n\nid: 3\ndata: b1\n\nid: 4\ndata: a2\n\nid: 5\ndata: b2\n\n");
+  CHECK(s.occurrences("c1") == 0);
+  CHECK(broker.subscribers("a") == 1);
+  CHECK(broker.subscribers("b") == 1);
+  CHECK(broker.subscribers("c") == 0);
+
+  tt::client p(port);  // polls {b, c} from id 1: c1 (2), then b1 (3), then b2 (5)
+  for (auto [last, want] : {std::pair{"1", "c1"}, {"2", "b1"}, {"3", "b2"}}) {
+    p.clear();
+    p.send(poll_get(last));
+    REQUIRE(p.wait_for(loop, std::string("\r\n\r\n") + want));
+  }
+  s.reset();
+  REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("a") == 0 && broker.subscribers("b") == 0; }));
+}
+
+TEST_CASE("broker: a channel's cap answers 503 with Retry-After, and admits again once someone leaves",
+          "[broker][cap]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  std::vector<std::pair<std::string, std::size_t>> left;  // outlive the endpoint: its destructor leaves
+  std::vector<std::pair<std::string, std::size_t>> joined;
+  tether::broker broker{{.max_subscribers = 2}};
+  tether::broker_endpoint endpoint{broker, loop, {.retry_after = 7s}};
+  endpoint.on_leave([&](std::string_view ch, std::size_t n) { left.emplace_back(std::string(ch), n); });
+  endpoint.on_join([&](std::string_view ch, std::size_t n) { joined.emplace_back(std::string(ch), n); });
+  std::vector<std::error_code> results;
+  srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, "room")); });
+  srv.route("/poll", [&](tether::request& req) { results.push_back(endpoint.poll(req, "room", std::nullopt)); });
+  const auto port = *srv.bind("127.0.0.1", 0);
+
+  tt::client a(port), b(port), c(port), d(port);
+  a.send(sse_get);
+  b.send(poll_get());  // a held long-poll is a subscriber too
+  REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("room") == 2; }));
+  c.send(sse_get);
+  REQUIRE(c.wait_for(loop, "\r\n\r\n"));
+  CHECK(c.data().rfind("HTTP/1.1 503 Channel full\r\n", 0) == 0);
+  CHECK(c.data().find("Retry-After: 7\r\n") != std::string::npos);
+  REQUIRE(results.size() == 3);
+  CHECK(results[2] == tether::errc::channel_full);
+  CHECK(broker.subscribers("room") == 2);
+  CHECK(endpoint.stats().rejected == 1);
+  CHECK(joined == std::vector<std::pair<std::string, std::size_t>>{{"room", 1}, {"room", 2}});
+
+  a.reset();  // leaves at once
+  REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("room") == 1; }));
+  CHECK(left == std::vector<std::pair<std::string, std::size_t>>{{"room", 1}});
+  d.send(sse_get);
+  REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("room") == 2; }));
+  CHECK_FALSE(results.back());
+
+  SECTION("a per-channel cap overrides the broker's") {
+    REQUIRE_FALSE(broker.set_max_subscribers("room", 3));
+    tt::client e(port);
+    e.send(sse_get);
+    REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("room") == 3; }));
+  }
+}
+
+TEST_CASE("broker: channel names, history bounds, gaps and the channel registry", "[broker]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker{{.history = 3, .max_channels = 3, .max_name = 8}};
+  tether::broker_endpoint endpoint{broker, loop};
+  std::string channel;
+  std::vector<std::error_code> results;
+  srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, channel)); });
+  const auto port = *srv.bind("127.0.0.1", 0);
+
+  SECTION("bad names: 400 from a subscription, invalid_argument from publish") {
+    for (std::string bad : {std::string(), std::string("123456789"), std::string("a\nb"), std::string("a\0b", 3)}) {
+      channel = bad;
+      tt::client c(port);
+      c.send(sse_get);
+      REQUIRE(c.wait_for(loop, "\r\n\r\n"));
+      CHECK(c.data().rfind("HTTP/1.1 400", 0) == 0);
+      CHECK(results.back() == tether::errc::invalid_argument);
+      CHECK(broker.publish(bad, "x").error() == tether::errc::invalid_argument);
+    }
+    CHECK(broker.publish("ok", "x", "two\nlines").error() == tether::errc::invalid_argument);
+    CHECK(broker.channels() == 0);
+  }
+  SECTION("history keeps the newest messages; a resume past them counts a gap") {
+    for (int i = 1; i <= 5; ++i) REQUIRE(broker.publish("h", "m" + std::to_string(i)));
+    CHECK(broker.history_size("h") == 3);
+    channel = "h";
+    tt::client c(port);
+    c.send(sse_resume("1"));  // 2 is gone; 3, 4, 5 are there
+    REQUIRE(c.wait_for(loop, "id: 5\ndata: m5\n\n"));
+    CHECK(dechunk(c.data()) == "id: 3\ndata: m3\n\nid: 4\ndata: m4\n\nid: 5\ndata: m5\n\n");
+    CHECK(c.occurrences("id: ") == 3);
+    CHECK(endpoint.stats().gaps == 1);
+  }
+  SECTION("channels come and go by name; at max_channels an idle one makes room, a busy one does not") {
+    REQUIRE(broker.publish("c1", "x"));
+    REQUIRE(broker.publish("c2", "x"));
+    channel = "c3";
+    tt::client held3(port);
+    held3.send(sse_get);
+    REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("c3") == 1; }));
+    CHECK(broker.channels() == 3);
+    REQUIRE(broker.publish("c4", "x"));  // replaces c1, the idle channel with the oldest message
+    CHECK(broker.channels() == 3);
+    CHECK(broker.history_size("c1") == 0);
+    CHECK(broker.history_size("c2") == 1);
+    channel = "c2";
+    tt::client held2(port);
+    held2.send(sse_get);
+    REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("c2") == 1; }));
+    REQUIRE(broker.publish("c5", "x"));  // replaces c4
+    channel = "c5";
+    tt::client held5(port);
+    held5.send(sse_get);
+    REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("c5") == 1; }));
+    CHECK(broker.publish("c6", "x").error() == tether::errc::too_many_channels);  // all three busy
+    channel = "c7";
+    tt::client refused(port);
+    refused.send(sse_get);
+    REQUIRE(refused.wait_for(loop, "\r\n\r\n"));
+    CHECK(refused.data().rfind("HTTP/1.1 503 Too many channels", 0) == 0);
+    CHECK(results.back() == tether::errc::too_many_channels);
+  }
+}
+
+TEST_CASE("broker: history expires by age", "[broker]") {
+  tether::broker broker{{.history = 10, .history_ttl = 30ms}};
+  REQUIRE(broker.publish("t", "old"));
+  CHECK(broker.history_size("t") == 1);
+  std::this_thread::sleep_for(40ms);  // the age is the thing under test
+  REQUIRE(broker.publish("t", "new"));
+  CHECK(broker.history_size("t") == 1);
+}
+
+TEST_CASE("broker: subscribers who vanish leave at once; a destroyed endpoint ends streams and answers polls",
+          "[broker][close]") {
+  tether::event_loop loop;
+  tether::broker broker;
+  std::uint16_t port = 0;
+  const std::size_t fds_before = tt::open_fds();
+  {
+    tether::server srv{loop};
+    auto endpoint = std::make_unique<tether::broker_endpoint>(broker, loop);
+    srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint->subscribe(req, "x")); });
+    srv.route("/poll", [&](tether::request& req) { REQUIRE_FALSE(endpoint->poll(req, "x", std::nullopt)); });
+    port = *srv.bind("127.0.0.1", 0);
+    std::vector<std::unique_ptr<tt::client>> streams, polls;
+    for (int i = 0; i < 30; ++i) {
+      streams.push_back(std::make_unique<tt::client>(port));
+      streams.back()->send(sse_get);
+      polls.push_back(std::make_unique<tt::client>(port));
+      polls.back()->send(poll_get());
+    }
+    REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("x") == 60; }));
+    for (int i = 0; i < 30; i += 3) {  // a third of each vanish: RST and FIN alternately
+      if (i % 2) {
+        streams[i]->reset();
+        polls[i]->reset();
+      } else {
+        streams[i]->close();
+        polls[i]->close();
+      }
+    }
+    REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("x") == 40; }));
+    CHECK(endpoint->streams() == 20);
+    CHECK(endpoint->waiting() == 20);
+    REQUIRE(broker.publish("x", "to the rest"));
+    for (int i = 0; i < 30; ++i) {
+      if (i % 3 == 0) continue;
+      REQUIRE(streams[i]->wait_for(loop, "data: to the rest\n\n"));
+      REQUIRE(polls[i]->wait_for(loop, "\r\n\r\nto the rest"));
+    }
+    CHECK(endpoint->stats().failed == 0);
+    CHECK(endpoint->stats().delivered == 40);
+    for (int i = 0; i < 30; ++i)  // hold them again
+      if (i % 3) polls[i]->send(poll_get("1"));
+    REQUIRE(tt::run_until(loop, [&] { return endpoint->waiting() == 20; }));
+    endpoint.reset();  // streams end cleanly, polls get 204
+    CHECK(broker.subscribers("x") == 0);
+    for (int i = 0; i < 30; ++i) {
+      if (i % 3 == 0) continue;
+      REQUIRE(streams[i]->wait_for(loop, "0\r\n\r\n"));
+      REQUIRE(polls[i]->wait_for(loop, "HTTP/1.1 204"));
+    }
+  }
+  REQUIRE(tt::run_until(loop, [&] { return tt::open_fds() == fds_before; }));
+  CHECK(tt::close_wait_sockets(port) == 0);
+}
+
+TEST_CASE("broker: a subscriber that joins while messages are on their way to its loop gets each exactly once",
+          "[broker][sse]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker;
+  tether::broker_endpoint endpoint{broker, loop};
+  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "x")); });
+  // Publishes first: the message is queued for this loop (which already has a subscriber
+  // on x) and is in history, so the resume replays it and the queue brings it again.
+  srv.route("/late", [&](tether::request& req) {
+    REQUIRE(broker.publish("x", "in flight"));
+    REQUIRE_FALSE(endpoint.subscribe(req, "x"));
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client early(port);
+  early.send(sse_get);
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 1; }));
+  REQUIRE(broker.publish("x", "before"));
+  REQUIRE(early.wait_for(loop, "data: before\n\n"));
+  tt::client late(port);
+  late.send("GET /late HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 1\r\n\r\n");
+  REQUIRE(late.wait_for(loop, "data: in flight\n\n"));
+  REQUIRE(early.wait_for(loop, "data: in flight\n\n"));
+  REQUIRE(broker.publish("x", "after"));
+  REQUIRE(late.wait_for(loop, "data: after\n\n"));
+  CHECK(dechunk(late.data()) == "id: 2\ndata: in flight\n\nid: 3\ndata: after\n\n");
+  REQUIRE(early.wait_for(loop, "data: after\n\n"));
+  CHECK(dechunk(early.data()) == "id: 1\ndata: before\n\nid: 2\ndata: in flight\n\nid: 3\ndata: after\n\n");
 }

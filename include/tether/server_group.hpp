@@ -1,0 +1,363 @@
+// tether/server_group.hpp - one server per core: N event loops, one thread each.
+//
+// A server_group runs N loops, each on its own thread with its own server. Every loop
+// listens on the same address and port through a socket of its own, all opened with
+// SO_REUSEPORT: the kernel spreads incoming connections over the sockets (by a hash of
+// the connection's addresses and ports), so each loop accepts and serves its share, and
+// no loop ever touches another's connections. A connection lives and dies on the loop
+// that accepted it: the close path, limits and timeouts work per loop exactly as they do
+// for a lone server.
+//
+// Routes and policies are set up once, by a callable the group calls on each loop's
+// thread with that loop's server (and loop, and index), before any loop serves. What the
+// callable returns (if anything) is kept for the loop's lifetime and destroyed on its
+// thread before the server: the place for per-loop objects such as a broker endpoint.
+//
+//     tether::server_group group{{.threads = 4}};
+//     auto port = group.start("0.0.0.0", 8080, [](tether::server& srv) {
+//       srv.fallback([](tether::request& req) { req.reply(200, "hello"); });
+//     });
+//     if (!port) return 1;
+//     group.join();  // until stop() is called (from any thread or a signal handler)
+//
+// Threads: stop() writes to one eventfd per loop and never calls libevent from the
+// calling thread, so it is safe from any thread, a signal handler included, without
+// evthread_use_pthreads() (see wakeup.hpp).
+#pragma once
+
+#include <tether/config.hpp>
+#include <tether/cstring_view.hpp>
+#include <tether/error.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/handle.hpp>
+#include <tether/server.hpp>
+#include <tether/wakeup.hpp>
+
+#include <event2/event.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <concepts>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+TETHER_BEGIN_NAMESPACE
+
+/// How a server_group runs.
+struct group_options {
+  /// Loops (and threads). 0: std::thread::hardware_concurrency(), at least 1.
+  unsigned threads = 0;
+  /// listen(2) backlog of each loop's socket.
+  int backlog = 1024;
+  /// How each loop's event_base is created.
+  loop_options loop{};
+};
+
+namespace detail {
+
+/// The loop's thread calls setup(server, loop, index), setup(server, loop) or setup(server).
+template <class Setup, class Server>
+concept group_setup = std::copy_constructible<Setup> &&
+                      (std::invocable<Setup&, Server&, event_loop&, unsigned> ||
+                       std::invocable<Setup&, Server&, event_loop&> || std::invocable<Setup&, Server&>);
+
+template <class Setup, class Server>
+decltype(auto) call_setup(Setup& setup, Server& srv, event_loop& loop, unsigned index) {
+  if constexpr (std::invocable<Setup&, Server&, event_loop&, unsigned>) return setup(srv, loop, index);
+  else if constexpr (std::invocable<Setup&, Server&, event_loop&>) return setup(srv, loop);
+  else return setup(srv);
+}
+
+template <class Setup, class Server>
+using setup_result_t = decltype(call_setup(std::declval<Setup&>(), std::declval<Server&>(),
+                                           std::declval<event_loop&>(), 0u));
+
+/// An IPv4 or IPv6 literal ("127.0.0.1", "::", "[::1]") and a port as a socket address.
+struct socket_address {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+
+  static result<socket_address> parse(std::string_view address, std::uint16_t port) noexcept {
+    socket_address a;
+    char text[INET6_ADDRSTRLEN + 2] = {};
+    if (address.size() >= 2 && address.front() == '[' && address.back() == ']') address = address.substr(1, address.size() - 2);
+    if (address.empty() || address.size() >= sizeof text) return errc::invalid_address;
+    std::memcpy(text, address.data(), address.size());
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+    if (::inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(port);
+      a.len = sizeof(sockaddr_in);
+    } else if (::inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(port);
+      a.len = sizeof(sockaddr_in6);
+    } else {
+      return errc::invalid_address;
+    }
+    return a;
+  }
+  const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&ss); }
+};
+
+/// A TCP socket bound to `a`, listening unless `backlog` < 0; the fd or an error.
+inline result<int> bound_socket(const socket_address& a, bool reuseport, int backlog) noexcept {
+  const int fd = ::socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::error_code(errno, std::system_category());
+  const int one = 1;
+  int rc = ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (rc == 0 && reuseport) rc = ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (rc == 0 && a.ss.ss_family == AF_INET6) rc = ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (rc != 0 || ::bind(fd, a.get(), a.len) != 0 || (backlog >= 0 && ::listen(fd, backlog) != 0)) {
+    const int err = errno;
+    ::close(fd);
+    return std::error_code(err, std::system_category());
+  }
+  return fd;
+}
+
+/// Fails with address_in_use when any socket holds `a`'s port. SO_REUSEPORT lets every
+/// socket of the same user join a port, so without this check a second copy of a
+/// server would silently take half of the first one's connections.
+inline std::error_code port_is_free(const socket_address& a) noexcept {
+  auto probe = bound_socket(a, false, -1);
+  if (!probe) return probe.error();
+  ::close(*probe);
+  return {};
+}
+
+inline std::uint16_t local_port(int fd) noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                       : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+}
+
+}  // namespace detail
+
+/// N servers of type `Server` on N loops and threads, serving one port. See the file
+/// comment. Not movable (the threads point at it). A group starts once; its destructor
+/// stops every loop and joins every thread.
+template <class Server = server>
+class basic_server_group {
+ public:
+  using server_type = Server;
+
+  /// Prepares `options.threads` loops (nothing runs until start()). Throws
+  /// std::system_error when the kernel refuses the per-loop eventfds.
+  explicit basic_server_group(group_options options = {}) : options_(options) {
+    if (options_.threads == 0) options_.threads = std::max(1u, std::thread::hardware_concurrency());
+    workers_ = std::make_unique<worker[]>(options_.threads);
+  }
+  basic_server_group(const basic_server_group&) = delete;
+  basic_server_group& operator=(const basic_server_group&) = delete;
+  ~basic_server_group() {
+    stop();
+    join();
+  }
+
+  /// Opens one SO_REUSEPORT socket per loop on `address`:`port` (0 picks a free port,
+  /// shared by all), starts the threads, calls `setup` on each loop's thread, and
+  /// returns the port once every loop is set up and serving.
+  ///
+  /// Errors, with nothing left running: errc::invalid_address, the system's reason for a
+  /// socket that cannot be bound (std::errc::address_in_use when a process listens on
+  /// the port without SO_REUSEPORT, permission_denied...), errc::invalid_argument when
+  /// the group was started before, an error_code `setup` returned. An exception `setup`
+  /// throws on a loop's thread is rethrown here.
+  template <class Setup>
+    requires detail::group_setup<Setup, Server>
+  result<std::uint16_t> start(cstring_view address, std::uint16_t port, Setup setup) {
+    if (started_) return errc::invalid_argument;
+    auto where = detail::socket_address::parse(address.view(), port);
+    if (!where) return where.error();
+    if (port != 0)
+      if (auto ec = detail::port_is_free(*where)) return ec;
+    std::vector<int> fds;
+    for (unsigned i = 0; i < options_.threads; ++i) {
+      auto fd = detail::bound_socket(*where, true, options_.backlog);
+      if (!fd) {
+        for (int f : fds) ::close(f);
+        return fd.error();
+      }
+      if (port == 0) {  // the others join the port the first one got
+        port = detail::local_port(*fd);
+        where = detail::socket_address::parse(address.view(), port);
+      }
+      fds.push_back(*fd);
+    }
+    for (unsigned i = 0; i < options_.threads; ++i) workers_[i].listen_fd = fds[i];
+    if (auto ec = launch(std::move(setup))) return ec;
+    port_ = port;
+    return port;
+  }
+
+  /// Starts the threads and calls `setup` on each loop's thread without opening any
+  /// socket: each setup listens where it wants (srv.bind(...), srv.accept(fd)).
+  /// Errors as above.
+  template <class Setup>
+    requires detail::group_setup<Setup, Server>
+  std::error_code start(Setup setup) {
+    if (started_) return make_error_code(errc::invalid_argument);
+    return launch(std::move(setup));
+  }
+
+  /// Makes every loop return from run(); each thread then destroys what its setup
+  /// returned, its server (close callbacks run with close_reason::server_shutdown, on
+  /// that loop's thread) and its loop. Any thread, a signal handler included; idempotent.
+  void stop() noexcept {
+    stopping_.store(true, std::memory_order_release);
+    for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
+  }
+
+  /// Waits until every loop thread has finished (after stop()). From the thread that
+  /// started the group, not from a loop's thread.
+  void join() {
+    for (unsigned i = 0; i < options_.threads; ++i)
+      if (workers_[i].thread.joinable()) workers_[i].thread.join();
+  }
+
+  /// Loops in the group.
+  unsigned size() const noexcept { return options_.threads; }
+  /// The port start(address, port, setup) listens on (0 before, or without one).
+  std::uint16_t port() const noexcept { return port_; }
+  /// True once stop() was called.
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+ private:
+  struct worker {
+    detail::wake_fd stop;  // stop() signals it; the loop's thread watches it
+    int listen_fd = -1;    // until the loop's server adopts it
+    std::thread thread;
+  };
+  enum class go_state { waiting, run, abort };
+
+  template <class Setup>
+  std::error_code launch(Setup setup) {
+    started_ = true;
+    unsigned launched = 0;
+    try {
+      for (; launched < options_.threads; ++launched)
+        workers_[launched].thread = std::thread([this, setup, i = launched]() mutable { run_loop(setup, i); });
+    } catch (...) {
+      finish_start(go_state::abort, launched);
+      throw;
+    }
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return ready_ == options_.threads; });
+    const bool ok = !error_ && !exception_;
+    lock.unlock();
+    finish_start(ok ? go_state::run : go_state::abort, options_.threads);
+    if (exception_) std::rethrow_exception(exception_);
+    return error_;
+  }
+
+  void finish_start(go_state state, unsigned launched) {
+    {
+      const std::lock_guard lock(mutex_);
+      go_ = state;
+    }
+    cv_.notify_all();
+    if (state == go_state::run) return;
+    stop();
+    for (unsigned i = 0; i < launched; ++i)
+      if (workers_[i].thread.joinable()) workers_[i].thread.join();
+    for (unsigned i = 0; i < options_.threads; ++i)
+      if (workers_[i].listen_fd >= 0) ::close(std::exchange(workers_[i].listen_fd, -1));
+  }
+
+  /// Reports this loop's setup; true if the group then says run.
+  bool ready(std::error_code ec, std::exception_ptr ex) {
+    std::unique_lock lock(mutex_);
+    if (ec && !error_) error_ = ec;
+    if (ex && !exception_) exception_ = ex;
+    ++ready_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return go_ != go_state::waiting; });
+    return go_ == go_state::run;
+  }
+
+  static void on_stop(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<std::pair<detail::wake_fd*, event_loop*>*>(arg);
+    self->first->consume();
+    self->second->stop();
+  }
+
+  template <class Setup>
+  void run_loop(Setup& setup, unsigned index) noexcept {
+    worker& w = workers_[index];
+    char name[16];
+    std::snprintf(name, sizeof name, "tether-loop-%u", index);
+    ::pthread_setname_np(::pthread_self(), name);
+    bool reported = false;
+    try {
+      event_loop loop{options_.loop};
+      Server srv{loop};
+      std::pair<detail::wake_fd*, event_loop*> stop_ctx{&w.stop, &loop};
+      unique_event stop_ev{event_new(loop.native(), w.stop.fd(), EV_READ | EV_PERSIST, &on_stop, &stop_ctx)};
+      if (!stop_ev || event_add(stop_ev.get(), nullptr) != 0) throw std::bad_alloc{};
+      using state_t = detail::setup_result_t<Setup, Server>;
+      auto serve = [&](std::error_code ec) {
+        if (!ec && w.listen_fd >= 0) {
+          auto port = srv.accept(w.listen_fd);
+          if (port) w.listen_fd = -1;  // the server owns it now
+          else ec = port.error();
+        }
+        reported = true;
+        if (!ready(ec, nullptr)) return;
+        if (!stopping()) loop.run();
+      };
+      if constexpr (std::is_void_v<state_t>) {
+        detail::call_setup(setup, srv, loop, index);
+        serve({});
+      } else if constexpr (std::is_same_v<std::remove_cvref_t<state_t>, std::error_code>) {
+        serve(detail::call_setup(setup, srv, loop, index));
+      } else {
+        // Kept for the loop's lifetime, destroyed on this thread before the server.
+        std::remove_cvref_t<state_t> state = detail::call_setup(setup, srv, loop, index);
+        serve({});
+      }
+    } catch (...) {
+      if (!reported) (void)ready({}, std::current_exception());
+      else detail::report_exception("a server_group loop's teardown");
+    }
+  }
+
+  group_options options_;
+  std::unique_ptr<worker[]> workers_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  std::uint16_t port_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  unsigned ready_ = 0;
+  go_state go_ = go_state::waiting;
+  std::error_code error_;
+  std::exception_ptr exception_;
+};
+
+/// A group of tether::server.
+using server_group = basic_server_group<>;
+
+TETHER_END_NAMESPACE
