@@ -19,18 +19,28 @@ enum class close_reason : std::uint8_t {
   /// The client's kernel reset the connection (TCP RST): SO_LINGER {1, 0}, a process
   /// killed with unread data in its socket, or a write to a socket it had closed.
   peer_reset,
-  /// The server's timeout (server_options::timeout) expired.
+  /// One of the server's timeouts expired (server_limits: the request head or body took
+  /// too long, the keep-alive connection idled too long, or the client stopped reading a
+  /// reply); 408 was sent where a reply was still possible.
   timeout,
   /// The server object was destroyed while the connection was open.
   server_shutdown,
   /// The application closed it (connection::close() or request_handle::close()).
   closed_by_server,
-  /// The client sent more than the close policy allows while its request was held.
+  /// The client passed one of the server's size limits (server_limits: unread input,
+  /// header bytes, declared body size, connections) or the close policy's input limit;
+  /// 431, 413 or 503 was sent where a reply was still possible.
   limit_exceeded,
   /// The client read too slowly: its unwritten output stayed above the low-water mark
-  /// past the deadline of bounded<..., slow_consumer::disconnect<Ms>>.
+  /// past the deadline of bounded<..., slow_consumer::disconnect<Ms>>, or a streamed reply
+  /// passed server_limits::max_pending_output.
   slow_consumer,
-  /// Any other failure (a socket error other than a reset, or a protocol error).
+  /// The client sent something that is not an acceptable HTTP request (a malformed
+  /// request line or header, a NUL in the head, bad framing); the server answered 400
+  /// (or libevent answered 400, 413, 417 or 501) and closed.
+  protocol_error,
+  /// Any other failure (a socket error other than a reset, a handler that threw
+  /// mid-stream).
   error,
 };
 
@@ -45,6 +55,7 @@ constexpr std::string_view to_string(close_reason r) noexcept {
     case close_reason::closed_by_server: return "closed_by_server";
     case close_reason::limit_exceeded: return "limit_exceeded";
     case close_reason::slow_consumer: return "slow_consumer";
+    case close_reason::protocol_error: return "protocol_error";
     case close_reason::error: return "error";
   }
   return "unknown";
