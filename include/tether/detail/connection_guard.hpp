@@ -164,6 +164,11 @@ class guard_set {
     if (!g && !(g = adopt_late(evcon))) return nullptr;
     g->phase = guard_phase::exchange;
     evhttp_request_set_on_complete_cb(req, &on_reply_complete, g);
+    // What is left in the input belongs to later requests: a client that pipelines
+    // faster than it reads its replies grows it by a read between two requests, while
+    // evhttp parses (so on_input does not bound it); here it is bounded once per request.
+    if (evbuffer_get_length(bufferevent_get_input(g->bev)) > limits_.max_unread_input)
+      doom(*g, close_reason::limit_exceeded, 0);
     return g;
   }
 
@@ -555,7 +560,9 @@ class guard_set {
       case guard_phase::head:
       case guard_phase::body:
         if (!expired(g.phase == guard_phase::head ? limits_.head_timeout : limits_.body_timeout, g.since)) break;
-        if (reading(g)) doom(g, close_reason::timeout, 408);
+        // A connection that never sent a byte of a request is closed without a word (as
+        // nginx does): a 408 nobody asked for would confuse a client that pre-connected.
+        if (reading(g)) doom(g, close_reason::timeout, g.phase == guard_phase::head && g.head_bytes == 0 ? 0 : 408);
         else g.phase = guard_phase::exchange;  // evhttp answered it on its own and closes
         return;
       case guard_phase::idle:
