@@ -15,10 +15,11 @@
 //  * Who reads is the bufferevent's read callback: evhttp_read_cb while evhttp parses a
 //    request (with EV_READ on), NULL while evhttp writes a reply, the close policy's guard
 //    while a request is held; a handler runs with EV_READ off (http.c 3474).
-//  * The evhttp_connection does not exist yet when the bufferevent is made: a per-server
-//    event, activated by the bevcb and run before the loop polls again, reads it from the
-//    bufferevent's callback argument and sets the connection's close callback (which
-//    frees the guard). A reference on the bufferevent keeps it valid until then.
+//  * The evhttp_connection does not exist yet when the bufferevent is made. tether learns
+//    it from the bufferevent's callback argument when the first bytes arrive (before
+//    evhttp parses them), or at the next sweep for a client that sends nothing, and then
+//    sets the connection's close callback (which frees the guard). A reference on the
+//    bufferevent keeps it valid until then, even if evhttp freed the connection first.
 //  * Deadlines are one sweep per server over its live connections, a few times a second:
 //    a phase change is two stores, not an event_add.
 //
@@ -283,22 +284,24 @@ class guard_set {
     }
     g->bev = b;
     g->over_capacity = over;
-    bufferevent_incref(b);  // until adopt(): evhttp may free it first if it fails
+    bufferevent_incref(b);  // until adopt(): evhttp may free it first (a failure, a silent client)
     s->link(*g, guard_list::unadopted);
-    s->wake();
+    s->arm_sweep();
     return b;
   }
 
-  /// Learns the connection of a guard made by the bevcb, and takes charge of it.
-  void adopt(connection_guard& g) noexcept {
+  /// Learns the connection of a guard made by the bevcb, and takes charge of it. Returns
+  /// false if the guard was released (evhttp had freed the connection).
+  bool adopt(connection_guard& g) noexcept {
+    unlink(g);
     bufferevent* b = g.bev;
     bufferevent_data_cb read = nullptr;
     void* arg = nullptr;
     bufferevent_getcb(b, &read, nullptr, nullptr, &arg);
-    if (!arg) {  // evhttp failed to set the connection up and freed it (bufferevent_free clears the callbacks)
+    if (!arg) {  // evhttp freed the connection (bufferevent_free clears the callbacks)
       release(g);
       bufferevent_decref(b);
-      return;
+      return false;
     }
     g.evcon = static_cast<evhttp_connection*>(arg);
     if (!evhttp_read_) evhttp_read_ = read;  // evhttp_start_read_ just installed evhttp_read_cb
@@ -309,11 +312,11 @@ class guard_set {
       bufferevent_disable(b, EV_READ | EV_WRITE);
       bufferevent_decref(b);
       evhttp_connection_free(evcon);  // cannot be bounded: not served at all
-      return;
+      return false;
     }
     begin(g, guard_phase::head);
     bufferevent_decref(b);  // evhttp's own reference keeps it from here
-    if (g.over_capacity) doom(g, close_reason::limit_exceeded, 503);
+    return true;
   }
 
   /// A connection tether did not see accepted (memory ran out in the bevcb): guarded
@@ -372,8 +375,13 @@ class guard_set {
   static void on_input(evbuffer* in, const evbuffer_cb_info* info, void* self) noexcept {
     if (info->n_added == 0) return;
     auto* g = static_cast<connection_guard*>(self);
-    if (g->phase == guard_phase::unadopted || g->phase == guard_phase::rejecting) return;
     guard_set* s = g->set;
+    if (g->phase == guard_phase::unadopted) {
+      if (!s->adopt(*g)) return;
+      // Before evhttp reads its request: its read callback is replaced right here.
+      if (g->over_capacity) return s->reject(*g, 503, close_reason::limit_exceeded);
+    }
+    if (g->phase == guard_phase::rejecting) return;
     bufferevent_data_cb read = nullptr;
     bufferevent_getcb(g->bev, &read, nullptr, nullptr, nullptr);
     if (read == s->evhttp_read_) {
@@ -402,22 +410,34 @@ class guard_set {
   /// line that ends the head (CRLF or LF line ends, as evhttp reads them), and rejects a
   /// NUL anywhere in it (evhttp would keep the value up to the NUL: RFC 9110 5.5).
   head_verdict scan(connection_guard& g, evbuffer* in, std::size_t from) const noexcept {
-    const std::size_t len = evbuffer_get_length(in);
-    std::size_t at = from;
-    while (at < len) {
-      evbuffer_ptr pos;
-      if (evbuffer_ptr_set(in, &pos, at, EVBUFFER_PTR_SET) != 0) break;
-      evbuffer_iovec v[4];
-      const int n = evbuffer_peek(in, static_cast<ev_ssize_t>(len - at), &pos, v, 4);
-      for (int i = 0; i < n && i < 4; ++i) {
-        std::size_t seg = v[i].iov_len < len - at ? v[i].iov_len : len - at;
-        const head_verdict r = scan_bytes(g, static_cast<const char*>(v[i].iov_base), seg);
-        if (r != head_verdict::more) return r;
-        at += seg;
-      }
-      if (n <= 4) break;
+    // evbuffer_peek returns how many chains the length needs, even past the four filled.
+    const auto len = static_cast<ev_ssize_t>(evbuffer_get_length(in));
+    evbuffer_iovec v[4];
+    int n = evbuffer_peek(in, len, nullptr, v, 4);  // a request usually sits in one chain
+    evbuffer_ptr pos;
+    if (n > 4) {  // many small chains: start at `from` itself
+      if (evbuffer_ptr_set(in, &pos, from, EVBUFFER_PTR_SET) != 0) return head_verdict::more;
+      n = evbuffer_peek(in, len - static_cast<ev_ssize_t>(from), &pos, v, 4);
+      from = 0;
     }
-    return head_verdict::more;
+    for (;;) {
+      std::size_t done = 0;
+      for (int i = 0; i < n && i < 4; ++i) {
+        const std::size_t seg = v[i].iov_len;
+        done += seg;
+        if (from >= seg) {
+          from -= seg;
+          continue;
+        }
+        const head_verdict r = scan_bytes(g, static_cast<const char*>(v[i].iov_base) + from, seg - from);
+        if (r != head_verdict::more) return r;
+        from = 0;
+      }
+      if (n <= 4) return head_verdict::more;
+      // Past the first four chains: continue after them.
+      if (evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) != 0) return head_verdict::more;
+      n = evbuffer_peek(in, len - static_cast<ev_ssize_t>(pos.pos), &pos, v, 4);
+    }
   }
 
   head_verdict scan_bytes(connection_guard& g, const char* p, std::size_t n) const noexcept {
@@ -520,16 +540,15 @@ class guard_set {
   static void on_housekeeping(evutil_socket_t, short, void* self) noexcept {
     auto* s = static_cast<guard_set*>(self);
     s->wake_pending_ = false;
-    while (connection_guard* g = s->heads_[index(guard_list::unadopted)]) {
-      s->unlink(*g);
-      s->adopt(*g);
-    }
     s->run_doomed();
   }
 
   static void on_sweep(evutil_socket_t, short, void* self) noexcept {
     auto* s = static_cast<guard_set*>(self);
     ++s->tick_;
+    // Connections that sent nothing yet (or that evhttp already freed).
+    while (connection_guard* g = s->heads_[index(guard_list::unadopted)])
+      if (s->adopt(*g) && g->over_capacity) s->doom(*g, close_reason::limit_exceeded, 503);
     if (s->live_ == 0) {
       event_del(s->sweep_);
       s->sweep_armed_ = false;
