@@ -42,7 +42,8 @@ struct server_limits {
   /// Header Fields Too Large, close_reason::limit_exceeded.
   std::size_t max_header_bytes = 16 * 1024;
   /// A request body. A declared Content-Length over it, or a chunked body that grows past
-  /// it, gets 413 Content Too Large before the body is buffered (libevent's check).
+  /// it, gets 413 Content Too Large before the body is buffered,
+  /// close_reason::limit_exceeded (protocol_error for libevent's own chunked check).
   std::size_t max_body_bytes = 1024 * 1024;
   /// From the first byte of a request (from accept for a new connection) to the end of
   /// its header fields, however the bytes trickle in. Over it: 408 Request Timeout,

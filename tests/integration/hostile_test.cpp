@@ -402,15 +402,43 @@ TEST_CASE("hostile: Content-Length 9223372036854775807 gets 413 at once and noth
           "[hostile][defaults][body]") {
   hostile_server s;
   tt::client c(s.port);
-  c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 9223372036854775807\r\n\r\n");
+  c.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");  // tracked: its close reason is recorded
+  REQUIRE(c.wait_for(s.loop, "hello"));
+  c.clear();
+  c.send("POST /post HTTP/1.1\r\nHost: t\r\ncontent-length:  9223372036854775807\r\n\r\n");
   REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
   const std::size_t before = libevent_bytes();
   require_counting(before);
   const auto r = flood(s, c, 64 * MiB, 3000ms);
-  CHECK(c.data().find("HTTP/1.1 413 ") == 0);
+  CHECK(c.data().find("HTTP/1.1 413 Content Too Large") == 0);
   INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
   CHECK(r.peak - before < 256 * KiB);
-  CHECK(s.handled == 0);
+  CHECK(s.handled == 1);  // /hello only
+  CHECK(wait_closed(s, c));
+  REQUIRE(all_closed(s));
+  REQUIRE(s.closes.size() == 1);
+  CHECK(s.closes[0].reason == close_reason::limit_exceeded);
+}
+
+TEST_CASE("hostile: a declared body within max_body_bytes is read and served", "[hostile][body]") {
+  hostile_server s([](tether::server& srv) { srv.set_max_body_bytes(1000); });
+  tt::client c(s.port);
+  c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nConnection: keep-alive\r\n\r\n" +
+         std::string(1000, 'b'));
+  REQUIRE(c.wait_for(s.loop, "1000"));
+  CHECK(c.data().find("HTTP/1.1 200 ") == 0);
+  c.clear();
+  // The field split across two reads, after other fields starting with 'C'.
+  c.send("POST /post HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\nCookie: a=b\r\nContent-Len");
+  tt::run_for(s.loop, 20ms);
+  c.send("gth: 1001\r\n\r\n");
+  CHECK(c.wait_for(s.loop, "HTTP/1.1 413 Content Too Large"));
+  CHECK(s.handled == 1);
+  // Not a number: libevent's 400.
+  tt::client d(s.port);
+  d.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 12abc\r\n\r\n");
+  CHECK(d.wait_for(s.loop, "HTTP/1.1 400 "));
+  CHECK(s.handled == 1);
 }
 
 TEST_CASE("hostile: chunk size 7fffffffffffffff gets 413 at once and nothing is buffered",

@@ -68,7 +68,7 @@ enum class guard_phase : std::uint8_t {
 enum class guard_list : std::uint8_t { none, unadopted, live, doomed };
 
 /// What a head scan found.
-enum class head_verdict : std::uint8_t { more, complete, nul, too_large };
+enum class head_verdict : std::uint8_t { more, complete, nul, too_large, body_too_large };
 
 struct connection_guard {
   guard_set* set = nullptr;
@@ -83,9 +83,12 @@ struct connection_guard {
   std::size_t queued = 0;               // bytes tether queued on the output since then
   std::uint32_t since = 0;              // sweep tick at which the phase began
   std::uint32_t stall_since = 0;        // sweep tick of the output's last progress
+  std::uint32_t cl_value = 0;           // head scan: a Content-Length value (saturating)
   guard_phase phase = guard_phase::unadopted;
   guard_list list = guard_list::none;
   std::uint8_t eol = 0;                 // head scan: 0 in a line, 1 at a line start, 2 after a CR there
+  std::uint8_t cl = 0;                  // head scan: where a Content-Length line is matched (cl_state)
+  bool cl_over = false;                 // head scan: a Content-Length above max_body_bytes
   bool over_capacity = false;           // accepted past max_connections: gets 503
   bool has_reason = false;
   close_reason reason = close_reason::error;  // why tether is closing it (has_reason)
@@ -187,8 +190,7 @@ class guard_set {
     } else if (v != head_verdict::more) {
       // evhttp would parse it as soon as this callback returns: it must never see it.
       evbuffer_drain(in, evbuffer_get_length(in));
-      doom(g, v == head_verdict::nul ? close_reason::protocol_error : close_reason::limit_exceeded,
-           v == head_verdict::nul ? 400 : 431);
+      doom(g, v == head_verdict::nul ? close_reason::protocol_error : close_reason::limit_exceeded, status_of(v));
     }
   }
 
@@ -251,6 +253,8 @@ class guard_set {
     if (p == guard_phase::head) {
       g.head_bytes = 0;
       g.eol = 0;
+      g.cl = 0;
+      g.cl_over = false;
     }
   }
 
@@ -395,14 +399,19 @@ class guard_set {
     if (evbuffer_get_length(in) > s->limits_.max_unread_input) s->doom(*g, close_reason::limit_exceeded, 0);
   }
 
+  static std::uint16_t status_of(head_verdict v) noexcept {
+    return v == head_verdict::nul ? 400 : v == head_verdict::too_large ? 431 : 413;
+  }
+
   void scan_arrived(connection_guard& g, evbuffer* in, std::size_t from) noexcept {
-    switch (scan(g, in, from)) {
+    switch (const head_verdict v = scan(g, in, from)) {
       case head_verdict::more: break;
       case head_verdict::complete: begin(g, guard_phase::body); break;
       // Safe from inside the read: evhttp's read callback is replaced before the
       // bufferevent calls it, so evhttp never parses these bytes.
       case head_verdict::nul: reject(g, 400, close_reason::protocol_error); break;
-      case head_verdict::too_large: reject(g, 431, close_reason::limit_exceeded); break;
+      case head_verdict::too_large:
+      case head_verdict::body_too_large: reject(g, status_of(v), close_reason::limit_exceeded); break;
     }
   }
 
@@ -440,6 +449,38 @@ class guard_set {
     }
   }
 
+  // The Content-Length line of a head, matched as it streams past (cl_state): a declared
+  // body over max_body_bytes is refused before a byte of it is read, with tether's reason
+  // (libevent would refuse it too, as an anonymous 413). Any such field counts, not only
+  // the first: a request that declares two lengths is refused anyway.
+  enum cl_state : std::uint8_t { cl_none = 0, cl_name = 1, cl_space = 16, cl_digits = 17, cl_end = 18 };
+  static constexpr char cl_field[] = "content-length:";
+
+  /// Follows a Content-Length line from `q` to the end of the line or of the bytes.
+  const char* match_content_length(connection_guard& g, const char* q, const char* e) const noexcept {
+    for (; q < e && *q != '\n'; ++q) {
+      const char c = *q;
+      if (g.cl < cl_space) {
+        if (static_cast<char>(c | 0x20) != cl_field[g.cl - cl_name]) {  // the field is all lower case, '-' and ':'
+          g.cl = cl_none;
+          return q;
+        }
+        if (++g.cl == cl_space) g.cl_value = 0;
+      } else if (g.cl == cl_space && (c == ' ' || c == '\t' || c == '+')) {
+      } else if ((g.cl == cl_space || g.cl == cl_digits) && c >= '0' && c <= '9') {
+        g.cl = cl_digits;
+        const std::uint64_t v = std::uint64_t{g.cl_value} * 10 + static_cast<unsigned>(c - '0');
+        g.cl_value = v > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(v);
+      } else if (g.cl == cl_digits && (c == ' ' || c == '\t' || c == '\r')) {
+        g.cl = cl_end;
+      } else if (g.cl != cl_end || (c != ' ' && c != '\t' && c != '\r')) {
+        g.cl = cl_none;  // not a number: evhttp answers 400
+        return q;
+      }
+    }
+    return q;
+  }
+
   head_verdict scan_bytes(connection_guard& g, const char* p, std::size_t n) const noexcept {
     const char* q = p;
     const char* const e = p + n;
@@ -457,6 +498,11 @@ class guard_set {
           continue;
         }
         g.eol = 0;
+        if ((*q | 0x20) == 'c') g.cl = cl_name;  // a header field that may be Content-Length
+      }
+      if (g.cl != cl_none) {
+        q = match_content_length(g, q, e);
+        if (q == e) break;
       }
       const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(e - q));
       if (!nl) {
@@ -464,13 +510,16 @@ class guard_set {
         break;
       }
       q = static_cast<const char*>(nl) + 1;
+      if (g.cl >= cl_digits && g.cl_value > limits_.max_body_bytes) g.cl_over = true;
+      g.cl = cl_none;
       g.eol = 1;
     }
     const auto used = static_cast<std::size_t>(q - p);
     if (std::memchr(p, '\0', used)) return head_verdict::nul;
     g.head_bytes += used;
     if (g.head_bytes > limits_.max_header_bytes) return head_verdict::too_large;
-    return complete ? head_verdict::complete : head_verdict::more;
+    if (!complete) return head_verdict::more;
+    return g.cl_over ? head_verdict::body_too_large : head_verdict::complete;
   }
 
   // ----- closing and rejecting ------------------------------------------------------
