@@ -94,12 +94,14 @@ struct hostile_server {
   // Declared before the server: its destructor runs close callbacks that use them.
   std::vector<recorded_close> closes;
   int handled = 0;
-  std::vector<tether::request_handle> held;
-  std::vector<tether::stream> streams;
-  std::vector<tether::sse_stream> events;
   std::vector<std::error_code> produce_errors;
   std::size_t produced = 0;
   tether::event_loop loop;
+  // After the loop (an SSE heartbeat is a timer on it), before the server (handles
+  // outlive their server safely).
+  std::vector<tether::request_handle> held;
+  std::vector<tether::stream> streams;
+  std::vector<tether::sse_stream> events;
   tether::server srv{loop};
   tether::timer<std::function<void()>> producer{loop, [this] { produce(); }};
   std::uint16_t port = 0;
