@@ -316,6 +316,40 @@ TEST_CASE("hostile: floods of untracked connections are bounded too (held reply,
   CHECK(s.srv.open_connections() == 0);
 }
 
+TEST_CASE("hostile: floods in the body and idle phases are bounded: the surplus is a head that gets 431",
+          "[hostile][flood][body][idle]") {
+  hostile_server s;
+  {  // a body within max_body_bytes, then far more than it declared
+    tt::client c(s.port);
+    c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 524288\r\n\r\n");
+    REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
+    const std::size_t before = libevent_bytes();
+    require_counting(before);
+    const auto r = flood(s, c, 64 * MiB, 3000ms);
+    CHECK(c.data().find("HTTP/1.1 200 ") == 0);
+    CHECK(c.data().find("524288") != std::string::npos);
+    CHECK(c.data().find("HTTP/1.1 431 ") != std::string::npos);
+    INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
+    CHECK(r.peak - before < 1 * MiB);  // the body, and a bounded surplus
+    CHECK(wait_closed(s, c));
+  }
+  {  // an idle keep-alive connection that starts flooding
+    tt::client c(s.port);
+    c.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(c.wait_for(s.loop, "hello"));
+    c.clear();
+    const std::size_t before = libevent_bytes();
+    const auto r = flood(s, c, 64 * MiB, 3000ms);
+    CHECK(c.data().find("HTTP/1.1 431 ") == 0);
+    INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
+    CHECK(r.peak - before < 256 * KiB);
+    CHECK(wait_closed(s, c));
+  }
+  CHECK(all_closed(s));
+  REQUIRE(s.closes.size() == 1);  // the /hello connection was tracked
+  CHECK(s.closes[0].reason == close_reason::limit_exceeded);
+}
+
 TEST_CASE("hostile: a held request's flood is bounded by the server even under native_close",
           "[hostile][flood][held]") {
   // native_close leaves EV_READ off while a request is held: the kernel's buffers fill and
