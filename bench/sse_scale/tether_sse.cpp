@@ -61,6 +61,9 @@ int serve(std::uint16_t port, const char* policy_name) {
 
   tether::event_loop loop;
   server srv{loop};
+  // The benchmark opens 10,000 streams plus its /stats requests: past the default
+  // max_connections (docs/limits.md), which c_sse.c does not have either.
+  srv.set_max_connections(tether::unlimited);
   tether::hub<sse_stream> streams;
 
   (void)srv.route("/events", [&](typename server::request& req) {

@@ -41,11 +41,13 @@ class connection_control {
   /// close the connection with close_reason::limit_exceeded.
   void watch_input(std::size_t limit) noexcept { c_->watch_input(limit); }
 
-  /// Stops the server's timeouts until the reply is complete.
+  /// Kept for policies written before server_limits: they do nothing now. The server's
+  /// timeouts are tether's own and none has a read deadline while a handler has the
+  /// request (held or streaming); a client that stops reading is cut by send_timeout.
   void suspend_timeouts() noexcept { c_->suspend_timeouts(); }
-  /// Stops the server's read timeout (keeps the write timeout) until the reply is complete.
+  /// Kept for policies written against earlier versions; does nothing (see above).
   void suspend_read_timeout() noexcept { c_->suspend_read_timeout(); }
-  /// Puts the server's timeouts back now.
+  /// Kept for policies written against earlier versions; does nothing (see above).
   void restore_timeouts() noexcept { c_->restore_timeouts(); }
 
   /// Bytes received and not yet parsed by evhttp.
@@ -83,11 +85,12 @@ concept close_policy = requires(connection_control& ctl) {
 
 /// Detects a hang-up in every phase, and bounds what a client can make the server buffer.
 ///
-/// * Held request: re-arms reading with a guard read callback (see watch_input) and
-///   suspends the server's timeouts, so a long-poll is not cut by the idle timeout.
-/// * Streaming: libevent already watches the socket; the policy drops the read timeout
-///   (chunks sparser than it would be cut), keeps the write timeout, and closes a client
-///   whose unread input passes `InputLimit`.
+/// * Held request: re-arms reading with a guard read callback (see watch_input); no
+///   deadline of the server applies while the request is held.
+/// * Streaming: libevent already watches the socket; the policy closes a client whose
+///   unread input passes `InputLimit` before each chunk.
+/// * The server's own limits (server_limits::max_unread_input, send_timeout...) apply in
+///   every phase as well; the smaller bound cuts first.
 /// * Half-close: a client that sends its request and then shutdown(SHUT_WR) is treated as
 ///   gone (close_reason::peer_closed), as libevent itself does while it writes a reply.
 ///

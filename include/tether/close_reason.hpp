@@ -19,23 +19,30 @@ enum class close_reason : std::uint8_t {
   /// The client's kernel reset the connection (TCP RST): SO_LINGER {1, 0}, a process
   /// killed with unread data in its socket, or a write to a socket it had closed.
   peer_reset,
-  /// The server's timeout (server_options::timeout) expired.
+  /// One of the server's timeouts expired (server_limits: the request head or body took
+  /// too long, the keep-alive connection idled too long, or the client stopped reading a
+  /// reply); 408 was sent where a reply was still possible.
   timeout,
   /// The server object was destroyed while the connection was open.
   server_shutdown,
   /// The application closed it (connection::close() or request_handle::close()).
   closed_by_server,
-  /// The client sent more than the close policy allows while its request was held.
+  /// The client passed one of the server's size limits (server_limits: unread input,
+  /// header bytes, declared body size, connections) or the close policy's input limit;
+  /// 431, 413 or 503 was sent where a reply was still possible.
   limit_exceeded,
   /// The client read too slowly: its unwritten output stayed above the low-water mark
-  /// past the deadline of bounded<..., slow_consumer::disconnect<Ms>>.
+  /// past the deadline of bounded<..., slow_consumer::disconnect<Ms>>, or a streamed reply
+  /// passed server_limits::max_pending_output.
   slow_consumer,
-  /// The client broke HTTP/1.1 framing: an ambiguous or malformed request head (duplicate
-  /// Content-Length, Transfer-Encoding tether does not accept, a bad version...). It was
-  /// answered with 400 or 501 and `Connection: close` before any handler ran
-  /// (docs/security.md).
+  /// The client sent something that is not an acceptable HTTP request: an ambiguous or
+  /// malformed head (duplicate Content-Length, a Transfer-Encoding tether does not accept,
+  /// a bad version, a NUL in the head: tether answers 400 or 501 with Connection: close
+  /// before any handler runs, docs/security.md), or one libevent refused itself (400, 413,
+  /// 417, 501).
   protocol_error,
-  /// Any other failure (a socket error other than a reset, or a protocol error).
+  /// Any other failure (a socket error other than a reset, a handler that threw
+  /// mid-stream).
   error,
 };
 

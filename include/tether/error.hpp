@@ -45,7 +45,9 @@ enum class errc : int {
   /// The connection's output is above the buffer policy's high-water mark; the data
   /// was not queued. Wait for the writable notification.
   would_block,
-  /// The client sent more than the close policy allows while its request was held.
+  /// The connection passed a limit and was closed: the close policy's input limit, or a
+  /// streamed chunk that would take the client's pending output past
+  /// server_limits::max_pending_output.
   limit_exceeded,
   /// The chunk was discarded by a bounded buffer policy (slow_consumer::drop): the
   /// client's output is above the high-water mark.
@@ -112,7 +114,7 @@ class error_category_impl final : public std::error_category {
       case errc::invalid_address: return "not an IPv4 or IPv6 address";
       case errc::empty_handle: return "empty handle";
       case errc::would_block: return "output above the high-water mark; wait until writable";
-      case errc::limit_exceeded: return "client exceeded the configured input limit";
+      case errc::limit_exceeded: return "the connection exceeded a configured limit and was closed";
       case errc::dropped: return "chunk dropped: the client reads too slowly";
       case errc::libevent_failure: return "libevent failed or refused the operation";
       case errc::file_error: return "the file could not be opened or stat'ed";

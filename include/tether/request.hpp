@@ -23,6 +23,7 @@
 #include <tether/detail/request_screen.hpp>
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
+#include <tether/limits.hpp>
 #include <tether/method.hpp>
 #include <tether/reply_hook.hpp>
 #include <tether/uri.hpp>
@@ -216,10 +217,24 @@ struct exchange_ops {
       return ec;
     }
     if (evbuffer_get_length(scratch) == 0) return {};
+    // server_limits::max_pending_output: an unbounded policy's producer must not grow a
+    // reader that stopped reading without limit.
+    const std::size_t before = st.output_size();
+    if (const std::size_t ceiling = st.server->guards.limits().max_pending_output;
+        is_limited(ceiling) && (before > ceiling || evbuffer_get_length(scratch) > ceiling - before)) {
+      evbuffer_drain(scratch, evbuffer_get_length(scratch));
+      st.close(close_reason::slow_consumer);
+      return make_error_code(errc::limit_exceeded);
+    }
     if constexpr (flow::bounded) st.flow.send_chunk(scratch);
     else evhttp_send_reply_chunk(ex.req, scratch);
     // libevent leaves the buffer untouched when it drops the chunk (HEAD, 204, 304).
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
+    // What was queued (framing included) is not progress for the send timeout.
+    if (st.guard) {
+      const std::size_t after = st.output_size();
+      guard_set::note_queued(*st.guard, after > before ? after - before : 0);
+    }
     return {};
   }
 
@@ -402,12 +417,12 @@ class basic_request {
     ex_ = &st->ex;
   }
 
-  /// On a connection tether already tracks, every request is tracked too, so that
-  /// close reasons and stale handles stay exact.
+  /// Tells the connection's guard that a handler has the request (its read deadlines
+  /// end; it hears when the reply completes). On a connection tether already tracks,
+  /// every request is tracked too, so that close reasons and stale handles stay exact.
   void adopt() noexcept {
-    if (srv_->connections.size() == 0) return;
-    if (auto* c = srv_->connections.find(evhttp_request_get_connection(req_)))
-      attach(static_cast<detail::connection_state<Config>*>(c));
+    detail::connection_guard* g = srv_->guards.dispatch(req_);
+    if (g && g->tracked) attach(static_cast<detail::connection_state<Config>*>(g->tracked));
   }
 
   /// Answers a request detail::screen_request refused, instead of its handler: the

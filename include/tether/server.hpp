@@ -13,6 +13,7 @@
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
+#include <tether/limits.hpp>
 #include <tether/method.hpp>
 #include <tether/request.hpp>
 #include <tether/request_handler.hpp>
@@ -109,6 +110,7 @@ class basic_server {
     // Unrouted requests get tether's 404 rather than libevent's, so that they are
     // screened (docs/security.md) like every other request.
     evhttp_set_gencb(http_.get(), &not_found, this);
+    install_limits();
   }
   /// Creates the server with the routes of `table` installed (see route(router)).
   /// Throws std::bad_alloc if libevent cannot allocate.
@@ -127,6 +129,7 @@ class basic_server {
     backoff_.shutdown();
     core_.shutting_down = true;
     http_.reset();  // evhttp_free: closecb for every open connection
+    core_.guards.stop();
     detail::connection_state<config>::destroy_all(core_);
     evbuffer_free(core_.scratch);
   }
@@ -248,26 +251,55 @@ class basic_server {
     handlers_.push_back(std::move(holder));
   }
 
-  // ----- limits and behaviour -----------------------------------------------------
+  // ----- limits (limits.hpp, docs/limits.md) --------------------------------------
+  //
+  // Every connection is bounded from accept to close, in every phase, whether tether
+  // tracks it or not; every bound is on by default. Set them before bind(): timeouts and
+  // tether's own checks apply at once, libevent's header and body checks (the backstops
+  // behind tether's) to connections accepted afterwards.
 
-  /// Closes connections idle (or blocked writing) for longer than `t`; applies to
-  /// connections accepted afterwards. Held requests and streams are exempt from the
-  /// read side under eager_close (see docs/close-lifecycle.md).
+  /// Replaces every limit at once.
+  void set_limits(const server_limits& l) noexcept { core_.guards.apply(l); }
+  /// The limits in force.
+  const server_limits& limits() const noexcept { return core_.guards.limits(); }
+
+  /// Request line and header fields, in bytes (431 past it).
+  void set_max_header_bytes(std::size_t bytes) noexcept { update([&](server_limits& l) { l.max_header_bytes = bytes; }); }
+  /// A request body, in bytes (413 past it).
+  void set_max_body_bytes(std::size_t bytes) noexcept { update([&](server_limits& l) { l.max_body_bytes = bytes; }); }
+  /// Time to receive a request head, from its first byte (or from accept): 408 past it.
+  void set_head_timeout(std::chrono::milliseconds t) noexcept { update([&](server_limits& l) { l.head_timeout = t; }); }
+  /// Time to receive a request body, from the end of its head: 408 past it.
+  void set_body_timeout(std::chrono::milliseconds t) noexcept { update([&](server_limits& l) { l.body_timeout = t; }); }
+  /// Time a keep-alive connection may wait for its next request.
+  void set_idle_timeout(std::chrono::milliseconds t) noexcept { update([&](server_limits& l) { l.idle_timeout = t; }); }
+  /// Time a reply's pending output may go without progress before the client is cut.
+  void set_send_timeout(std::chrono::milliseconds t) noexcept { update([&](server_limits& l) { l.send_timeout = t; }); }
+  /// Bytes a client may send that nobody reads yet (a request is handled, held or answered).
+  void set_max_unread_input(std::size_t bytes) noexcept { update([&](server_limits& l) { l.max_unread_input = bytes; }); }
+  /// Bytes of a streamed reply that may wait for one client.
+  void set_max_pending_output(std::size_t bytes) noexcept {
+    update([&](server_limits& l) { l.max_pending_output = bytes; });
+  }
+  /// Open connections; the next one gets 503.
+  void set_max_connections(std::size_t n) noexcept { update([&](server_limits& l) { l.max_connections = n; }); }
+
+  /// All four timeouts at once (head, body, idle, send); zero means tether::unlimited.
+  /// Held requests and streams have no read deadline whatever `t` is.
   template <class Rep, class Period>
   void set_timeout(std::chrono::duration<Rep, Period> t) noexcept {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t).count();
-    core_.timeout = timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-    core_.has_timeout = us > 0;
-    evhttp_set_timeout_tv(http_.get(), &core_.timeout);
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t);
+    const std::chrono::milliseconds none = unlimited;
+    const std::chrono::milliseconds v = ms.count() > 0 ? ms : none;
+    update([&](server_limits& l) { l.head_timeout = l.body_timeout = l.idle_timeout = l.send_timeout = v; });
   }
-  /// Requests with a larger body get 413.
-  void set_max_body_size(std::size_t bytes) noexcept {
-    evhttp_set_max_body_size(http_.get(), static_cast<ev_ssize_t>(bytes));
-  }
-  /// Requests with larger headers get 400 (libevent's behaviour).
-  void set_max_headers_size(std::size_t bytes) noexcept {
-    evhttp_set_max_headers_size(http_.get(), static_cast<ev_ssize_t>(bytes));
-  }
+  /// Same as set_max_body_bytes (413 past it).
+  void set_max_body_size(std::size_t bytes) noexcept { set_max_body_bytes(bytes); }
+  /// Same as set_max_header_bytes: 431 past it (libevent alone answered 400).
+  void set_max_headers_size(std::size_t bytes) noexcept { set_max_header_bytes(bytes); }
+
+  // ----- behaviour ----------------------------------------------------------------
+
   /// Methods outside `methods` get 501 before any handler runs. libevent allows GET,
   /// POST, HEAD, PUT and DELETE by default; routes declared with methods add theirs, so
   /// a PATCH route answers PATCH without this call.
@@ -318,7 +350,9 @@ class basic_server {
 
   /// Connections tether currently tracks (those with a held or streamed request, a
   /// handle or a close callback).
-  std::size_t tracked_connections() const noexcept { return core_.connections.size(); }
+  std::size_t tracked_connections() const noexcept { return core_.tracked; }
+  /// Connections open on this server (tracked or not), as max_connections counts them.
+  std::size_t open_connections() const noexcept { return core_.guards.size(); }
 
   evhttp* native() const noexcept { return http_.get(); }
   event_base* base() const noexcept { return core_.base; }
@@ -371,6 +405,21 @@ class basic_server {
       return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
     handlers_.push_back(std::move(holder));
     return {};
+  }
+
+  // ----- limits: installed once, from the constructor -------------------------------
+
+  /// Makes every connection's bufferevent tether's own (evhttp_set_bevcb), so that its
+  /// guard bounds it from accept to close (detail/connection_guard.hpp).
+  void install_limits() {
+    core_.guards.tracked_close = &detail::connection_state<config>::on_guard_close;
+    core_.guards.start(core_.base, http_.get());
+  }
+  template <class F>
+  void update(F&& change) noexcept {
+    server_limits l = core_.guards.limits();
+    change(l);
+    core_.guards.apply(l);
   }
 
   void add_allowed_methods(method_set methods) noexcept {

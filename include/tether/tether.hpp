@@ -24,6 +24,7 @@
 #include <tether/headers.hpp>
 #include <tether/hub.hpp>
 #include <tether/inplace_function.hpp>
+#include <tether/limits.hpp>
 #include <tether/long_poll.hpp>
 #include <tether/memory_policy.hpp>
 #include <tether/method.hpp>

@@ -60,6 +60,9 @@ TEST_CASE("close_policy: a user-written policy drives a real server", "[concepts
   std::vector<tether::close_reason> reasons;
   tether::event_loop loop;
   server srv{loop};
+  // The server's own bound on unread input (64 KiB by default) applies whatever the
+  // policy does; lifted here so that only the policy decides.
+  srv.set_max_unread_input(tether::unlimited);
   server::request_handle held;
   srv.fallback([&](server::request& req) {
     req.connection().on_close([&](const tether::close_event& e) { reasons.push_back(e.reason); });

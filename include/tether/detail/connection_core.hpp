@@ -15,8 +15,8 @@
 
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/connection_guard.hpp>
 #include <tether/detail/date_cache.hpp>
-#include <tether/detail/pointer_map.hpp>
 #include <tether/server_event.hpp>
 
 #include <event2/buffer.h>
@@ -85,9 +85,10 @@ struct exchange_watcher {
 /// The untyped part of a server that tracked connections need.
 struct server_core {
   event_base* base = nullptr;
-  pointer_map<evhttp_connection, connection_core> connections;
-  timeval timeout{};
-  bool has_timeout = false;
+  // Every connection's guard (limits, deadlines); a tracked connection's state is
+  // reached through its guard.
+  guard_set guards;
+  std::size_t tracked = 0;  // connections with a connection_core
   bool shutting_down = false;
   // Every connection_core this server allocated, live or pooled, so that the server's
   // destructor can free them or orphan the ones a handle still points at.
@@ -97,6 +98,10 @@ struct server_core {
   std::size_t pool_limit = 256;
   evbuffer* scratch = nullptr;  // chunk staging; drained by every use
   bool cache_date = false;      // basic_server::cache_date_header
+  // evhttp's bufferevent write and event callbacks (evhttp_write_cb, evhttp_error_cb),
+  // which a held request's guard forwards to; learnt from the first connection held.
+  bufferevent_data_cb evhttp_write = nullptr;
+  bufferevent_event_cb evhttp_event = nullptr;
   date_cache date;
 
   /// Stamps the cached Date on a reply about to be sent, if the server opted in.
@@ -126,10 +131,9 @@ class connection_core {
  public:
   server_core* server = nullptr;        // null once the server is gone
   evhttp_connection* evcon = nullptr;   // null once libevent freed the connection
+  connection_guard* guard = nullptr;    // the connection's guard, while it is open
   exchange ex;                          // the current request
   exchange_watcher* watchers = nullptr;
-  bufferevent_data_cb saved_write = nullptr;
-  bufferevent_event_cb saved_event = nullptr;
   // The server's list of the states it allocated and that are not pooled; a pooled state
   // is on the server's free list, linked through all_next.
   connection_core* all_prev = nullptr;
@@ -139,8 +143,8 @@ class connection_core {
   std::uint32_t refs = 0;               // handles and in-handler views pointing here
   bool closed = false;
   bool closing_after_complete = false;  // on_complete saw a reply after which libevent closes
-  bool timeouts_suspended = false;
   bool guarded = false;
+  bool protocol_hint = false;           // closed while a request head or body was being read
   std::optional<close_reason> forced;    // set by close(), the input guard or shutdown
   std::optional<close_reason> observed;  // seen by the held-phase event hook
 
@@ -162,7 +166,7 @@ class connection_core {
     c->ex.ph = phase::completed;
     c->ex.req = nullptr;
     c->closing_after_complete = c->ex.will_close;
-    if (c->timeouts_suspended) c->restore_timeouts();
+    if (c->guard) c->guard->set->reply_complete(*c->guard);
     c->notify_watchers(close_reason::completed, false);
   }
 
@@ -237,9 +241,15 @@ class connection_core {
   /// byte, which exits the process. Here the read callback is tether's guard instead.
   void watch_input(std::size_t limit) noexcept {
     bufferevent* b = bev();
-    bufferevent_data_cb r = nullptr;
-    void* arg = nullptr;
-    bufferevent_getcb(b, &r, &saved_write, &saved_event, &arg);
+    bufferevent_data_cb w = nullptr;
+    bufferevent_event_cb e = nullptr;
+    // evhttp's write and event callbacks are the same two functions on every connection:
+    // kept once per server (not overwritten with tether's own on a second call).
+    bufferevent_getcb(b, nullptr, &w, &e, nullptr);
+    if (w != &guard_write) {
+      server->evhttp_write = w;
+      server->evhttp_event = e;
+    }
     input_limit = limit;
     guarded = true;
     bufferevent_setcb(b, &guard_read, &guard_write, &guard_event, this);
@@ -250,24 +260,15 @@ class connection_core {
   std::size_t input_size() const noexcept { return evbuffer_get_length(bufferevent_get_input(bev())); }
   std::size_t output_size() const noexcept { return evbuffer_get_length(bufferevent_get_output(bev())); }
 
-  /// Stops the server's timeouts on this connection (a held long-poll must not be cut
-  /// by the idle timeout that re-enabling EV_READ would arm).
-  void suspend_timeouts() noexcept {
-    if (!server || !server->has_timeout) return;
-    bufferevent_set_timeouts(bev(), nullptr, nullptr);
-    timeouts_suspended = true;
-  }
-  /// Keeps the write timeout but drops the read timeout (a stream whose chunks are
-  /// sparser than the timeout must not be cut; a stalled reader still is).
-  void suspend_read_timeout() noexcept {
-    if (!server || !server->has_timeout) return;
-    bufferevent_set_timeouts(bev(), nullptr, &server->timeout);
-    timeouts_suspended = true;
-  }
-  void restore_timeouts() noexcept {
-    if (server && server->has_timeout && evcon) evhttp_connection_set_timeout_tv(evcon, &server->timeout);
-    timeouts_suspended = false;
-  }
+  // The server's timeouts are tether's own (server_limits, enforced by the connection's
+  // guard) and never run while a handler has the request: a held long-poll has no read
+  // deadline, a stream none between chunks, and a reader that stops reading is cut by
+  // send_timeout whatever the producer does. libevent's bufferevent timeouts are not
+  // used, so there is nothing to suspend; these stay for close policies written
+  // against the earlier API.
+  void suspend_timeouts() noexcept {}
+  void suspend_read_timeout() noexcept {}
+  void restore_timeouts() noexcept {}
 
   /// Closes the connection now. closecb runs before this returns; the caller must hold
   /// a reference (refs) if it touches this object afterwards.
@@ -305,8 +306,8 @@ class connection_core {
       ex.req = nullptr;
     }
     closed = true;
-    if (server) server->connections.erase(evcon);
     evcon = nullptr;
+    guard = nullptr;
     notify_watchers(ev.reason, ev.aborted);
     return ev;
   }
@@ -330,7 +331,9 @@ class connection_core {
       }
     }
 #endif
-    if (server && server->has_timeout) return close_reason::timeout;
+    // The client is still there, and tether did not close it: evhttp refused what the
+    // client sent (400, 413, 417, 501) while tether waited for a request.
+    if (protocol_hint) return close_reason::protocol_error;
     const bool in_progress = ex.ph == phase::pending || ex.ph == phase::streaming;
     return in_progress ? close_reason::error : close_reason::completed;
   }
@@ -342,13 +345,12 @@ class connection_core {
     refs = 0;
     closed = false;
     closing_after_complete = false;
-    timeouts_suspended = false;
     guarded = false;
+    protocol_hint = false;
+    guard = nullptr;
     forced.reset();
     observed.reset();
     input_limit = 0;
-    saved_write = nullptr;
-    saved_event = nullptr;
     watchers = nullptr;
   }
 
@@ -359,7 +361,7 @@ class connection_core {
   }
   static void guard_write(bufferevent* b, void* self) noexcept {
     auto* c = static_cast<connection_core*>(self);
-    if (c->saved_write) c->saved_write(b, c->evcon);
+    if (c->server && c->server->evhttp_write) c->server->evhttp_write(b, c->evcon);
   }
   static void guard_event(bufferevent* b, short what, void* self) noexcept {
     auto* c = static_cast<connection_core*>(self);
@@ -371,7 +373,7 @@ class connection_core {
     }
     // evhttp's error callback frees the connection (and so may recycle *c): nothing of
     // *c may be touched after this call.
-    auto* forward = c->saved_event;
+    auto* forward = c->server ? c->server->evhttp_event : nullptr;
     evhttp_connection* evcon = c->evcon;
     if (forward) forward(b, what, evcon);
   }

@@ -56,7 +56,9 @@ class connection_state final : public connection_core {
   /// The state tracking `evcon`, created (or taken from the pool) on first use.
   /// Returns null only if memory ran out.
   static connection_state* acquire(server_core& s, evhttp_connection* evcon) noexcept {
-    if (auto* c = s.connections.find(evcon)) return static_cast<connection_state*>(c);
+    connection_guard* g = s.guards.find(evcon);
+    if (!g) return nullptr;  // every dispatched request's connection has one (guard_set::dispatch)
+    if (g->tracked) return static_cast<connection_state*>(g->tracked);
     connection_state* st = nullptr;
     if (s.free_list) {
       st = static_cast<connection_state*>(s.free_list);
@@ -72,16 +74,22 @@ class connection_state final : public connection_core {
     s.all = st;
     st->server = &s;
     st->evcon = evcon;
-    try {
-      s.connections.insert(evcon, st);
-    } catch (...) {
-      recycle(st);
-      return nullptr;
-    }
-    // Set once and never replaced: evhttp keeps one close callback per connection, and
-    // it outlives every request on it.
-    evhttp_connection_set_closecb(evcon, &on_close, st);
+    // The connection's close callback is its guard's (set at accept): the guard hands
+    // the close to on_guard_close, which the server registered as tracked_close.
+    st->guard = g;
+    g->tracked = st;
+    ++s.tracked;
     return st;
+  }
+
+  /// The close of a tracked connection, called by its guard's close callback: what the
+  /// guard knows (tether's own verdict, a request being read) goes into the reason.
+  static void on_guard_close(evhttp_connection* evcon, connection_core* c, const connection_guard& g) noexcept {
+    auto* st = static_cast<connection_state*>(c);
+    if (g.has_reason && !st->forced) st->forced = g.reason;
+    st->protocol_hint = g.in_head_or_body();
+    if (st->server) --st->server->tracked;
+    on_close(evcon, st);
   }
 
   /// Stores the connection's close callback (replacing an earlier one).
