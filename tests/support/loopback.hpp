@@ -28,9 +28,39 @@
 #include <string>
 #include <string_view>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TT_DETAIL_RUNNING_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#else
+#define TT_DETAIL_RUNNING_ON_VALGRIND() false
+#endif
+
 namespace tt {
 
 using namespace std::chrono_literals;
+
+/// True when this process runs under valgrind: TETHER_TEST_VALGRIND=1 (scripts/check's
+/// valgrind pass sets it) or valgrind's own client request says so.
+inline bool under_valgrind() {
+  if (const char* v = std::getenv("TETHER_TEST_VALGRIND")) return v[0] == '1';
+  return TT_DETAIL_RUNNING_ON_VALGRIND();
+}
+
+/// How many times slower than a native run this one is: TETHER_TEST_TIME_SCALE if set
+/// (a whole number, at least 1), else 10 under valgrind, else 1. Windows in which
+/// something must NOT happen (a second close callback, a tick after a hang-up) are
+/// stretched by it, so that a late duplicate under a slow tool still falls inside them.
+inline int time_scale() {
+  static const int scale = [] {
+    if (const char* s = std::getenv("TETHER_TEST_TIME_SCALE")) {
+      const int v = std::atoi(s);
+      if (v >= 1) return v;
+    }
+    return under_valgrind() ? 10 : 1;
+  }();
+  return scale;
+}
+inline std::chrono::milliseconds scaled(std::chrono::milliseconds d) { return d * time_scale(); }
 
 /// Runs `loop` until `pred()` holds or `limit` passes; returns pred(). A 1 ms wake-up
 /// timer bounds each iteration so that conditions outside the loop (a child process,
@@ -49,9 +79,11 @@ bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds li
   return pred();
 }
 
-/// Runs `loop` for `d` (to let things that must NOT happen have their chance).
+/// Runs `loop` for `d` times time_scale() (to let things that must NOT happen have their
+/// chance, under a slow tool too).
 inline void run_for(tether::event_loop& loop, std::chrono::milliseconds d) {
-  run_until(loop, [] { return false; }, d);
+  const auto stretched = scaled(d);
+  run_until(loop, [] { return false; }, stretched);
 }
 
 /// A client socket the test drives by hand; the loop keeps running in between.
