@@ -196,16 +196,21 @@ class client {
 /// A client in a child process, so that it can be killed with SIGKILL. The child
 /// connects, sends `request`, reads until it has seen `ready_marker` (then tells the
 /// parent through a pipe) and keeps reading until it is killed.
+///
+/// With `unread` set it only peeks: what the server sent stays in the child's receive
+/// queue, so the kernel answers the kill with a RST instead of a FIN.
 class child_client {
  public:
-  child_client(std::uint16_t port, std::string request, std::string ready_marker) {
+  enum class reading { drain, unread };
+
+  child_client(std::uint16_t port, std::string request, std::string ready_marker, reading mode = reading::drain) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
       ::close(p[0]);
-      run_child(port, request, ready_marker, p[1]);
+      run_child(port, request, ready_marker, mode, p[1]);
     }
     ::close(p[1]);
     ready_fd_ = p[0];
@@ -235,7 +240,8 @@ class child_client {
   }
 
  private:
-  [[noreturn]] static void run_child(std::uint16_t port, const std::string& request, const std::string& marker, int ready) {
+  [[noreturn]] static void run_child(std::uint16_t port, const std::string& request, const std::string& marker,
+                                     reading mode, int ready) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -243,6 +249,18 @@ class child_client {
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) ::_exit(2);
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) ::_exit(3);
+    if (mode == reading::unread) {
+      static char peeked[65536];
+      for (int i = 0; i < 10000; ++i) {  // at most ~10 s
+        const ssize_t n = ::recv(fd, peeked, sizeof peeked, MSG_PEEK);
+        if (n > 0 && std::string_view(peeked, static_cast<std::size_t>(n)).find(marker) != std::string_view::npos) {
+          if (::write(ready, "r", 1) != 1) ::_exit(4);
+          break;
+        }
+        ::usleep(1000);
+      }
+      for (;;) ::pause();  // wait to be killed, with the bytes unread
+    }
     std::string got;
     char buf[4096];
     bool told = false;
