@@ -62,11 +62,9 @@ inline int time_scale() {
 }
 inline std::chrono::milliseconds scaled(std::chrono::milliseconds d) { return d * time_scale(); }
 
-/// Runs `loop` until `pred()` holds or `limit` passes; returns pred(). A 1 ms wake-up
-/// timer bounds each iteration so that conditions outside the loop (a child process,
-/// a client socket) are re-checked; at most limit/1ms + 1 iterations run.
+namespace detail {
 template <class Pred>
-bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit = 3000ms) {
+bool run_until_unscaled(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit) {
   if (pred()) return true;
   tether::timer wake{loop, [] {}};
   wake.start_periodic(1ms);
@@ -78,12 +76,21 @@ bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds li
   }
   return pred();
 }
+}  // namespace detail
+
+/// Runs `loop` until `pred()` holds or `limit` (times time_scale()) passes; returns
+/// pred(). A 1 ms wake-up timer bounds each iteration so that conditions outside the loop
+/// (a child process, a client socket) are re-checked; at most limit/1ms + 1 iterations
+/// run.
+template <class Pred>
+bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit = 3000ms) {
+  return detail::run_until_unscaled(loop, pred, scaled(limit));
+}
 
 /// Runs `loop` for `d` times time_scale() (to let things that must NOT happen have their
 /// chance, under a slow tool too).
 inline void run_for(tether::event_loop& loop, std::chrono::milliseconds d) {
-  const auto stretched = scaled(d);
-  run_until(loop, [] { return false; }, stretched);
+  detail::run_until_unscaled(loop, [] { return false; }, scaled(d));
 }
 
 /// A client socket the test drives by hand; the loop keeps running in between.
