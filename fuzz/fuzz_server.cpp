@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -151,11 +152,21 @@ class client {
   explicit client(std::uint16_t port) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) fail("socket");
+    // A source address of its own in 127.0.0.0/8 for every few thousand inputs: each has
+    // its own ephemeral ports, so the closed connections' TIME_WAIT never exhausts them.
+    static std::uint32_t inputs = 0;
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    from.sin_addr.s_addr = htonl(0x7F000000u | (2 + (inputs++ / 4096) % 0xFFFF00u));
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) fail("bind of the client's address");
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("connect");
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
+      fail("the client cannot connect");
+    }
     const int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
