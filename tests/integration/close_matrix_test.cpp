@@ -149,6 +149,18 @@ void run_case(phase p, ending e) {
     case ending::fin: c->close(); break;
     case ending::half_close: c->half_close(); break;
     case ending::killed:
+      if (p == phase::streaming) {
+        // A tick the child has not read yet would turn the kill's FIN into a RST: pause
+        // the producer until the child sleeps in recv with nothing unread, then let it
+        // run again (it must find the stream gone and stop by itself).
+        s.producer.stop();
+        REQUIRE(child->wait_asleep(s.loop));
+        child->kill();
+        s.producer.start_periodic(100ms);
+      } else {
+        child->kill();
+      }
+      break;
     case ending::killed_unread: child->kill(); break;
   }
 

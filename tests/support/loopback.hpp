@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -234,6 +235,16 @@ class child_client {
     return run_until(loop, [&] {
       pollfd pf{ready_fd_, POLLIN, 0};
       return ::poll(&pf, 1, 0) == 1;
+    }, limit);
+  }
+  /// Pumps the loop until the child sleeps (in recv: it has read everything sent so far).
+  bool wait_asleep(tether::event_loop& loop, std::chrono::milliseconds limit = 3000ms) {
+    const std::string stat = "/proc/" + std::to_string(pid_) + "/stat";
+    return run_until(loop, [&] {
+      std::ifstream in(stat);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto paren = text.rfind(')');  // "pid (comm) S ..."
+      return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'S';
     }, limit);
   }
   /// SIGKILL, then reap.
