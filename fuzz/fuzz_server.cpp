@@ -163,13 +163,25 @@ class client {
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // Non-blocking from the start: libFuzzer's SIGALRM (its -timeout watchdog) would
+    // interrupt a blocking connect with EINTR.
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-      std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
-      fail("the client cannot connect");
+      if (errno != EINPROGRESS && errno != EINTR) connect_failed(errno);
+      pollfd p{fd_, POLLOUT, 0};
+      for (int i = 0; i < 1000 && ::poll(&p, 1, 10) <= 0; ++i) {
+      }
+      int error = 0;
+      socklen_t len = sizeof error;
+      if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
+      if (error != 0 || !(p.revents & POLLOUT)) connect_failed(error != 0 ? error : ETIMEDOUT);
     }
     const int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  }
+  [[noreturn]] static void connect_failed(int error) {
+    std::fprintf(stderr, "connect: %s\n", std::strerror(error));
+    fail("the client cannot connect");
   }
   client(const client&) = delete;
   client& operator=(const client&) = delete;
