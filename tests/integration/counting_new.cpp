@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <string>
 
 namespace {
 std::atomic<long> allocations{0};
@@ -19,6 +20,18 @@ void* counted(std::size_t n) noexcept {
 }  // namespace
 
 long allocations_so_far() noexcept { return allocations.load(); }
+
+bool allocation_counting_works() {
+  static void* volatile escaped = nullptr;  // the blocks escape: no compiler may elide them
+  const long before = allocations.load();
+  escaped = ::operator new(32, std::nothrow);
+  ::operator delete(escaped);
+  const long direct = allocations.load() - before;
+  std::string grown;
+  grown.reserve(4000);  // basic_string<char>::reserve is compiled into libstdc++.so
+  escaped = grown.data();
+  return direct == 1 && allocations.load() - before == 2;
+}
 
 void* operator new(std::size_t n) {
   if (void* p = counted(n)) return p;

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,14 +36,14 @@ struct flow_fixture {
   using server_type = tether::basic_server<tether::eager_close<>, Policy>;
   std::vector<tether::close_reason> closes;
   tether::event_loop loop;
-  server_type srv{loop};
+  std::optional<server_type> srv{std::in_place, loop};
   typename server_type::request_handle stream;
   tether::reply_hook hook;
   int writable_calls = 0;
   std::uint16_t port = 0;
 
   flow_fixture() {
-    srv.route("/stream", [this](typename server_type::request& req) {
+    srv->route("/stream", [this](typename server_type::request& req) {
       req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
       shrink_server_send_buffer(req);
       REQUIRE_FALSE(req.start(200));
@@ -50,7 +51,7 @@ struct flow_fixture {
       REQUIRE_FALSE(stream.attach(hook));
     });
     hook.on_writable([this] { ++writable_calls; });
-    port = *srv.bind("127.0.0.1", 0);
+    port = *srv->bind("127.0.0.1", 0);
   }
 
   // Offers chunks until the policy pushes back; returns the codes seen.
@@ -199,4 +200,7 @@ TEST_CASE("reply_hook: hears the end of the exchange once, completed or aborted"
   CHECK(ends[1] == std::make_pair(tether::close_reason::peer_reset, true));
   tt::run_for(f.loop, 20ms);
   CHECK(ends.size() == 2);
+  f.srv.reset();  // and not a third time when the server goes
+  CHECK(ends.size() == 2);
+  CHECK(f.closes.size() == 2);
 }

@@ -350,11 +350,19 @@ TEST_CASE("exceptions: close callbacks, reply hooks and timers that throw are co
   fixture f;
   tether::reply_hook hook;
   int after = 0;
-  hook.on_end([](tether::close_reason, bool) { throw std::runtime_error("hook failure"); });
+  int hook_ran = 0;
+  int close_callback_ran = 0;
+  hook.on_end([&](tether::close_reason, bool) {
+    ++hook_ran;
+    throw std::runtime_error("hook failure");
+  });
   f.srv->route("/hold", [&](tether::request& req) {
-    req.connection().on_close([](const tether::close_event&) { throw std::runtime_error("close callback failure"); });
+    req.connection().on_close([&](const tether::close_event&) {
+      ++close_callback_ran;
+      throw std::runtime_error("close callback failure");
+    });
     f.held = req.hold();
-    (void)f.held.attach(hook);
+    REQUIRE_FALSE(f.held.attach(hook));
   });
   int ticks = 0;
   tether::timer t{f.loop, [&] {
@@ -367,6 +375,10 @@ TEST_CASE("exceptions: close callbacks, reply hooks and timers that throw are co
   REQUIRE(tt::run_until(f.loop, [&] { return bool(f.held) && ticks >= 3; }));  // the timer kept its schedule
   c.reset();
   REQUIRE(tt::run_until(f.loop, [&] { return f.held.peer_gone(); }));
+  // Both throwing callbacks ran (once), and the exceptions went no further.
+  CHECK(hook_ran == 1);
+  CHECK(close_callback_ran == 1);
+  CHECK(ticks >= 3);
   ++after;
   // The loop survived all three and still serves.
   f.srv->route("/ok", [](tether::request& req) { (void)req.reply(200, "still-serving"); });

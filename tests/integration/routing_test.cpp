@@ -4,6 +4,7 @@
 #include <tether/router.hpp>
 #include <tether/tether.hpp>
 
+#include "../support/counting_new.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,8 +14,6 @@
 #include <string>
 #include <vector>
 
-// C++ heap allocations in this binary so far (counting_new.cpp replaces operator new).
-long allocations_so_far() noexcept;
 
 using namespace std::chrono_literals;
 using tether::method;
@@ -419,6 +418,7 @@ TEMPLATE_TEST_CASE("static routes: the same router serves every policy configura
 
 TEST_CASE("static routes: serving a request, or refusing its method, allocates nothing on the C++ heap",
           "[routing][static][alloc]") {
+  TT_REQUIRE_ALLOCATION_COUNTING();
   long served = 0;
   tether::event_loop loop;
   tether::server srv{loop, tether::router{tether::get<"/a">(session{&served}), tether::post<"/a">(echo_method{})}};

@@ -16,19 +16,19 @@ namespace {
 struct stream_fixture {
   std::vector<tether::close_reason> closes;
   tether::event_loop loop;
-  tether::server srv{loop};
+  std::optional<tether::server> srv{std::in_place, loop};
   std::optional<tether::stream> stream;
   std::uint16_t port = 0;
 
   template <class Start>
   explicit stream_fixture(Start start) {
-    srv.fallback([this, start](tether::request& req) {
+    srv->fallback([this, start](tether::request& req) {
       req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
       auto s = start(req);
       REQUIRE(s);
       stream.emplace(std::move(*s));
     });
-    port = *srv.bind("127.0.0.1", 0);
+    port = *srv->bind("127.0.0.1", 0);
   }
 };
 auto plain_start = [](tether::request& req) { return tether::stream::start(req); };
@@ -109,8 +109,8 @@ TEST_CASE("stream: writing after the client left is a checked no-op, and produce
     std::optional<tether::stream> stream;
     std::optional<tether::producer<tether::stream, std::function<std::error_code(tether::stream&)>>> producer;
     int writes = 0;
-    tether::server srv{loop};
-    srv.fallback([&](tether::request& req) {
+    std::optional<tether::server> srv{std::in_place, loop};
+    srv->fallback([&](tether::request& req) {
       req.connection().on_close([&](const tether::close_event&) { producer_running_at_close.push_back(producer->running()); });
       stream.emplace(std::move(*tether::stream::start(req)));
       producer.emplace(loop, *stream, 5ms, [&](tether::stream& s) {
@@ -118,7 +118,7 @@ TEST_CASE("stream: writing after the client left is a checked no-op, and produce
         return s.write("tick\n");
       });
     });
-    const auto port = *srv.bind("127.0.0.1", 0);
+    const auto port = *srv->bind("127.0.0.1", 0);
     tt::client c(port);
     c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     REQUIRE(c.wait_count(loop, "tick", 3));
@@ -131,6 +131,9 @@ TEST_CASE("stream: writing after the client left is a checked no-op, and produce
     CHECK(writes == writes_at_close);  // no tick after the hang-up
     CHECK(stream->write("late") == tether::errc::peer_gone);
     CHECK(stream->peer_gone());
+    srv.reset();  // no second close callback at teardown, no tick either
+    CHECK(producer_running_at_close.size() == 1);
+    CHECK(writes == writes_at_close);
     producer.reset();
     stream.reset();
   }
@@ -166,6 +169,10 @@ TEST_CASE("stream: on_end runs once when the client leaves, also after the strea
     tt::run_for(f.loop, 20ms);
     CHECK_FALSE(late);
     CHECK(ends.size() == 1);
+    f.srv.reset();  // the server's teardown reports nothing a second time
+    CHECK_FALSE(late);
+    CHECK(ends.size() == 1);
+    CHECK(f.closes.size() == 1);
   }
 }
 

@@ -23,20 +23,49 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TT_DETAIL_RUNNING_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#else
+#define TT_DETAIL_RUNNING_ON_VALGRIND() false
+#endif
+
 namespace tt {
 
 using namespace std::chrono_literals;
 
-/// Runs `loop` until `pred()` holds or `limit` passes; returns pred(). A 1 ms wake-up
-/// timer bounds each iteration so that conditions outside the loop (a child process,
-/// a client socket) are re-checked; at most limit/1ms + 1 iterations run.
+/// True when this process runs under valgrind: TETHER_TEST_VALGRIND=1 (scripts/check's
+/// valgrind pass sets it) or valgrind's own client request says so.
+inline bool under_valgrind() {
+  if (const char* v = std::getenv("TETHER_TEST_VALGRIND")) return v[0] == '1';
+  return TT_DETAIL_RUNNING_ON_VALGRIND();
+}
+
+/// How many times slower than a native run this one is: TETHER_TEST_TIME_SCALE if set
+/// (a whole number, at least 1), else 10 under valgrind, else 1. Windows in which
+/// something must NOT happen (a second close callback, a tick after a hang-up) are
+/// stretched by it, so that a late duplicate under a slow tool still falls inside them.
+inline int time_scale() {
+  static const int scale = [] {
+    if (const char* s = std::getenv("TETHER_TEST_TIME_SCALE")) {
+      const int v = std::atoi(s);
+      if (v >= 1) return v;
+    }
+    return under_valgrind() ? 10 : 1;
+  }();
+  return scale;
+}
+inline std::chrono::milliseconds scaled(std::chrono::milliseconds d) { return d * time_scale(); }
+
+namespace detail {
 template <class Pred>
-bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit = 3000ms) {
+bool run_until_unscaled(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit) {
   if (pred()) return true;
   tether::timer wake{loop, [] {}};
   wake.start_periodic(1ms);
@@ -48,10 +77,21 @@ bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds li
   }
   return pred();
 }
+}  // namespace detail
 
-/// Runs `loop` for `d` (to let things that must NOT happen have their chance).
+/// Runs `loop` until `pred()` holds or `limit` (times time_scale()) passes; returns
+/// pred(). A 1 ms wake-up timer bounds each iteration so that conditions outside the loop
+/// (a child process, a client socket) are re-checked; at most limit/1ms + 1 iterations
+/// run.
+template <class Pred>
+bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit = 3000ms) {
+  return detail::run_until_unscaled(loop, pred, scaled(limit));
+}
+
+/// Runs `loop` for `d` times time_scale() (to let things that must NOT happen have their
+/// chance, under a slow tool too).
 inline void run_for(tether::event_loop& loop, std::chrono::milliseconds d) {
-  run_until(loop, [] { return false; }, d);
+  detail::run_until_unscaled(loop, [] { return false; }, scaled(d));
 }
 
 /// A client socket the test drives by hand; the loop keeps running in between.
@@ -164,16 +204,21 @@ class client {
 /// A client in a child process, so that it can be killed with SIGKILL. The child
 /// connects, sends `request`, reads until it has seen `ready_marker` (then tells the
 /// parent through a pipe) and keeps reading until it is killed.
+///
+/// With `unread` set it only peeks: what the server sent stays in the child's receive
+/// queue, so the kernel answers the kill with a RST instead of a FIN.
 class child_client {
  public:
-  child_client(std::uint16_t port, std::string request, std::string ready_marker) {
+  enum class reading { drain, unread };
+
+  child_client(std::uint16_t port, std::string request, std::string ready_marker, reading mode = reading::drain) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
       ::close(p[0]);
-      run_child(port, request, ready_marker, p[1]);
+      run_child(port, request, ready_marker, mode, p[1]);
     }
     ::close(p[1]);
     ready_fd_ = p[0];
@@ -192,6 +237,16 @@ class child_client {
       return ::poll(&pf, 1, 0) == 1;
     }, limit);
   }
+  /// Pumps the loop until the child sleeps (in recv: it has read everything sent so far).
+  bool wait_asleep(tether::event_loop& loop, std::chrono::milliseconds limit = 3000ms) {
+    const std::string stat = "/proc/" + std::to_string(pid_) + "/stat";
+    return run_until(loop, [&] {
+      std::ifstream in(stat);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto paren = text.rfind(')');  // "pid (comm) S ..."
+      return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'S';
+    }, limit);
+  }
   /// SIGKILL, then reap.
   void kill() {
     if (pid_ > 0) {
@@ -203,7 +258,8 @@ class child_client {
   }
 
  private:
-  [[noreturn]] static void run_child(std::uint16_t port, const std::string& request, const std::string& marker, int ready) {
+  [[noreturn]] static void run_child(std::uint16_t port, const std::string& request, const std::string& marker,
+                                     reading mode, int ready) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -211,6 +267,18 @@ class child_client {
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) ::_exit(2);
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) ::_exit(3);
+    if (mode == reading::unread) {
+      static char peeked[65536];
+      for (int i = 0; i < 10000; ++i) {  // at most ~10 s
+        const ssize_t n = ::recv(fd, peeked, sizeof peeked, MSG_PEEK);
+        if (n > 0 && std::string_view(peeked, static_cast<std::size_t>(n)).find(marker) != std::string_view::npos) {
+          if (::write(ready, "r", 1) != 1) ::_exit(4);
+          break;
+        }
+        ::usleep(1000);
+      }
+      for (;;) ::pause();  // wait to be killed, with the bytes unread
+    }
     std::string got;
     char buf[4096];
     bool told = false;

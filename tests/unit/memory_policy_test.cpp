@@ -28,9 +28,22 @@ namespace {
 
 using installed_pool = tether::pooled_memory<>;
 
-const std::error_code& install_result() {
-  static const std::error_code ec = tether::install_memory_policy<installed_pool>();
-  return ec;
+// What the listener saw when the run started, before any test made libevent allocate.
+struct first_install {
+  std::error_code first;         // installing the pool
+  bool used_after_first = true;  // whether libevent counted as in use right after
+  std::error_code again;         // installing the same pool a second time
+};
+
+const first_install& install_result() {
+  static const first_install r = [] {
+    first_install i;
+    i.first = tether::install_memory_policy<installed_pool>();
+    i.used_after_first = tether::detail::libevent_process.used.load();
+    i.again = tether::install_memory_policy<installed_pool>();
+    return i;
+  }();
+  return r;
 }
 
 struct install_first : Catch::TestEventListenerBase {
@@ -85,9 +98,11 @@ CATCH_REGISTER_LISTENER(install_first)
 
 TEST_CASE("install_memory_policy: first in main, the pool is installed once for the process",
           "[memory][install]") {
-  REQUIRE_FALSE(install_result());
-  // Before libevent is used, installing the same policy again changes nothing and succeeds.
-  if (!tether::detail::libevent_process.used.load()) CHECK_FALSE(tether::install_memory_policy<installed_pool>());
+  REQUIRE_FALSE(install_result().first);
+  // Before libevent is used (the listener installed before any test ran), installing the
+  // same policy again changes nothing and succeeds.
+  CHECK_FALSE(install_result().used_after_first);
+  CHECK_FALSE(install_result().again);
   // A different policy never replaces it: blocks libevent holds must go back to the pool.
   const auto other = tether::install_memory_policy<tether::pooled_memory<4096>>();
   CHECK(other == tether::errc::memory_policy_conflict);
@@ -97,7 +112,7 @@ TEST_CASE("install_memory_policy: first in main, the pool is installed once for 
 
 TEST_CASE("install_memory_policy: once an event_loop exists, even the installed policy is refused",
           "[memory][install]") {
-  REQUIRE_FALSE(install_result());
+  REQUIRE_FALSE(install_result().first);
   tether::event_loop loop;
   const auto again = tether::install_memory_policy<installed_pool>();
   CHECK(again == tether::errc::libevent_in_use);
@@ -419,7 +434,7 @@ TEST_CASE("pooled_memory: concurrent threads allocate and free without locks or 
 
 TEST_CASE("pooled_memory installed: evhttp serves a tether server and an evhttp client through the pool",
           "[memory][roundtrip]") {
-  REQUIRE_FALSE(install_result());
+  REQUIRE_FALSE(install_result().first);
   tether::event_loop loop;
   tether::server srv{loop};
   std::size_t body_bytes = 0;
