@@ -19,6 +19,9 @@
 // Ids come from one sequence per broker, so they grow across all channels: a connection
 // subscribed to several channels resumes from one id (SSE's Last-Event-ID), and the
 // messages it missed on each channel are the ones with larger ids still in history.
+/// @file
+/// tether::broker: named channels with a bounded history and one sequence of message ids,
+/// published from any thread. See docs/push.md (the broker).
 #pragma once
 
 #include <tether/bytes.hpp>
@@ -141,6 +144,7 @@ struct join_result {
 /// reference to it: destroy them (stop their loops) before the broker.
 class broker {
  public:
+  /// A broker with no channel yet; `options` sets history, caps and limits (broker_options).
   explicit broker(broker_options options = {}) : options_(options) {}
   broker(const broker&) = delete;
   broker& operator=(const broker&) = delete;
@@ -224,6 +228,7 @@ class broker {
     return {};
   }
 
+  /// The options the broker was made with.
   const broker_options& options() const noexcept { return options_; }
 
   /// A channel name is 1..max_name bytes with no control characters.

@@ -20,6 +20,9 @@
 // At a channel's cap the request is answered 503 with Retry-After (errc::channel_full);
 // a malformed channel name gets 400. A client that hangs up leaves at once (before the
 // connection's close callback), and the channel's count, which covers every loop, drops.
+/// @file
+/// tether::basic_broker_endpoint: one loop's broker subscribers (SSE streams and held
+/// long-polls), resumed from the last id a client saw. See docs/push.md.
 #pragma once
 
 #include <tether/broker.hpp>
@@ -77,12 +80,25 @@ struct endpoint_stats {
   std::uint64_t rejected = 0;   ///< subscriptions refused (cap, channel count, bad name)
 };
 
+/// A broker's subscribers on one loop: SSE streams and held long-polls, delivered to on
+/// this loop's thread.
+///
+/// Create one per loop that serves subscribers, on that loop's thread, after its broker and
+/// loop, and destroy it before both (in a server_group, the setup callable returns it so
+/// it lives as long as its loop). subscribe() and poll() answer the request themselves when
+/// they refuse it (400 or 503) and return why. Destroying the endpoint answers its held
+/// long-polls 204, ends its streams and leaves every channel. Not copyable, not movable.
+/// tether::broker_endpoint is the type for tether::server.
 template <class Config>
 class basic_broker_endpoint : private detail::broker_inbox {
  public:
+  /// The request subscribe() and poll() take.
   using request_type = basic_request<Config>;
+  /// The handle a held long-poll is kept by.
   using handle_type = basic_request_handle<Config>;
+  /// The SSE stream a subscriber gets.
   using stream_type = basic_sse_stream<Config>;
+  /// The clock long-poll deadlines are measured on.
   using clock = std::chrono::steady_clock;
   /// Called on this loop's thread as f(channel, subscribers on every loop now).
   using notify_function = inplace_function<void(std::string_view, std::size_t)>;
@@ -146,12 +162,15 @@ class basic_broker_endpoint : private detail::broker_inbox {
   std::error_code subscribe(request_type& req, std::span<const std::string_view> channels) {
     return subscribe(req, channels, header_id(req));
   }
+  /// subscribe(req, {"news", "alerts"}): several channels, resumed from Last-Event-ID.
   std::error_code subscribe(request_type& req, std::initializer_list<std::string_view> channels) {
     return subscribe(req, std::span<const std::string_view>(channels.begin(), channels.size()), header_id(req));
   }
+  /// One channel, resumed from the request's Last-Event-ID header.
   std::error_code subscribe(request_type& req, std::string_view channel) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), header_id(req));
   }
+  /// One channel, resumed after `last_id` (none: new messages only).
   std::error_code subscribe(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), last_id);
   }
@@ -187,9 +206,11 @@ class basic_broker_endpoint : private detail::broker_inbox {
     push_poll(s);
     return {};
   }
+  /// One channel; as poll(req, channels, last_id).
   std::error_code poll(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
     return poll(req, std::span<const std::string_view>(&channel, 1), last_id);
   }
+  /// poll(req, {"a", "b"}, last): several channels; as poll(req, channels, last_id).
   std::error_code poll(request_type& req, std::initializer_list<std::string_view> channels,
                        std::optional<std::uint64_t> last_id) {
     return poll(req, std::span<const std::string_view>(channels.begin(), channels.size()), last_id);
@@ -201,7 +222,9 @@ class basic_broker_endpoint : private detail::broker_inbox {
   std::size_t streams() const noexcept { return streams_; }
   /// Long-polls held on this loop.
   std::size_t waiting() const noexcept { return waiting_; }
+  /// What this endpoint delivered, replayed, refused and dropped since it was created.
   const endpoint_stats& stats() const noexcept { return stats_; }
+  /// The broker this endpoint serves (to publish from a handler, for instance).
   broker& owner() noexcept { return broker_; }
 
   /// f(channel, subscribers on every loop) when a subscriber of this loop joins a channel.

@@ -3,6 +3,9 @@
 // `buffer_ref` borrows an evbuffer that libevent (or someone else) owns, such as a
 // request's input body or output buffer. `buffer` owns one. Both share one interface,
 // `basic_buffer_ops`, so code written against a buffer_ref works on an owned buffer too.
+/// @file
+/// tether::buffer (an owned evbuffer) and tether::buffer_ref (a borrowed one, such as a
+/// request body), with one shared interface.
 #pragma once
 
 #include <tether/config.hpp>
@@ -111,7 +114,10 @@ class buffer_ops {
 /// A non-owning view of an evbuffer. Cheap to copy; valid as long as the evbuffer is.
 class buffer_ref : public detail::buffer_ops<buffer_ref> {
  public:
+  /// Views `b`, which must be non-null and outlive the view (requests give you views:
+  /// basic_request::body(), output()).
   explicit buffer_ref(evbuffer* b) noexcept : buf_(b) {}
+  /// The libevent buffer, for calls tether does not wrap; its owner keeps it.
   evbuffer* native() const noexcept { return buf_; }
 
  private:
@@ -132,8 +138,11 @@ class buffer : public detail::buffer_ops<buffer> {
   /// Takes ownership of an evbuffer created elsewhere.
   static buffer adopt(evbuffer* b) noexcept { return buffer(b, adopt_tag{}); }
 
+  /// The libevent buffer, for calls tether does not wrap; this object still owns it.
   evbuffer* native() const noexcept { return buf_.get(); }
+  /// A view of this buffer (valid while the buffer lives).
   buffer_ref ref() const noexcept { return buffer_ref(buf_.get()); }
+  /// Same as ref(), so an owned buffer can be passed where a view is expected.
   operator buffer_ref() const noexcept { return ref(); }  // NOLINT: implicit by design
 
  private:

@@ -24,6 +24,9 @@
 //
 // Whole replies (reply()) are queued as the policy says but never refused: a bound
 // applies to streamed chunks, where a producer can wait.
+/// @file
+/// Buffer policies: how reply bytes are queued (copy, by reference, sendfile) and how much
+/// a slow client may hold (tether::bounded). See docs/buffers/.
 #pragma once
 
 #include <tether/bytes.hpp>
@@ -64,6 +67,7 @@ struct coalesce {};
 /// the output stays above the low-water mark for `Milliseconds`.
 template <long Milliseconds>
 struct disconnect {
+  /// How long the output may stay above the low-water mark before the client is cut off.
   static constexpr std::chrono::milliseconds deadline{Milliseconds};
 };
 }  // namespace slow_consumer
@@ -85,15 +89,22 @@ concept slow_consumer_action = std::same_as<A, slow_consumer::wait> || std::same
 
 /// The flow control of a policy that never refuses: everything offered is queued.
 struct unbounded_flow {
+  /// False: every chunk offered is queued, whatever the client has not read yet (the
+  /// server's max_pending_output still applies).
   static constexpr bool bounded = false;
 };
 
 /// The flow control of bounded<>: see that class.
 template <std::size_t High, std::size_t Low, slow_consumer_action Action>
 struct bounded_flow {
+  /// True: chunks offered above `high_water` bytes of unwritten output go to `action`.
   static constexpr bool bounded = true;
+  /// Bytes of unwritten output above which a chunk is refused, dropped, parked or timed.
   static constexpr std::size_t high_water = High;
+  /// Bytes of unwritten output at or below which producers are told to resume.
   static constexpr std::size_t low_water = Low;
+  /// What a chunk offered above the high-water mark gets (slow_consumer::wait, drop,
+  /// coalesce or disconnect<Ms>).
   using action = Action;
 };
 
@@ -166,7 +177,9 @@ inline std::error_code append_small_tail(evbuffer* b, const char* tail, std::siz
 /// Copies every body and chunk into libevent's buffer (evbuffer_add): the caller's bytes
 /// may die as soon as the call returns. The default, and exactly what hand-written C does.
 struct copy_buffer {
+  /// Never refuses a chunk (see unbounded_flow).
   using flow = unbounded_flow;
+  /// Copies `bytes` to the end of `b`. Error: errc::libevent_failure if libevent cannot allocate.
   static std::error_code append(evbuffer* b, std::string_view bytes) noexcept { return detail::copy_bytes(b, bytes); }
 };
 
@@ -176,8 +189,14 @@ struct copy_buffer {
 /// Payloads of at most 960 bytes are copied too: libevent's smallest chain holds them,
 /// and a reference would cost a chain of the same size plus one for its tail.
 struct reference_buffer {
+  /// Never refuses a chunk (see unbounded_flow).
   using flow = unbounded_flow;
+  /// Copies plain bytes: nothing would keep them alive until libevent writes them.
+  /// Error: errc::libevent_failure if libevent cannot allocate.
   static std::error_code append(evbuffer* b, std::string_view bytes) noexcept { return detail::copy_bytes(b, bytes); }
+  /// Queues `bytes` by reference, holding one count on the block until libevent has written
+  /// them or dropped the connection (at most 960 bytes: copied).
+  /// Error: errc::libevent_failure if libevent cannot allocate.
   static std::error_code append(evbuffer* b, const shared_bytes& bytes) noexcept {
     const std::string_view v = bytes.view();
     if (v.size() <= detail::reference_min) return detail::copy_bytes(b, v);
@@ -189,6 +208,8 @@ struct reference_buffer {
     }
     return detail::append_small_tail(b, v.data() + body, detail::zero_copy_tail);
   }
+  /// Queues `bytes` by reference with no bookkeeping: they live for the whole program (at
+  /// most 960 bytes: copied). Error: errc::libevent_failure if libevent cannot allocate.
   static std::error_code append(evbuffer* b, static_bytes bytes) noexcept {
     const std::string_view v = bytes.view();
     if (v.size() <= detail::reference_min) return detail::copy_bytes(b, v);
@@ -201,8 +222,13 @@ struct reference_buffer {
 /// Everything reference_buffer does, and file ranges by sendfile(2)
 /// (evbuffer_add_file_segment): the file's bytes never enter the heap.
 struct file_buffer : reference_buffer {
+  /// Never refuses a chunk (see unbounded_flow).
   using flow = unbounded_flow;
+  /// Plain bytes, shared_bytes and static_bytes: as reference_buffer.
   using reference_buffer::append;
+  /// Queues the range `r` of a file, sent by sendfile(2); the file stays open until it is
+  /// written. Errors: errc::file_error (an empty file_range, or its last bytes could not be
+  /// read), errc::libevent_failure.
   static std::error_code append(evbuffer* b, const file_range& r) noexcept {
     if (!r.segment) return make_error_code(errc::file_error);
     if (r.length == 0) return {};
@@ -243,7 +269,9 @@ struct bounded : Inner {
   // Producers resume at Low; Low above High would mean resuming while still over.
   static_assert(Low <= High, "tether::bounded: the low-water mark must not exceed the high-water mark");
   static_assert(High > 0, "tether::bounded: the high-water mark must be positive");
+  /// The policy that queues the bytes (copy_buffer, reference_buffer or file_buffer).
   using inner = Inner;
+  /// The bound: `High`, `Low` and `Action` as constants.
   using flow = bounded_flow<High, Low, Action>;
   using Inner::append;
 };

@@ -7,6 +7,9 @@
 // * static_bytes: bytes that live for the whole program (literals, tables). Queued by
 //   reference with no bookkeeping at all.
 // Under copy_buffer both are simply copied (they convert to std::string_view).
+/// @file
+/// Payloads libevent can send without copying: tether::shared_bytes (reference-counted) and
+/// tether::static_bytes (lives for the whole program).
 #pragma once
 
 #include <tether/config.hpp>
@@ -24,8 +27,12 @@ TETHER_BEGIN_NAMESPACE
 /// Bytes that outlive the program's use of them (string literals, static tables).
 class static_bytes {
  public:
+  /// Wraps `bytes`, which must stay valid and unchanged for as long as any reply may still
+  /// be sending them (in practice: the whole program), since they are queued by reference.
   constexpr explicit static_bytes(std::string_view bytes) noexcept : bytes_(bytes) {}
+  /// The bytes.
   constexpr std::string_view view() const noexcept { return bytes_; }
+  /// The bytes; lets copying policies (copy_buffer) take static_bytes like plain bytes.
   constexpr operator std::string_view() const noexcept { return bytes_; }  // NOLINT: copy policies copy
 
  private:
@@ -39,17 +46,24 @@ class shared_bytes {
   /// Copies `bytes` into a new block. Throws std::bad_alloc.
   explicit shared_bytes(std::string_view bytes) : block_(block::make(bytes)) {}
 
+  /// Shares `o`'s block: one atomic count increment, no copy of the bytes.
   shared_bytes(const shared_bytes& o) noexcept : block_(o.block_) { retain(block_); }
+  /// Takes over `o`'s block; `o` becomes empty.
   shared_bytes(shared_bytes&& o) noexcept : block_(std::exchange(o.block_, nullptr)) {}
+  /// Shares `o`'s block; the block held before is released (freed if it was the last holder).
   shared_bytes& operator=(shared_bytes o) noexcept {
     std::swap(block_, o.block_);
     return *this;
   }
   ~shared_bytes() { release(block_); }
 
+  /// The bytes (empty for an empty shared_bytes). Valid while this object (or a copy) lives.
   std::string_view view() const noexcept { return block_ ? std::string_view(block_->data(), block_->size) : std::string_view{}; }
+  /// The bytes; lets copying policies (copy_buffer) take shared_bytes like plain bytes.
   operator std::string_view() const noexcept { return view(); }  // NOLINT: copy policies copy
+  /// The number of bytes.
   std::size_t size() const noexcept { return block_ ? block_->size : 0; }
+  /// True if there are no bytes (default-constructed, moved from, or made from "").
   bool empty() const noexcept { return size() == 0; }
   /// How many shared_bytes and libevent buffers hold this block (for tests and metrics).
   long use_count() const noexcept { return block_ ? block_->refs.load(std::memory_order_relaxed) : 0; }
@@ -60,6 +74,8 @@ class shared_bytes {
     retain(block_);
     return block_;
   }
+  /// libevent's evbuffer_add_reference cleanup callback: releases the reference that
+  /// retain_for_libevent() returned as `token`.
   static void cleanup(const void*, std::size_t, void* token) noexcept { release(static_cast<block*>(token)); }
 
  private:

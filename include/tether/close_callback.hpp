@@ -10,6 +10,9 @@
 //
 // The default, close_function<>, accepts any small callable at run time, still without a
 // heap allocation: its storage is an in-place buffer of three pointers.
+/// @file
+/// What a connection's close callback may be: tether::close_function (the default), a
+/// lambda's own type, or tether::no_close_callback. See docs/concepts/close_callback.md.
 #pragma once
 
 #include <tether/close_reason.hpp>
@@ -38,6 +41,7 @@ concept close_callback =
 /// The close callback type of a server that never notifies anyone: setting one is a
 /// compile error, and the per-connection state holds nothing for it.
 struct no_close_callback {
+  /// Does nothing: makes the type a close_callback, so a server can name it.
   void operator()(const close_event&) const noexcept {}
 };
 

@@ -17,6 +17,9 @@
 //   | native_close      | blind until the app replies     | libevent's own      | nothing              |
 //
 // Both leave requests answered inside their handler exactly as libevent handles them.
+/// @file
+/// Close policies: how a server notices a client that hung up while its request is held or
+/// streamed (tether::eager_close, tether::native_close). See docs/close-lifecycle.md.
 #pragma once
 
 #include <tether/close_reason.hpp>
@@ -33,6 +36,7 @@ TETHER_BEGIN_NAMESPACE
 /// Every member is a small sequence of libevent calls; none allocates.
 class connection_control {
  public:
+  /// Made by tether for each hook call; a policy only receives one.
   explicit connection_control(detail::connection_core& c) noexcept : c_(&c) {}
 
   /// Re-enables reading on a held request with tether's guard as the read callback:
@@ -98,13 +102,21 @@ concept close_policy = requires(connection_control& ctl) {
 ///         (pipelined requests included) before it is disconnected.
 template <std::size_t InputLimit = 64 * 1024>
 struct eager_close {
+  /// Bytes a client may send while its request is held or streamed before it is cut off
+  /// (close_reason::limit_exceeded).
   static constexpr std::size_t input_limit = InputLimit;
+  /// Watches the held request's socket, so a FIN or RST is noticed at once, and bounds the
+  /// bytes it may queue meanwhile to `InputLimit`.
   static void on_hold(connection_control& ctl) noexcept {
     ctl.suspend_timeouts();
     ctl.watch_input(InputLimit);
   }
+  /// A reply is being sent to a held request: nothing left to undo.
   static void on_resume(connection_control& ctl) noexcept { ctl.restore_timeouts(); }
+  /// A stream starts: libevent watches the socket while it writes, nothing to add.
   static void on_stream_start(connection_control& ctl) noexcept { ctl.suspend_read_timeout(); }
+  /// Before each chunk: closes a client whose unread input passed `InputLimit`, so the
+  /// write reports errc::limit_exceeded instead of queueing for it.
   static void on_stream_write(connection_control& ctl) noexcept {
     if (ctl.input_size() > InputLimit) ctl.close(close_reason::limit_exceeded);
   }
@@ -115,9 +127,13 @@ struct eager_close {
 /// no-ops) and a detached request is still freed, but a long-poll whose client left
 /// keeps its socket and memory until the application writes to it.
 struct native_close {
+  /// Does nothing: the held request's socket is not watched (libevent's behaviour).
   static void on_hold(connection_control&) noexcept {}
+  /// Does nothing.
   static void on_resume(connection_control&) noexcept {}
+  /// Does nothing: libevent watches the socket while it writes.
   static void on_stream_start(connection_control&) noexcept {}
+  /// Does nothing: unread input is bounded only by the server's max_unread_input.
   static void on_stream_write(connection_control&) noexcept {}
 };
 

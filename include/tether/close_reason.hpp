@@ -1,4 +1,6 @@
 // tether/close_reason.hpp - why a connection closed, as delivered to close callbacks.
+/// @file
+/// tether::close_reason: why a connection ended, as reported once to its close callback.
 #pragma once
 
 #include <tether/config.hpp>
@@ -76,8 +78,9 @@ struct close_event {
   /// True if a request was still in progress (held without a reply, or its reply still
   /// streaming) when the connection ended: the client did not get a complete reply.
   bool aborted;
-  /// The client's address ("127.0.0.1", "::1") and port.
+  /// The client's address ("127.0.0.1", "::1").
   std::string_view peer_address;
+  /// The client's port.
   std::uint16_t peer_port;
 };
 

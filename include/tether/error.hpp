@@ -10,6 +10,9 @@
 //   * constructors that need memory from libevent throw std::bad_alloc when libevent
 //     returns NULL (as the standard library does when it cannot allocate);
 //   * result<T>::value() on an error throws std::system_error, like std::expected.
+/// @file
+/// How tether reports failure: tether::errc in tether::category(), and tether::result for
+/// an operation that also produces a value. See docs/errors.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -165,6 +168,8 @@ inline const std::error_category& category() noexcept {
   return instance;
 }
 
+/// Makes `e` a std::error_code in tether::category(), so that `ec == tether::errc::peer_gone`
+/// works and `ec.message()` reads well (found by argument-dependent lookup).
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
@@ -178,21 +183,27 @@ inline std::error_code make_error_code(errc e) noexcept {
 template <class T>
 class [[nodiscard]] result {
  public:
+  /// A result holding `value` (implicit, so a function returning result<T> can `return v;`).
   result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit by design
       : ok_(true) {
     ::new (static_cast<void*>(&value_)) T(std::move(value));
   }
+  /// A result holding the error `ec` (it should be non-zero: has_value() is false whatever it is).
   result(std::error_code ec) noexcept : ok_(false) { ::new (static_cast<void*>(&error_)) std::error_code(ec); }
+  /// A result holding the tether error `e` (so a function can `return errc::invalid_argument;`).
   result(errc e) noexcept : result(make_error_code(e)) {}
 
+  /// Copies the value or the error.
   result(const result& o) : ok_(o.ok_) {
     if (ok_) ::new (static_cast<void*>(&value_)) T(o.value_);
     else ::new (static_cast<void*>(&error_)) std::error_code(o.error_);
   }
+  /// Moves the value (`o` keeps a moved-from value) or copies the error.
   result(result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(o.ok_) {
     if (ok_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
     else ::new (static_cast<void*>(&error_)) std::error_code(o.error_);
   }
+  /// Replaces the value or error with `o`'s.
   result& operator=(result o) noexcept(std::is_nothrow_move_constructible_v<T>) {
     this->~result();
     ::new (static_cast<void*>(this)) result(std::move(o));
@@ -202,16 +213,23 @@ class [[nodiscard]] result {
     if (ok_) value_.~T();
   }
 
+  /// True if the result holds a value; false if it holds an error.
   bool has_value() const noexcept { return ok_; }
+  /// Same as has_value(): `if (auto r = f()) use(*r);`.
   explicit operator bool() const noexcept { return ok_; }
 
   /// The error; a default (zero) error_code when there is a value.
   std::error_code error() const noexcept { return ok_ ? std::error_code{} : error_; }
 
+  /// The value. Only when has_value() is true (not checked: use value() for a checked access).
   T& operator*() & noexcept { return value_; }
+  /// The value. Only when has_value() is true (not checked).
   const T& operator*() const& noexcept { return value_; }
+  /// The value, moved out. Only when has_value() is true (not checked).
   T&& operator*() && noexcept { return std::move(value_); }
+  /// A member of the value. Only when has_value() is true (not checked).
   T* operator->() noexcept { return &value_; }
+  /// A member of the value. Only when has_value() is true (not checked).
   const T* operator->() const noexcept { return &value_; }
 
   /// The value; throws std::system_error(error()) when there is none.
@@ -219,10 +237,12 @@ class [[nodiscard]] result {
     if (!ok_) throw std::system_error(error_);
     return value_;
   }
+  /// The value; throws std::system_error(error()) when there is none.
   const T& value() const& {
     if (!ok_) throw std::system_error(error_);
     return value_;
   }
+  /// A copy of the value, or `fallback` when there is none.
   T value_or(T fallback) const { return ok_ ? value_ : fallback; }
 
  private:

@@ -1,4 +1,6 @@
 // tether/event_loop.hpp - owns a libevent event_base and runs it.
+/// @file
+/// tether::event_loop: owns a libevent event_base and runs it.
 #pragma once
 
 #include <tether/config.hpp>
@@ -36,6 +38,8 @@ class event_loop {
   /// cannot create the event_base.
   event_loop() : event_loop(loop_options{}) {}
 
+  /// Creates a loop with the libevent flags `options` asks for (loop_options). Throws
+  /// std::bad_alloc if libevent cannot create the event_base.
   explicit event_loop(const loop_options& options) {
     detail::note_libevent_use();  // from now on, install_memory_policy refuses (memory_policy.hpp)
     detail::ignore_sigpipe_unless_handled();
@@ -51,7 +55,11 @@ class event_loop {
 
   event_loop(const event_loop&) = delete;
   event_loop& operator=(const event_loop&) = delete;
+  /// Takes over another loop's event_base. Only before anything was created on it: servers,
+  /// timers and streams keep the event_base, not the event_loop object.
   event_loop(event_loop&&) noexcept = default;
+  /// Frees this loop's event_base and takes over another's (same caveat as the move
+  /// constructor).
   event_loop& operator=(event_loop&&) noexcept = default;
 
   /// Runs until there is nothing left to wait for, or until stop()/stop_after().

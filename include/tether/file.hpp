@@ -5,6 +5,9 @@
 // queued on a connection takes a reference on the segment, so the file stays open until
 // the last reply that uses it has been written, even if the `file` object is gone.
 // Queue it with `file_buffer`; see buffer_policy.hpp.
+/// @file
+/// tether::file and tether::file_range: a file opened once and served, whole or in ranges,
+/// with sendfile(2) under tether::file_buffer. See docs/buffers/file.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -27,9 +30,13 @@ class file;
 
 /// A range of a file, to be queued by a buffer policy that can send files.
 struct file_range {
+  /// The libevent segment of the file; null for a range of an empty `file`.
   evbuffer_file_segment* segment;
+  /// The file's descriptor, owned by the segment (do not close it).
   int fd;  // the segment's descriptor (owned by the segment)
+  /// The first byte of the range, from the start of the file.
   std::uint64_t offset;
+  /// The number of bytes in the range.
   std::uint64_t length;
 };
 
@@ -61,7 +68,9 @@ class file {
     return file(seg, fd, size);
   }
 
+  /// Takes over `o`'s file; `o` becomes empty.
   file(file&& o) noexcept : seg_(std::exchange(o.seg_, nullptr)), fd_(std::exchange(o.fd_, -1)), size_(o.size_) {}
+  /// Exchanges files with `o` (whose destructor then releases the one this held).
   file& operator=(file&& o) noexcept {
     std::swap(seg_, o.seg_);
     std::swap(fd_, o.fd_);
@@ -74,7 +83,9 @@ class file {
     if (seg_) evbuffer_file_segment_free(seg_);
   }
 
+  /// The file's size in bytes when it was opened.
   std::uint64_t size() const noexcept { return size_; }
+  /// False for a default-constructed or moved-from file.
   explicit operator bool() const noexcept { return seg_ != nullptr; }
 
   /// The whole file.

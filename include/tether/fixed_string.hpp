@@ -5,6 +5,9 @@
 // every route of a router at once, rejects duplicates and builds each path's Allow
 // header before the program runs. A structural type may have no private members, which
 // is why `chars` is public.
+/// @file
+/// tether::fixed_string: a string literal usable as a template argument (the path of a
+/// static route).
 #pragma once
 
 #include <tether/config.hpp>
@@ -23,6 +26,8 @@ TETHER_BEGIN_NAMESPACE
 /// c_str() is what libevent's C API takes; view() is what C++ compares.
 template <std::size_t N>
 struct fixed_string {
+  /// The characters and a terminating NUL. Public only because a template argument's type
+  /// may have no private members: read it through view() or c_str().
   char chars[N + 1] = {};
 
   constexpr fixed_string() noexcept = default;
@@ -36,10 +41,15 @@ struct fixed_string {
     for (std::size_t i = 0; i < N && i < s.size(); ++i) chars[i] = s[i];
   }
 
+  /// The number of characters, without the NUL.
   static constexpr std::size_t size() noexcept { return N; }
+  /// True for the empty string.
   static constexpr bool empty() noexcept { return N == 0; }
+  /// The NUL-terminated characters, for libevent's C API.
   constexpr const char* c_str() const noexcept { return chars; }
+  /// The characters, without the NUL.
   constexpr std::string_view view() const noexcept { return std::string_view(chars, N); }
+  /// Same as view().
   constexpr operator std::string_view() const noexcept { return view(); }  // NOLINT: implicit by design
 
   template <std::size_t M>

@@ -1,4 +1,7 @@
 // tether/headers.hpp - a view of an evhttp header list (struct evkeyvalq).
+/// @file
+/// tether::headers_ref: a view of a request's or reply's header list, to read, add and
+/// remove fields.
 #pragma once
 
 #include <tether/config.hpp>
@@ -17,7 +20,9 @@ TETHER_BEGIN_NAMESPACE
 
 /// One header line: a name and a value, both borrowed from libevent.
 struct header_field {
+  /// The field name as sent or added (compare it case-insensitively).
   std::string_view name;
+  /// The field value, without leading or trailing whitespace.
   std::string_view value;
 };
 
@@ -57,6 +62,8 @@ constexpr bool is_header_value(std::string_view s) noexcept {
 /// errc::invalid_argument instead of reaching the wire.
 class headers_ref {
  public:
+  /// Views the list `h` (evhttp_request_get_input_headers() and friends); `h` must outlive
+  /// the view. Requests give you one: basic_request::input_headers(), output_headers().
   explicit headers_ref(evkeyvalq* h) noexcept : h_(h) {}
 
   /// Appends `name: value`. Duplicate names are allowed (Set-Cookie, Link, ...).
@@ -80,26 +87,38 @@ class headers_ref {
     if (!v) return std::nullopt;
     return std::string_view(v);
   }
+  /// True if there is at least one `name` header.
   bool contains(cstring_view name) const noexcept { return evhttp_find_header(h_, name.c_str()) != nullptr; }
   /// Removes the first `name` header; returns whether there was one.
   bool remove(cstring_view name) const noexcept { return evhttp_remove_header(h_, name.c_str()) == 0; }
   /// Removes every header.
   void clear() const noexcept { evhttp_clear_headers(h_); }
 
+  /// Walks the fields in the order they were received or added; yields header_field by value.
+  /// Invalidated by add(), set(), remove() and clear().
   class iterator {
    public:
+    /// A forward iterator: multi-pass, no stepping back.
     using iterator_category = std::forward_iterator_tag;
+    /// What dereferencing gives.
     using value_type = header_field;
+    /// Distance between two positions.
     using difference_type = std::ptrdiff_t;
+    /// No operator->: dereferencing makes a header_field on the spot.
     using pointer = void;
+    /// Dereferencing returns a value, not a reference.
     using reference = header_field;
     iterator() = default;
+    /// Points at the field `kv` of a list; begin() is what you normally want.
     explicit iterator(evkeyval* kv) noexcept : kv_(kv) {}
+    /// The field at this position (views into libevent's strings).
     header_field operator*() const noexcept { return {kv_->key, kv_->value}; }
+    /// Moves to the next field.
     iterator& operator++() noexcept {
       kv_ = kv_->next.tqe_next;
       return *this;
     }
+    /// Moves to the next field; returns the position before.
     iterator operator++(int) noexcept {
       auto old = *this;
       ++*this;
@@ -110,15 +129,20 @@ class headers_ref {
    private:
     evkeyval* kv_ = nullptr;
   };
+  /// The first field.
   iterator begin() const noexcept { return iterator(h_->tqh_first); }
+  /// Past the last field.
   iterator end() const noexcept { return iterator(); }
+  /// How many fields the list has (duplicates count once each); walks the list.
   std::size_t size() const noexcept {
     std::size_t n = 0;
     for (auto it = begin(); it != end(); ++it) ++n;
     return n;
   }
+  /// True if the list has no field.
   bool empty() const noexcept { return h_->tqh_first == nullptr; }
 
+  /// The libevent list, for calls tether does not wrap (evhttp_find_header, ...).
   evkeyvalq* native() const noexcept { return h_; }
 
  private:

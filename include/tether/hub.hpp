@@ -9,6 +9,9 @@
 // A subscriber whose client hangs up (or whose stream ends) leaves the hub at once: the
 // hub hears the end of its exchange before the connection's close callback runs, and
 // destroys the stream there. Destroying the hub ends every stream still subscribed.
+/// @file
+/// tether::basic_hub: one source fanned out to many streams; a subscriber whose client
+/// hangs up leaves at once. See docs/hub.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -80,6 +83,7 @@ class basic_hub {
 
   /// Subscribers now.
   std::size_t size() const noexcept { return count_; }
+  /// True if no stream is subscribed.
   bool empty() const noexcept { return count_ == 0; }
 
   /// Unsubscribes and destroys every stream (which ends their replies).

@@ -5,6 +5,9 @@
 // stream), it uses this: the callable lives in a fixed buffer inside the object that
 // owns it, and is called through one function pointer. A callable that does not fit is a
 // compile error that says so, never a silent allocation.
+/// @file
+/// tether::inplace_function: a callable of any type stored in a fixed buffer, never on the
+/// heap.
 #pragma once
 
 #include <tether/config.hpp>
@@ -20,11 +23,18 @@ TETHER_BEGIN_NAMESPACE
 template <class Signature, std::size_t Capacity = 3 * sizeof(void*)>
 class inplace_function;
 
+/// A callable `R(Args...)` of any type, stored in `Capacity` bytes inside this object: no
+/// heap allocation, ever. A callable that does not fit, is over-aligned or can throw when
+/// moved is a compile error (capture a pointer to a larger object instead, or raise
+/// `Capacity`). Move-only; calling an empty one does nothing and returns R{}.
+///
+/// @tparam Capacity bytes of in-place storage (three pointers by default)
 template <class R, class... Args, std::size_t Capacity>
 class inplace_function<R(Args...), Capacity> {
  public:
   inplace_function() noexcept = default;
 
+  /// Stores `f` in place (implicit, so a lambda can be passed where one is expected).
   template <class F>
     requires(!std::same_as<std::remove_cvref_t<F>, inplace_function> &&
              std::is_invocable_r_v<R, std::remove_cvref_t<F>&, Args...>)
@@ -40,12 +50,14 @@ class inplace_function<R(Args...), Capacity> {
     ops_ = &ops_for<T>;
   }
 
+  /// Moves `o`'s callable in; `o` becomes empty.
   inplace_function(inplace_function&& o) noexcept : ops_(o.ops_) {
     if (ops_) {
       ops_->move(o.storage_, storage_);
       o.reset();
     }
   }
+  /// Destroys the callable held, then moves `o`'s in; `o` becomes empty.
   inplace_function& operator=(inplace_function&& o) noexcept {
     if (this != &o) {
       reset();
@@ -61,6 +73,7 @@ class inplace_function<R(Args...), Capacity> {
   inplace_function& operator=(const inplace_function&) = delete;
   ~inplace_function() { reset(); }
 
+  /// True if a callable is stored.
   explicit operator bool() const noexcept { return ops_ != nullptr; }
 
   /// Calls the callable; an empty inplace_function does nothing (and returns R{}).
@@ -72,6 +85,7 @@ class inplace_function<R(Args...), Capacity> {
     return ops_->call(storage_, std::forward<Args>(args)...);
   }
 
+  /// Destroys the stored callable; the object becomes empty.
   void reset() noexcept {
     if (ops_) {
       ops_->destroy(storage_);

@@ -8,6 +8,9 @@
 // Every request waits the same time, so deadlines expire in arrival order: one timer,
 // armed for the oldest waiter, serves the whole room. Slots are pooled: after warm-up,
 // waiting costs no allocation.
+/// @file
+/// tether::basic_long_poll: a waiting room that holds requests until there is something to
+/// say or a deadline. See docs/long-poll.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -26,11 +29,26 @@
 
 TETHER_BEGIN_NAMESPACE
 
+/// A waiting room for long-poll requests: wait(req) holds a request; notify_all() or
+/// notify_one() answers waiting requests with 200 and a body; a request still waiting at
+/// the room's deadline is answered `204 No Content`.
+///
+/// A client that hangs up while it waits is removed at once (with eager_close, the
+/// default): it is never answered, never counted in waiting(), and its slot is reused. All
+/// requests wait the same time, so one timer (armed for the oldest) serves the room. The
+/// room keeps no history: a message sent while a client is between two polls is lost to
+/// it (use a broker for that). Use it on its loop's thread; destroying it answers everyone
+/// still waiting 204. Not copyable, not movable. tether::long_poll is the type for
+/// tether::server; another server uses basic_long_poll<my_server::config>.
+/// See docs/long-poll.md.
 template <class Config>
 class basic_long_poll {
  public:
+  /// The request wait() takes.
   using request_type = basic_request<Config>;
+  /// The handle a waiting request is kept by.
   using handle_type = basic_request_handle<Config>;
+  /// The clock deadlines are measured on (monotonic: a change of the wall clock moves none).
   using clock = std::chrono::steady_clock;
 
   /// A waiting room on `loop` whose requests wait at most `deadline`.
@@ -47,7 +65,13 @@ class basic_long_poll {
     while (head_) expire(head_);
   }
 
-  /// Holds `req` (inside its handler) until a notify or the deadline.
+  /// Holds `req` (inside its handler) until a notify or the deadline; the handler then
+  /// returns without replying. Returns an empty error_code when the request is held.
+  /// Errors (the request is not held, and this room never answers it):
+  /// errc::reply_finished or errc::reply_started (it was already answered),
+  /// errc::peer_gone (its client already left), errc::libevent_failure (its connection
+  /// is gone). Throws std::bad_alloc if a slot cannot be allocated (after warm-up, slots
+  /// are reused and none is allocated).
   std::error_code wait(request_type& req) {
     slot* s = acquire();
     s->handle = req.hold();
@@ -65,7 +89,9 @@ class basic_long_poll {
     return {};
   }
 
-  /// Answers every waiting request with 200 and `body`; returns how many.
+  /// Answers every waiting request with 200 and `body` (bytes, or anything the
+  /// server's buffer policy accepts: shared_bytes, ...), oldest first, and empties the
+  /// room; returns how many replies were sent.
   template <class Body>
   std::size_t notify_all(const Body& body) {
     std::size_t n = 0;
@@ -74,6 +100,7 @@ class basic_long_poll {
     return n;
   }
   /// Answers the longest-waiting request with 200 and `body`; false if none waits.
+  /// Clients that left are never waiting: they were removed when they hung up.
   template <class Body>
   bool notify_one(const Body& body) {
     if (!head_) return false;

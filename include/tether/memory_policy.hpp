@@ -30,6 +30,9 @@
 // It is process-wide (every event_base, every thread, any other code in the process that
 // uses libevent) and cannot be undone: a block that libevent got from one allocator must
 // go back to the same one. See docs/memory.md.
+/// @file
+/// Memory policies: where libevent's own allocations come from (tether::system_memory,
+/// tether::pooled_memory). See docs/memory.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -92,8 +95,11 @@ concept memory_policy = requires(std::size_t n, void* p) {
 /// @par Concepts
 /// memory_policy
 struct system_memory {
+  /// std::malloc(n).
   static void* allocate(std::size_t n) noexcept { return std::malloc(n); }
+  /// std::realloc(p, n).
   static void* reallocate(void* p, std::size_t n) noexcept { return std::realloc(p, n); }
+  /// std::free(p).
   static void deallocate(void* p) noexcept { std::free(p); }
 };
 
@@ -194,7 +200,9 @@ class pooled_memory {
   static constexpr std::size_t class_count = MaxPooledSize / size_step;
   /// The bytes in front of every block (its class and, while cached, the free-list link).
   static constexpr std::size_t header_size = sizeof(detail::pool_block);
+  /// Bytes of free blocks one thread may keep for reuse (`MaxCachedBytesPerThread`).
   static constexpr std::size_t max_cached_bytes_per_thread = MaxCachedBytesPerThread;
+  /// The largest allocation served from the per-thread caches, in bytes (`MaxPooledSize`).
   static constexpr std::size_t max_pooled_size = MaxPooledSize;
 
   /// malloc: from this thread's cache of the size class when it has a block, else a new

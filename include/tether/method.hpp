@@ -1,4 +1,6 @@
 // tether/method.hpp - HTTP request methods as libevent knows them.
+/// @file
+/// tether::method and tether::method_set: HTTP request methods as libevent knows them.
 #pragma once
 
 #include <tether/config.hpp>
@@ -23,6 +25,7 @@ enum class method : std::uint16_t {
   patch = EVHTTP_REQ_PATCH,
 };
 
+/// The method's name as on the wire ("GET", "DELETE"); "UNKNOWN" for a value outside the enum.
 constexpr std::string_view to_string(method m) noexcept {
   switch (m) {
     case method::get: return "GET";
@@ -42,16 +45,23 @@ constexpr std::string_view to_string(method m) noexcept {
 class method_set {
  public:
   constexpr method_set() noexcept = default;
+  /// The set holding just `m` (implicit, so a method can be passed where a set is expected).
   constexpr method_set(method m) noexcept : bits_(static_cast<std::uint16_t>(m)) {}  // NOLINT: implicit by design
+  /// The union of this set and `o`.
   constexpr method_set operator|(method_set o) const noexcept { return from_bits(bits_ | o.bits_); }
+  /// True if `m` is in the set.
   constexpr bool contains(method m) const noexcept { return (bits_ & static_cast<std::uint16_t>(m)) != 0; }
+  /// True if the set holds no method.
   constexpr bool empty() const noexcept { return bits_ == 0; }
+  /// The set as libevent's evhttp_cmd_type bit mask (for evhttp_set_allowed_methods).
   constexpr std::uint16_t bits() const noexcept { return bits_; }
+  /// The set of the evhttp_cmd_type bits in `b`.
   static constexpr method_set from_bits(unsigned b) noexcept {
     method_set s;
     s.bits_ = static_cast<std::uint16_t>(b);
     return s;
   }
+  /// Every method evhttp knows: GET, POST, HEAD, PUT, DELETE, OPTIONS, TRACE, CONNECT, PATCH.
   static constexpr method_set all() noexcept { return from_bits(0x1FF); }
   friend constexpr bool operator==(method_set, method_set) noexcept = default;
 
@@ -59,6 +69,7 @@ class method_set {
   std::uint16_t bits_ = 0;
 };
 
+/// `method::get | method::post`: the set of both.
 constexpr method_set operator|(method a, method b) noexcept { return method_set(a) | method_set(b); }
 
 TETHER_END_NAMESPACE

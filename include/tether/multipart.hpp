@@ -10,6 +10,9 @@
 // connection can take it; otherwise it keeps only this newest frame and sends it when
 // the output drains (bounded policies), so a slow viewer skips frames instead of queuing
 // them.
+/// @file
+/// tether::basic_multipart_stream: multipart/x-mixed-replace replies (camera feeds, live
+/// images), with frame replacement for slow viewers. See docs/push.md.
 #pragma once
 
 #include <tether/bytes.hpp>
@@ -29,21 +32,34 @@ TETHER_BEGIN_NAMESPACE
 
 /// One part header line.
 struct part_header {
+  /// The header name ("Content-Type"); must be an RFC 9110 token.
   std::string_view name;
+  /// The header value; must not hold CR or LF (errc::invalid_argument).
   std::string_view value;
 };
 
+/// A multipart/x-mixed-replace reply: a stream of parts (frames), each replacing the last
+/// in the browser, as used for camera feeds and live images.
+///
+/// Made by start() inside the handler; keep it (a list, a hub, a timer) and send parts
+/// with send_part(), or let replace() skip frames a slow viewer cannot take. Once the
+/// client has gone every call returns errc::peer_gone. Move-only; use it on its loop's
+/// thread. tether::multipart_stream is the type for tether::server.
 template <class Config>
 class basic_multipart_stream {
  public:
+  /// The request start() takes.
   using request_type = basic_request<Config>;
 
   basic_multipart_stream() noexcept = default;
+  /// Takes over `o`'s reply and kept frame; `o` becomes empty.
   basic_multipart_stream(basic_multipart_stream&& o) noexcept
       : stream_(std::move(o.stream_)), boundary_(std::move(o.boundary_)), latest_(std::move(o.latest_)),
         latest_type_(std::move(o.latest_type_)), skipped_(o.skipped_) {
     (void)hook_writable();  // re-points the stream's existing hook: allocates nothing
   }
+  /// Takes over `o`'s reply and kept frame; the reply held before is released (ended if
+  /// this was its last reference).
   basic_multipart_stream& operator=(basic_multipart_stream&& o) noexcept {
     if (this != &o) {
       stream_ = std::move(o.stream_);
@@ -112,8 +128,11 @@ class basic_multipart_stream {
     return stream_.end();
   }
 
+  /// True while the client is there and the reply has not ended.
   bool alive() const noexcept { return stream_.alive(); }
+  /// True once the client (or the server) went away before the reply ended.
   bool peer_gone() const noexcept { return stream_.peer_gone(); }
+  /// False for a default-constructed or moved-from stream.
   explicit operator bool() const noexcept { return bool(stream_); }
   /// Writes raw bytes into the multipart body (already framed parts).
   template <class... Bodies>
@@ -121,7 +140,9 @@ class basic_multipart_stream {
     return stream_.write(std::forward<Bodies>(bodies)...);
   }
 
+  /// The underlying stream (queued_bytes(), on_end(), close()).
   basic_stream<Config>& stream() noexcept { return stream_; }
+  /// The request handle the stream writes through.
   basic_request_handle<Config>& handle() noexcept { return stream_.handle(); }
 
  private:

@@ -9,6 +9,9 @@
 //    connection and holds nothing afterwards.
 //
 //     tether::producer clock{loop, stream, 1s, [](auto& s) { return s.send({.data = now()}); }};
+/// @file
+/// tether::producer: calls a function on a stream at a fixed interval, pauses when the
+/// output is full and stops when the stream ends.
 #pragma once
 
 #include <tether/config.hpp>
@@ -28,10 +31,25 @@
 
 TETHER_BEGIN_NAMESPACE
 
+/// Calls `f(stream)` every `interval` while `stream` lives: a periodic producer bound to one
+/// stream (a clock, a metrics feed).
+///
+/// If `f` returns errc::would_block (a bounded buffer policy refused the write), the
+/// producer pauses and resumes when the output drains; if it returns errc::peer_gone or
+/// errc::reply_finished, or the stream ends for any reason, it stops at once, before the
+/// connection's close callback runs, and never ticks again. `f` is stored by value (a
+/// captureless lambda costs nothing); an exception escaping it is caught and reported.
+/// The stream must stay where it is (not moved) while the producer lives; destroy the
+/// producer before its loop. Not copyable, not movable.
+///
+///     tether::producer clock{loop, stream, 1s, [](tether::stream& s) { return s.write("tick\n"); }};
 template <class Stream, class F>
   requires std::invocable<F&, Stream&>
 class producer {
  public:
+  /// Starts calling `f(stream)` every `interval` on `loop` (the first call after one
+  /// interval). A stream that has already ended is never called. Throws std::bad_alloc if
+  /// libevent cannot allocate the timer.
   template <class Rep, class Period>
   producer(event_loop& loop, Stream& stream, std::chrono::duration<Rep, Period> interval, F f)
       : stream_(&stream), f_(std::move(f)), timer_(event_new(loop.native(), -1, EV_PERSIST, &on_tick, this)) {
@@ -66,6 +84,7 @@ class producer {
   /// Ticks run so far.
   std::uint64_t ticks() const noexcept { return ticks_; }
 
+  /// The stored callable, to reach its state.
   F& callback() noexcept { return f_; }
 
  private:

@@ -11,6 +11,9 @@
 //    into a dead connection.
 // Hooks unlink themselves when destroyed; many hooks may watch one request. Callbacks
 // are stored in place (inplace_function): no heap.
+/// @file
+/// tether::reply_hook: how code producing a reply hears "writable again" and "the exchange
+/// ended".
 #pragma once
 
 #include <tether/close_reason.hpp>
@@ -26,6 +29,14 @@ namespace detail {
 struct reply_hook_access;
 }
 
+/// Tells the code producing a reply when to continue and when to stop: on_writable() when
+/// a bounded output drained after a refused, dropped or parked send, on_end(reason,
+/// aborted) once when the exchange ends (before the connection's close callback).
+///
+/// Make it a member of your session or producer object and link it to a request with
+/// basic_request_handle::attach(hook). It unlinks itself when destroyed; many hooks may
+/// watch one request. Its callbacks are stored in place (three pointers each, no heap);
+/// an exception escaping one is caught and reported. Use it on the loop's thread.
 class reply_hook : private detail::exchange_watcher {
  public:
   reply_hook() noexcept {
@@ -40,6 +51,7 @@ class reply_hook : private detail::exchange_watcher {
     writable = &on_writable_notify;
     detail::connection_core::replace(o, *this);
   }
+  /// Unlinks this hook, then takes over `o`'s link and callbacks; `o` is left detached and empty.
   reply_hook& operator=(reply_hook&& o) noexcept {
     if (this != &o) {
       detach();

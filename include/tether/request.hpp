@@ -9,6 +9,10 @@
 // reply call then returns an error (errc::peer_gone, errc::reply_finished) and touches
 // nothing. `basic_connection` is a view; do not keep it past the handle or handler it
 // came from.
+/// @file
+/// tether::basic_request (a request inside its handler), tether::basic_request_handle (a
+/// request kept past its handler) and tether::basic_connection (its connection). See
+/// docs/close-lifecycle.md for the ownership rules.
 #pragma once
 
 #include <tether/buffer.hpp>
@@ -46,8 +50,14 @@ TETHER_BEGIN_NAMESPACE
 /// The three policies of a server, as one type that requests and handles are keyed on.
 template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
 struct server_config {
+  /// How the server notices hang-ups (eager_close, native_close): the first template
+  /// argument of basic_server.
   using close_policy = ClosePolicy;
+  /// How reply bytes are queued and bounded (copy_buffer, reference_buffer, file_buffer,
+  /// bounded): the second template argument of basic_server.
   using buffer_policy = BufferPolicy;
+  /// The type each connection's close callback is stored as (close_function<>, a lambda's
+  /// type, no_close_callback): the third template argument of basic_server.
   using close_callback = CloseCallback;
 };
 
@@ -280,8 +290,12 @@ struct request_access;
 template <class Config>
 class basic_request {
  public:
+  /// The server_config of the server this request came from; the helpers built on a
+  /// request (basic_stream, basic_sse_stream, ...) are keyed on it.
   using config = Config;
+  /// What hold() returns: the request, kept past the handler.
   using handle_type = basic_request_handle<Config>;
+  /// What connection() returns: a view of the connection, for on_close() and the peer.
   using connection_type = basic_connection<Config>;
 
   basic_request(const basic_request&) = delete;
@@ -289,6 +303,7 @@ class basic_request {
 
   // ----- reading ------------------------------------------------------------------
 
+  /// The request method (method::get, method::post, ...).
   tether::method method() const noexcept { return static_cast<tether::method>(evhttp_request_get_command(req_)); }
   /// The request-target as sent ("/a/b?x=1"), not decoded.
   std::string_view uri() const noexcept { return str(evhttp_request_get_uri(req_)); }
@@ -312,7 +327,12 @@ class basic_request {
   /// HTTP version of the request: {1, 1}, {1, 0}.
   std::pair<int, int> version() const noexcept { return {req_->major, req_->minor}; }
 
+  /// The request's header fields, as the client sent them (names compare case-insensitively).
+  /// Valid until the handler returns; copy what you keep.
   headers_ref input_headers() const noexcept { return headers_ref(evhttp_request_get_input_headers(req_)); }
+  /// The reply's header fields: add them before reply() or start(). libevent adds
+  /// Content-Length, Date (HTTP/1.1) and Connection itself; the server's default content
+  /// type (basic_server::set_default_content_type) is added if there is none.
   headers_ref output_headers() const noexcept { return headers_ref(evhttp_request_get_output_headers(req_)); }
   /// The request body (libevent reads it whole before calling the handler).
   buffer_ref body() const noexcept { return buffer_ref(evhttp_request_get_input_buffer(req_)); }
@@ -324,11 +344,16 @@ class basic_request {
   /// Sends a complete reply: `status`, the output headers, the output buffer plus
   /// `body` (bytes, or anything the buffer policy accepts: shared_bytes, file ranges...).
   /// libevent adds Content-Length (and Date on HTTP/1.1).
+  /// Errors: errc::reply_finished (already answered), errc::reply_started (a stream was
+  /// started: use end()), errc::peer_gone (the client left), errc::invalid_argument (a
+  /// status outside 100 to 599); nothing is sent then.
   template <class Body>
   std::error_code reply(int status, Body&& body) noexcept {
     ops::template check_body<Body>();
     return ops::reply(srv_, *ex_, st_, status, nullptr, std::forward<Body>(body));
   }
+  /// Sends a complete reply with `status` and what the output buffer holds (usually nothing).
+  /// Errors: as reply(status, body).
   std::error_code reply(int status) noexcept { return ops::reply(srv_, *ex_, st_, status, nullptr, std::string_view{}); }
   /// As above with an explicit reason phrase ("OK" is libevent's default for 200).
   template <class Body>
@@ -483,15 +508,21 @@ class basic_request {
 template <class Config>
 class basic_request_handle {
  public:
+  /// The server_config of the server the request came from.
   using config = Config;
+  /// What connection() returns: a view of the request's connection.
   using connection_type = basic_connection<Config>;
 
   basic_request_handle() noexcept = default;
+  /// Another reference to the same request (the count grows; nothing is sent).
   basic_request_handle(const basic_request_handle& o) noexcept : st_(o.st_), seq_(o.seq_) {
     if (st_) st_->add_ref();
   }
+  /// Takes over `o`'s reference; `o` becomes empty (its calls return errc::empty_handle).
   basic_request_handle(basic_request_handle&& o) noexcept
       : st_(std::exchange(o.st_, nullptr)), seq_(o.seq_) {}
+  /// Refers to `o`'s request instead; the reference held before is dropped as by reset(),
+  /// which may finish that request (see the class comment).
   basic_request_handle& operator=(basic_request_handle o) noexcept {
     std::swap(st_, o.st_);
     std::swap(seq_, o.seq_);
@@ -519,24 +550,41 @@ class basic_request_handle {
   }
   /// True once the client hung up (or the server went away) before the reply completed.
   bool peer_gone() const noexcept { return st_ && st_->seq == seq_ && st_->ex.ph == detail::phase::aborted; }
+  /// True unless the handle is empty (default-constructed, moved from or reset). Says
+  /// nothing about the client: use alive() or peer_gone() for that.
   explicit operator bool() const noexcept { return st_ != nullptr; }
 
+  /// Sends a complete reply: `status` (100 to 599), the headers added so far and `body`
+  /// (bytes, or anything the server's buffer policy accepts). libevent adds Content-Length.
+  /// Errors: errc::peer_gone (the client left; nothing sent), errc::reply_finished (already
+  /// answered, or the handle is from an earlier request of the connection),
+  /// errc::reply_started (a stream was started: use end()), errc::empty_handle,
+  /// errc::invalid_argument (a status outside 100 to 599).
   template <class Body>
   std::error_code reply(int status, Body&& body) noexcept {
     ops::template check_body<Body>();
     return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::forward<Body>(body)); });
   }
+  /// Sends a complete reply with no body. Errors: as reply(status, body).
   std::error_code reply(int status) noexcept {
     return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::string_view{}); });
   }
+  /// As reply(status, body) with a reason phrase of your own ("OK" is libevent's for 200);
+  /// errc::invalid_argument also for a reason holding CR or LF.
   template <class Body>
   std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
     ops::template check_body<Body>();
     return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, reason.c_str(), std::forward<Body>(body)); });
   }
+  /// Sends libevent's HTML error page for `status` with `Connection: close`, so the
+  /// connection closes once it is written. Errors: as reply(status, body).
   std::error_code send_error(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::send_error(st_->server, ex, st_, status, reason); });
   }
+  /// Starts a streamed reply (chunked for HTTP/1.1 unless a Content-Length header was added;
+  /// ended by closing the connection for HTTP/1.0); send chunks with send_chunk(), finish
+  /// with end(). The close policy watches the connection from here on.
+  /// Errors: as reply(status, body).
   std::error_code start(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::start(ex, *st_, status, reason); });
   }
@@ -548,6 +596,9 @@ class basic_request_handle {
     (ops::template check_body<Bodies>(), ...);
     return with([&](auto& ex) { return ops::chunk(ex, *st_, std::forward<Bodies>(bodies)...); });
   }
+  /// Ends a streamed reply (the zero-length chunk, or the connection's close for HTTP/1.0).
+  /// Errors: errc::reply_not_started (no start()), errc::peer_gone, errc::reply_finished,
+  /// errc::empty_handle.
   std::error_code end() noexcept {
     return with([&](auto& ex) { return ops::end(ex, st_); });
   }
@@ -611,6 +662,8 @@ class basic_request_handle {
 template <class Config>
 class basic_connection {
  public:
+  /// The type on_close() stores the callback as: the server's CloseCallback (close_function<>
+  /// for tether::server).
   using callback_type = typename Config::close_callback;
 
   /// The client's address ("127.0.0.1", "::1"); empty once the connection is gone.
@@ -622,6 +675,7 @@ class basic_connection {
     evhttp_connection_get_peer(c, &a, &p);
     return a ? std::string_view(a) : std::string_view{};
   }
+  /// The client's port; 0 once the connection is gone.
   std::uint16_t peer_port() const noexcept {
     evhttp_connection* c = evcon();
     if (!c) return 0;
@@ -667,6 +721,8 @@ class basic_connection {
     return bufferevent_ref(evhttp_connection_get_bufferevent(c));
   }
 
+  /// The libevent connection, for calls tether does not wrap; null once it is gone. evhttp
+  /// owns it: do not free it or replace its callbacks (tether's close path relies on them).
   evhttp_connection* native() const noexcept { return evcon(); }
 
  private:

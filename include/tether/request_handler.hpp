@@ -1,4 +1,7 @@
 // tether/request_handler.hpp - what a request handler is.
+/// @file
+/// The tether::request_handler concept: what a request handler must be. See
+/// docs/concepts/request_handler.md.
 #pragma once
 
 #include <tether/config.hpp>

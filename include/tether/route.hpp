@@ -16,6 +16,9 @@
 //
 // Paths match exactly, as libevent's evhttp_set_cb does: the request's path after
 // percent-decoding, without the query. Write a route's path decoded ("/a b", not "/a%20b").
+/// @file
+/// Static routes: tether::route and tether::get, tether::post, ... that make one from a
+/// handler. See docs/routing.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -154,11 +157,15 @@ concept static_route_for = static_route<R> && request_handler<R, Request>;
 template <fixed_string Path, class Handler, method... Methods>
 class route : detail::check_route_declaration<Path, Handler, Methods...> {
  public:
+  /// The handler's type, stored by value in the route.
   using handler_type = Handler;
+  /// The exact path this route answers (a fixed_string: `path.view()`, `path.c_str()`).
   static constexpr auto path = Path;
+  /// The methods this route answers, as declared (a router adds HEAD where GET is declared).
   static constexpr method_set methods = (method_set{} | ... | method_set(Methods));
 
   constexpr route() requires std::default_initializable<Handler> = default;
+  /// A route calling `handler` (get<"/x">(handler) and friends deduce the type for you).
   constexpr explicit route(Handler handler) noexcept(std::is_nothrow_move_constructible_v<Handler>)
       : handler_(std::move(handler)) {}
 
@@ -171,6 +178,7 @@ class route : detail::check_route_declaration<Path, Handler, Methods...> {
 
   /// The handler, for access to its state.
   constexpr Handler& handler() noexcept { return handler_; }
+  /// The handler, for access to its state.
   constexpr const Handler& handler() const noexcept { return handler_; }
 
  private:

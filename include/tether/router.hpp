@@ -19,6 +19,9 @@
 //     tether::server srv{loop, api};             // or: srv.route(api), next to runtime routes
 //
 // See docs/routing.md.
+/// @file
+/// tether::router: a table of static routes checked as a whole and compiled to one libevent
+/// callback per path. See docs/routing.md.
 #pragma once
 
 #include <tether/config.hpp>

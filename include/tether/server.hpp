@@ -1,4 +1,7 @@
 // tether/server.hpp - an HTTP server: one evhttp on one event loop, with its policies.
+/// @file
+/// tether::basic_server (tether::server is the default configuration): binding, routes,
+/// limits, timeouts and events of one HTTP server on one loop. See docs/settings.md.
 #pragma once
 
 #include <tether/buffer_policy.hpp>
@@ -60,8 +63,11 @@ inline result<std::uint16_t> parse_port(std::string_view text) noexcept {
 
 /// One listening socket of a server.
 struct listener {
+  /// The address as given to bind() ("0.0.0.0", "::1"); empty for a socket given to accept(fd).
   std::string address;
+  /// The port the socket is bound to (the one the kernel chose when bind() was given 0).
   std::uint16_t port = 0;
+  /// libevent's handle of the socket, owned by the server's evhttp: do not free it.
   evhttp_bound_socket* native = nullptr;
 };
 
@@ -90,9 +96,14 @@ template <close_policy ClosePolicy = eager_close<>, buffer_policy BufferPolicy =
           close_callback CloseCallback = close_function<>>
 class basic_server {
  public:
+  /// The three policies as one type. Helpers take it as their template argument
+  /// (basic_sse_stream<my_server::config>, basic_long_poll<my_server::config>, ...).
   using config = server_config<ClosePolicy, BufferPolicy, CloseCallback>;
+  /// The type a handler receives (as `request&`); tether::request for tether::server.
   using request = basic_request<config>;
+  /// What request::hold() returns: the request kept past its handler.
   using request_handle = basic_request_handle<config>;
+  /// What request::connection() returns: a view of the connection, for on_close() and the peer.
   using connection = basic_connection<config>;
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
@@ -116,6 +127,8 @@ class basic_server {
   /// Throws std::bad_alloc if libevent cannot allocate.
   template <router_type Router>
   basic_server(event_loop& loop, Router&& table) : basic_server(loop.native(), std::forward<Router>(table)) {}
+  /// As above, on a loop the application runs itself. Throws std::bad_alloc if libevent
+  /// cannot allocate.
   template <router_type Router>
   basic_server(event_base* base, Router&& table) : basic_server(base) {
     // A new server routes no path yet, so only an allocation can fail.
@@ -319,6 +332,8 @@ class basic_server {
     return evhttp_add_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                      : make_error_code(errc::invalid_argument);
   }
+  /// Stops answering requests whose Host is `alias` as this server's.
+  /// Errors: errc::invalid_argument if `alias` was not added.
   std::error_code remove_alias(cstring_view alias) noexcept {
     return evhttp_remove_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                         : make_error_code(errc::invalid_argument);
@@ -354,7 +369,11 @@ class basic_server {
   /// Connections open on this server (tracked or not), as max_connections counts them.
   std::size_t open_connections() const noexcept { return core_.guards.size(); }
 
+  /// The libevent server, for calls tether does not wrap (evhttp_set_*). The server owns it:
+  /// do not free it, and do not replace its callbacks (general, per path or bufferevent),
+  /// which tether's routing and limits rely on.
   evhttp* native() const noexcept { return http_.get(); }
+  /// The libevent loop this server runs on (the one given to the constructor).
   event_base* base() const noexcept { return core_.base; }
 
  private:

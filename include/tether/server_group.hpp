@@ -23,6 +23,9 @@
 // Threads: stop() writes to one eventfd per loop and never calls libevent from the
 // calling thread, so it is safe from any thread, a signal handler included, without
 // evthread_use_pthreads() (see wakeup.hpp).
+/// @file
+/// tether::basic_server_group: one server per core, each on its own loop and thread,
+/// sharing one port through SO_REUSEPORT. See docs/scaling.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -161,6 +164,7 @@ inline std::uint16_t local_port(int fd) noexcept {
 template <class Server = server>
 class basic_server_group {
  public:
+  /// The server each loop runs; the setup callable receives a `server_type&`.
   using server_type = Server;
 
   /// Prepares `options.threads` loops (nothing runs until start()). Throws

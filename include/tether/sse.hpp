@@ -11,6 +11,9 @@
 //
 // Broadcast: encode once with sse::encode() into shared_bytes and write the same bytes to
 // every stream (zero-copy under reference_buffer, above 960 bytes); see hub.hpp.
+/// @file
+/// Server-Sent Events: tether::basic_sse_stream, tether::sse::event and
+/// tether::sse::encode. See docs/push.md.
 #pragma once
 
 #include <tether/bytes.hpp>
@@ -39,9 +42,15 @@ namespace sse {
 /// One event. Empty fields are omitted; `data` may hold several lines ("\n", "\r\n" or
 /// "\r" separate them).
 struct event {
+  /// The `id:` line: what the browser sends back as Last-Event-ID when it reconnects. One
+  /// line (a line break gives errc::invalid_argument); empty: no `id:` line.
   std::string_view id{};
+  /// The `event:` line: the event type a browser dispatches on
+  /// (`source.addEventListener("price", ...)`); empty: no line, a "message" event.
   std::string_view event{};
+  /// The `data:` lines, one per line of `data`; empty: a single empty `data:` line.
   std::string_view data{};
+  /// The `retry:` line: how long the browser waits before reconnecting; unset: no line.
   std::optional<std::chrono::milliseconds> retry{};
 };
 
@@ -117,13 +126,17 @@ std::optional<std::string_view> last_event_id(const Request& req) noexcept {
 template <class Config>
 class basic_sse_stream {
  public:
+  /// The request start() takes (tether::request for tether::server).
   using request_type = basic_request<Config>;
 
   basic_sse_stream() noexcept = default;
   // The heartbeat (if any) points at the stream it writes to: a move re-points it.
+  /// Takes over `o`'s stream and heartbeat; `o` becomes empty.
   basic_sse_stream(basic_sse_stream&& o) noexcept : stream_(std::move(o.stream_)), beat_(std::move(o.beat_)) {
     if (beat_) beat_->stream = &stream_;
   }
+  /// Takes over `o`'s stream and heartbeat; the stream held before is released (ended if
+  /// it was the last reference) and its heartbeat stopped.
   basic_sse_stream& operator=(basic_sse_stream&& o) noexcept {
     if (this != &o) {
       beat_.reset();
@@ -189,6 +202,7 @@ class basic_sse_stream {
     event_add(beat_->timer.get(), &tv);
     return {};
   }
+  /// True while a heartbeat is armed (heartbeat() was called and the stream has not ended).
   bool heartbeat_active() const noexcept {
     return beat_ && beat_->timer && event_pending(beat_->timer.get(), EV_TIMEOUT, nullptr);
   }
@@ -199,15 +213,21 @@ class basic_sse_stream {
     return stream_.write(std::forward<Bodies>(bodies)...);
   }
 
+  /// Stops the heartbeat and ends the stream. Errors: as basic_stream::end().
   std::error_code end() noexcept {
     beat_.reset();
     return stream_.end();
   }
+  /// True while the client is there and the stream has not ended.
   bool alive() const noexcept { return stream_.alive(); }
+  /// True once the client (or the server) went away before the stream ended.
   bool peer_gone() const noexcept { return stream_.peer_gone(); }
+  /// False for a default-constructed or moved-from stream.
   explicit operator bool() const noexcept { return bool(stream_); }
 
+  /// The underlying stream, for on_writable(), on_end(), queued_bytes() and close().
   basic_stream<Config>& stream() noexcept { return stream_; }
+  /// The request handle the stream writes through (to attach a reply_hook, for instance).
   basic_request_handle<Config>& handle() noexcept { return stream_.handle(); }
 
  private:

@@ -13,6 +13,9 @@
 // A known-length stream refuses a write past its length (errc::length_mismatch, nothing
 // sent); ending it short closes the connection, because the client could not tell a
 // short body from a complete one otherwise.
+/// @file
+/// tether::basic_stream: a streamed reply (chunked, close-delimited or of known length).
+/// See docs/push.md.
 #pragma once
 
 #include <tether/buffer_policy.hpp>
@@ -34,6 +37,9 @@
 
 TETHER_BEGIN_NAMESPACE
 
+/// How a stream's body is delimited on the wire: `chunked` (HTTP/1.1, Transfer-Encoding:
+/// chunked, end() sends the last chunk), `close_delimited` (HTTP/1.0: the body ends when
+/// the connection closes), `known_length` (start_sized: Content-Length, no chunking).
 enum class framing : std::uint8_t { chunked, close_delimited, known_length };
 
 namespace detail {
@@ -43,15 +49,29 @@ inline std::uint64_t body_size(static_bytes b) noexcept { return b.view().size()
 inline std::uint64_t body_size(const file_range& r) noexcept { return r.length; }
 }  // namespace detail
 
+/// A streamed reply, kept past its handler: write() chunks as they come, end() when done.
+///
+/// Made by start() (framing chosen by the request's version) or start_sized() (a declared
+/// length), inside the handler. It holds a request handle, so it is safe to keep in a
+/// list, a timer or a hub: once the client has gone every write returns errc::peer_gone
+/// and touches nothing. Move-only; destroying the last reference to a stream that has not
+/// ended ends it. Use it on its loop's thread. tether::stream is the type for
+/// tether::server; another server uses basic_stream<my_server::config>.
 template <class Config>
 class basic_stream {
  public:
+  /// The server_config of the server whose requests this stream answers.
   using config = Config;
+  /// The request start() takes.
   using request_type = basic_request<Config>;
+  /// The request handle the stream writes through (handle()).
   using handle_type = basic_request_handle<Config>;
 
   basic_stream() noexcept = default;
+  /// Takes over another stream's reply, which becomes empty.
   basic_stream(basic_stream&&) noexcept = default;
+  /// Takes over another stream's reply; the one held before is released (ended if this was
+  /// its last reference).
   basic_stream& operator=(basic_stream&&) noexcept = default;
 
   /// Starts a streamed reply on `req` (inside its handler); see the framing table.
@@ -110,6 +130,7 @@ class basic_stream {
   /// False for a default-constructed or moved-from stream.
   explicit operator bool() const noexcept { return bool(handle_); }
 
+  /// How the body is delimited (see tether::framing).
   tether::framing framing() const noexcept { return framing_; }
   /// Bytes still owed on a known-length stream (0 for the other framings).
   std::uint64_t remaining() const noexcept { return remaining_; }
@@ -140,7 +161,10 @@ class basic_stream {
   /// Closes the connection now (close_reason::closed_by_server).
   void close() noexcept { handle_.close(); }
 
+  /// The request handle the stream writes through (to add a reply_hook, or to reach the
+  /// connection).
   handle_type& handle() noexcept { return handle_; }
+  /// The request handle the stream writes through.
   const handle_type& handle() const noexcept { return handle_; }
 
  private:

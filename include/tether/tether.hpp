@@ -1,4 +1,6 @@
 // tether/tether.hpp - everything tether offers, in one include.
+/// @file
+/// Every public header of tether in one include.
 #pragma once
 
 #include <tether/broker.hpp>

@@ -1,4 +1,7 @@
 // tether/timer.hpp - a one-shot or periodic timer with a typed callback.
+/// @file
+/// tether::timer: a one-shot or periodic timer on an event loop, with its callback stored
+/// by type.
 #pragma once
 
 #include <tether/config.hpp>
@@ -26,7 +29,10 @@ TETHER_BEGIN_NAMESPACE
 template <std::invocable<> F>
 class timer {
  public:
+  /// A stopped timer on `loop` that will call `f`. Throws std::bad_alloc if libevent cannot
+  /// allocate its event. The loop must outlive the timer.
   timer(event_loop& loop, F f) : timer(loop.native(), std::move(f)) {}
+  /// A stopped timer on a loop the application runs itself. Throws std::bad_alloc.
   timer(event_base* base, F f)
       : f_(std::move(f)), ev_((detail::note_libevent_use(), event_new(base, -1, 0, &fire, this))) {
     if (!ev_) throw std::bad_alloc{};
@@ -44,9 +50,12 @@ class timer {
   void start_periodic(std::chrono::duration<Rep, Period> d) noexcept {
     arm(d, true);
   }
+  /// Cancels the timer; the callback does not run until the next start. Safe if not started.
   void stop() noexcept { event_del(ev_.get()); }
+  /// True while the timer is armed (a one-shot timer is not once it has fired).
   bool active() const noexcept { return event_pending(ev_.get(), EV_TIMEOUT, nullptr) != 0; }
 
+  /// The stored callable, to reach its state.
   F& callback() noexcept { return f_; }
 
  private:

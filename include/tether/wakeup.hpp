@@ -13,6 +13,9 @@
 // exchange each and no system call. The callback runs once per wake-up, after the flag
 // is cleared, so a trigger that races with the callback is never lost: it either is
 // seen by the running callback's work or causes one more wake-up.
+/// @file
+/// tether::wakeup: runs a callback on a loop's thread when another thread asks it to (an
+/// eventfd). See docs/scaling.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -90,6 +93,7 @@ class wakeup {
   /// Throws std::bad_alloc if libevent cannot create the event, std::system_error if no
   /// eventfd can be had.
   wakeup(event_loop& loop, F f) : wakeup(loop.native(), std::move(f)) {}
+  /// As above, on a loop the application runs itself.
   wakeup(event_base* base, F f) : f_(std::move(f)) {
     detail::note_libevent_use();
     ev_.reset(event_new(base, fd_.fd(), EV_READ | EV_PERSIST, &fire, this));
@@ -101,6 +105,7 @@ class wakeup {
   /// Any thread: makes the loop call f() soon (once, however many triggers came first).
   void trigger() noexcept { fd_.signal(); }
 
+  /// The stored callable, to reach its state (on the loop's thread).
   F& callback() noexcept { return f_; }
 
  private:
