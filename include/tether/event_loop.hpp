@@ -21,7 +21,9 @@ struct loop_options {
   /// (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST): evhttp switches reads and writes on and off
   /// several times per request, and the changelist turns those into fewer epoll_ctl calls.
   bool epoll_changelist = false;
-  /// Keep a cached time for the whole loop iteration (libevent's default is to cache).
+  /// Read the clock whenever libevent needs the time (EVENT_BASE_FLAG_NO_CACHE_TIME)
+  /// instead of once per loop iteration, libevent's default: more exact timers, more
+  /// clock calls.
   bool no_cache_time = false;
 };
 

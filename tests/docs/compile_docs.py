@@ -196,7 +196,10 @@ def ask(port, request_line, expect, deadline):
         while time.monotonic() < deadline:
             ready, _, _ = select.select([s], [], [], 0.05)
             if ready:
-                data = s.recv(65536)
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:  # what came before the reset is the answer
+                    break
                 if not data:
                     break
                 got += data
