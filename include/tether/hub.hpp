@@ -32,8 +32,15 @@ struct publish_result {
   std::size_t failed = 0;     ///< any other error (the subscriber was leaving)
 };
 
-/// A set of subscribed streams. `Stream` is basic_stream, basic_sse_stream or
-/// basic_multipart_stream of one server type (anything with write(...) and handle()).
+/// A set of subscribed streams that publish() writes the same bytes to. `Stream` is
+/// basic_stream, basic_sse_stream or basic_multipart_stream of one server type (anything
+/// with write(...) and handle()).
+///
+/// The hub owns what subscribe() takes, and a subscriber leaves it, its stream destroyed,
+/// the moment its exchange ends (client gone, stream ended, server gone). Use it on the
+/// loop's thread of its streams; destroying it (or clear()) ends every stream still
+/// subscribed. Not copyable, not movable. Subscribers are pooled: after warm-up,
+/// subscribing allocates nothing. See docs/hub.md.
 template <class Stream>
 class basic_hub {
  public:
@@ -42,8 +49,10 @@ class basic_hub {
   basic_hub& operator=(const basic_hub&) = delete;
   ~basic_hub() { clear(); }
 
-  /// Takes ownership of `stream`. Errors: errc::peer_gone (or reply_finished) if the
-  /// stream has already ended; then nothing is subscribed.
+  /// Takes ownership of `stream` (left empty, moved from): an empty error_code means it is
+  /// subscribed, and the hub destroys it when its exchange ends. Errors: errc::peer_gone
+  /// (or reply_finished) if the stream has already ended; it is destroyed and nothing is
+  /// subscribed. Throws std::bad_alloc if no node can be allocated.
   std::error_code subscribe(Stream&& stream) {
     auto n = acquire();
     n->stream = std::move(stream);
@@ -59,7 +68,9 @@ class basic_hub {
     return {};
   }
 
-  /// Writes `bodies` (one chunk) to every subscriber.
+  /// Writes `bodies` (one chunk: shared_bytes, static_bytes, bytes, file ranges, as the
+  /// buffer policy accepts) to every subscriber, and counts what happened to each. A
+  /// subscriber whose write ends its exchange leaves; the others still get the chunk.
   template <class... Bodies>
   publish_result publish(const Bodies&... bodies) {
     publish_result r;
@@ -75,7 +86,10 @@ class basic_hub {
     return r;
   }
 
-  /// Calls `f(stream)` for every subscriber (it must not subscribe or unsubscribe).
+  /// Calls `f(stream)` for every subscriber (`Stream&`). `f` must not subscribe or
+  /// unsubscribe, and must not end a stream: a write in `f` that closes the subscriber's
+  /// connection (a limit) destroys the stream the walk continues from. To write to every
+  /// subscriber, use publish(), which survives that.
   template <class F>
   void for_each(F&& f) {
     for (node* n = head_; n; n = n->next) f(n->stream);
