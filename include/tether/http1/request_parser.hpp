@@ -391,6 +391,7 @@ class basic_request_parser {
     if (const auto err = classify_target(tgt); err != parse_error::none) return err;
 
     const char* const v = p + 1;
+    if (v != line_end && *v == ' ') return parse_error::bad_request_line;
     if (line_end - v != 8 || std::memcmp(v, "HTTP/", 5) != 0 || !(v[5] >= '0' && v[5] <= '9') || v[6] != '.' ||
         !(v[7] >= '0' && v[7] <= '9'))
       return parse_error::bad_version;
@@ -660,8 +661,8 @@ class basic_request_parser {
           if (const auto e = trailer_octet(c); e != parse_error::none) return fail(e, i);
           if (state_ == state::end_pending) return end_message(i + 1);
           break;
-        default:
-          if (!count_ext_byte()) return fail(parse_error::chunk_extension_too_long, i);
+        default:  // extension states; the CR that ends the line is not an extension byte
+          if (c != '\r' && !count_ext_byte()) return fail(parse_error::chunk_extension_too_long, i);
           if (const auto e = extension_octet(c); e != parse_error::none) return fail(e, i);
           break;
       }
