@@ -27,7 +27,12 @@ struct message {
   std::string body;
   bool keep_alive = false;
   bool complete = false;  // the message reached its end
-  friend bool operator==(const message&, const message&) = default;
+  // Where the message lies in the input (tether only; not compared).
+  std::size_t begin = 0, head_end = 0, end = 0;
+  friend bool operator==(const message& a, const message& b) {
+    return a.method == b.method && a.target == b.target && a.major == b.major && a.minor == b.minor &&
+           a.fields == b.fields && a.body == b.body && a.keep_alive == b.keep_alive && a.complete == b.complete;
+  }
 };
 
 struct outcome {
@@ -35,6 +40,7 @@ struct outcome {
   bool error = false;
   std::string error_name;         // tether: the parse_error value; llhttp: its errno name
   tether::http1::parse_error tether_error = tether::http1::parse_error::none;
+  std::size_t error_at = 0;       // tether: the input offset where the error was found
   bool closed = false;            // tether stopped after a message that closes the connection
   bool upgrade = false;           // llhttp stopped at a CONNECT or an Upgrade request
 };
@@ -84,6 +90,7 @@ outcome run_tether(std::string_view in, const std::vector<std::size_t>& cuts = {
   outcome out;
   std::string buf;
   std::size_t fed = 0;
+  std::size_t done = 0;  // input bytes consumed so far
   message current;
   bool have_head = false;
   auto pieces = cuts;
@@ -99,11 +106,13 @@ outcome run_tether(std::string_view in, const std::vector<std::size_t>& cuts = {
       const parse_step step = parser.parse(buf.data(), buf.size());
       if (step.event == parse_event::need_more) {
         buf.erase(0, step.consumed);
+        done += step.consumed;
         break;
       }
       if (step.event == parse_event::error) {
         out.error = true;
         out.tether_error = parser.error();
+        out.error_at = done + parser.error_offset();
         out.error_name = std::string(message_of(parser.error()));
         if (have_head) out.messages.push_back(current);
         return out;
@@ -122,16 +131,20 @@ outcome run_tether(std::string_view in, const std::vector<std::size_t>& cuts = {
         for (std::size_t i = 0; i != v.field_count(); ++i)
           current.fields.emplace_back(std::string(v.field(i).name), std::string(v.field(i).value));
         current.keep_alive = v.head().keep_alive;
+        current.begin = done;
+        current.head_end = done + step.consumed;
         have_head = true;
       } else if (step.event == parse_event::body) {
         current.body.append(buf.data() + step.data_offset, step.data_size);
       } else if (step.event == parse_event::end) {
         current.complete = true;
+        current.end = done + step.consumed;
         out.messages.push_back(std::move(current));
         current = message{};
         have_head = false;
       }
       buf.erase(0, step.consumed);  // memmove of the unconsumed tail to the front
+      done += step.consumed;
     }
   }
   if (have_head) out.messages.push_back(current);
@@ -145,12 +158,17 @@ struct state {
   message current;
   bool in_value = false;
   bool have_message = false;
+  bool in_trailers = false;  // llhttp reports trailer fields like header fields
+  std::vector<std::pair<std::string, std::string>> trailers;
+  std::vector<std::pair<std::string, std::string>>& fields() { return in_trailers ? trailers : current.fields; }
 };
 inline state& st(llhttp_t* p) { return *static_cast<state*>(p->data); }
 inline int on_message_begin(llhttp_t* p) {
   st(p).current = message{};
   st(p).in_value = false;
   st(p).have_message = true;
+  st(p).in_trailers = false;
+  st(p).trailers.clear();
   return 0;
 }
 inline int on_url(llhttp_t* p, const char* at, std::size_t n) {
@@ -159,28 +177,37 @@ inline int on_url(llhttp_t* p, const char* at, std::size_t n) {
 }
 inline int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
   auto& s = st(p);
-  if (s.in_value || s.current.fields.empty()) s.current.fields.emplace_back();
+  if (s.in_value || s.fields().empty()) s.fields().emplace_back();
   s.in_value = false;
-  s.current.fields.back().first.append(at, n);
+  s.fields().back().first.append(at, n);
   return 0;
 }
 inline int on_header_field_complete(llhttp_t* p) {
   auto& s = st(p);
-  if (s.current.fields.empty()) s.current.fields.emplace_back();
+  if (s.fields().empty()) s.fields().emplace_back();
   s.in_value = true;  // a value follows, even an empty one
   return 0;
 }
 inline int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
   auto& s = st(p);
   s.in_value = true;
-  s.current.fields.back().second.append(at, n);
+  s.fields().back().second.append(at, n);
+  return 0;
+}
+inline int on_header_value_complete(llhttp_t* p) {
+  // RFC 9112 5: the value excludes trailing whitespace; llhttp 8.1 leaves it in.
+  auto& v = st(p).fields().back().second;
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
   return 0;
 }
 inline int on_headers_complete(llhttp_t* p) {
+  st(p).in_trailers = true;
+  st(p).in_value = false;
   auto& m = st(p).current;
   m.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(p)));
   m.major = llhttp_get_http_major(p);
   m.minor = llhttp_get_http_minor(p);
+  m.keep_alive = llhttp_should_keep_alive(p) != 0;
   return 0;
 }
 inline int on_body(llhttp_t* p, const char* at, std::size_t n) {
@@ -203,7 +230,7 @@ inline int on_message_complete(llhttp_t* p) {
 inline outcome run_llhttp(std::string_view in, const std::vector<std::size_t>& cuts = {}) {
   namespace d = llhttp_detail;
   outcome out;
-  d::state s{&out, {}, false, false};
+  d::state s{&out, {}, false, false, false, {}};
   llhttp_settings_t settings;
   llhttp_settings_init(&settings);
   settings.on_message_begin = d::on_message_begin;
@@ -211,6 +238,7 @@ inline outcome run_llhttp(std::string_view in, const std::vector<std::size_t>& c
   settings.on_header_field = d::on_header_field;
   settings.on_header_field_complete = d::on_header_field_complete;
   settings.on_header_value = d::on_header_value;
+  settings.on_header_value_complete = d::on_header_value_complete;
   settings.on_headers_complete = d::on_headers_complete;
   settings.on_body = d::on_body;
   settings.on_message_complete = d::on_message_complete;

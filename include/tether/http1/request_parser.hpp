@@ -416,6 +416,8 @@ class basic_request_parser {
         if (!detail::is(t[i], detail::oc_host) || t[i] == '@') return parse_error::bad_target;
       return parse_error::none;
     }
+    // A fragment is never part of a request-target (RFC 9112 3.2: no form has one).
+    if (t.find('#') != std::string_view::npos) return parse_error::bad_target;
     if (t[0] == '/') {
       head_.form = target_form::origin;
       return parse_error::none;
@@ -429,12 +431,18 @@ class basic_request_parser {
     head_.form = target_form::absolute;
     auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
     if (!alpha(t[0])) return parse_error::bad_target;
-    for (std::size_t i = 1; i != t.size(); ++i) {
+    std::size_t i = 1;
+    for (; i != t.size() && t[i] != ':'; ++i) {
       const char c = t[i];
-      if (c == ':') return i + 1 < t.size() ? parse_error::none : parse_error::bad_target;
       if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.') return parse_error::bad_target;
     }
-    return parse_error::bad_target;
+    if (i == t.size() || i + 1 == t.size()) return parse_error::bad_target;
+    // "//" authority is required: the authority stands in for Host (RFC 9112 3.2.2), so
+    // it is held to Host's rules, and userinfo is refused (RFC 9110 4.2.4).
+    const std::string_view rest = t.substr(i + 1);
+    if (rest.substr(0, 2) != "//") return parse_error::bad_target;
+    const auto authority = rest.substr(2, rest.find_first_of("/?", 2) - 2);
+    return !authority.empty() && valid_host(authority) ? parse_error::none : parse_error::bad_target;
   }
 
   parse_error on_field_line(const char* data, std::size_t s, std::size_t e) noexcept {
