@@ -7,6 +7,9 @@
 //                 "body" (hex), "keep_alive", "complete"}]
 // and "ended" is tether's reading of the input followed by CRLF CRLF, for entries where
 // one parser has not finished judging a head.
+//
+//   http1_corpus_dump --seeds DIR   writes fuzz/parser_fuzz's seed corpus instead: each
+//                                   base request and smuggling shape, after a control byte.
 #include "../support/http1_corpus.hpp"
 #include "../support/http1_oracle.hpp"
 
@@ -64,6 +67,23 @@ std::string reading(const oracle::outcome& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string_view(argv[1]) == "--seeds") {
+    auto bases = corpus::valid_requests();
+    for (auto& b : corpus::smuggling_shapes()) bases.push_back(std::move(b));
+    int n = 0;
+    for (const auto& b : bases) {
+      char name[32];
+      std::snprintf(name, sizeof name, "/seed-%03d", n);
+      std::FILE* f = std::fopen((std::string(argv[2]) + name).c_str(), "wb");
+      if (!f) return 1;
+      const unsigned char control = static_cast<unsigned char>(n * 37);  // varied splits
+      std::fputc(control, f);
+      std::fwrite(b.data(), 1, b.size(), f);
+      std::fclose(f);
+      ++n;
+    }
+    return 0;
+  }
   const std::size_t mutants = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 20000;
   for (const auto& e : corpus::generate(mutants)) {
     std::string line = "{\"in\":\"" + hex(e.input) + "\",\"cuts\":[";

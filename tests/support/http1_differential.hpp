@@ -22,6 +22,9 @@
 
 namespace differential {
 
+/// Rewrites chained to explain one input (one per deviating message, at most).
+inline constexpr int max_rewrites = 16;
+
 using tether::http1::parse_error;
 
 /// Where tether is stricter than llhttp 8.1, and why (docs/http1-parser.md, "Deviations").
@@ -54,6 +57,8 @@ inline const stricter_rule stricter_than_llhttp[] = {
     {parse_error::whitespace_before_colon, "no whitespace in or after a field name (RFC 9112 5.1); llhttp 8.1 keeps SP in names"},
     {parse_error::bad_field_name, "empty field names rejected (RFC 9110 5.1); llhttp 8.1 accepts them", at_colon},
     {parse_error::bad_trailer, "empty trailer field names rejected (RFC 9110 5.1); llhttp 8.1 accepts them", at_colon},
+    {parse_error::control_character, "no control characters in a request-target; llhttp 8.1 accepts FF in URLs",
+     [](std::string_view in, std::size_t at) { return at < in.size() && in[at] == '\f'; }},
     {parse_error::bare_cr, "CR must be followed by LF (RFC 9112 2.2); llhttp 8.1 takes a bare CR as the end of the head"},
     {parse_error::bare_lf, "bare LF rejected everywhere (RFC 9112 2.2 allows either); llhttp 8.1 accepts it after the request line"},
     {parse_error::content_length_with_transfer_encoding,
@@ -140,23 +145,46 @@ inline verdict disagree(std::string_view in, const oracle::outcome& t, const ora
 }
 
 // The rewrites behind the lenient deviations: each replaces, inside the bytes of the
-// message llhttp refused, the construct llhttp lacks by its plain equivalent.
-inline std::string replace_method(std::string_view in, const oracle::message& m) {
-  std::string s(in);
+// message llhttp refused, the construct llhttp lacks by its plain equivalent. Method,
+// version and scheme rewrites apply to every message tether read (from the last, so the
+// earlier offsets hold), since pipelined messages may all carry the construct.
+inline std::string replace_method_at(std::string s, const oracle::message& m) {
   std::size_t at = m.begin;
   if (s.compare(at, 2, "\r\n") == 0) at += 2;  // a skipped empty line
+  if (llhttp_knows_method(m.method)) return s;
   return s.replace(at, m.method.size(), "GET");
 }
-inline std::string replace_scheme(std::string_view in, const oracle::message& m) {
-  std::string s(in);
+inline std::string replace_minor_at(std::string s, const oracle::message& m) {
+  const auto v = s.find("HTTP/1.", m.begin);
+  if (v != std::string::npos && v < m.head_end && m.minor >= 2) s[v + 7] = '1';
+  return s;
+}
+inline std::string replace_scheme_at(std::string s, const oracle::message& m) {
   const auto sp = s.find(' ', m.begin);
   const auto colon = s.find(':', sp);
-  if (sp == std::string::npos || colon == std::string::npos || colon >= m.head_end) return s;
+  const auto slashes = s.find("://", sp);
+  if (sp == std::string::npos || colon == std::string::npos || slashes != colon || colon >= m.head_end) return s;
   return s.replace(sp + 1, colon - sp - 1, "http");
 }
+template <std::string (*Each)(std::string, const oracle::message&)>
+std::string for_every_message(std::string_view in, const oracle::outcome& t) {
+  std::string s(in);
+  for (auto m = t.messages.rbegin(); m != t.messages.rend(); ++m) s = Each(std::move(s), *m);
+  return s;
+}
+inline std::string replace_method(std::string_view in, const oracle::outcome& t, const oracle::message&) {
+  return for_every_message<replace_method_at>(in, t);
+}
+inline std::string replace_minor(std::string_view in, const oracle::outcome& t, const oracle::message&) {
+  return for_every_message<replace_minor_at>(in, t);
+}
+inline std::string replace_scheme(std::string_view in, const oracle::outcome& t, const oracle::message&) {
+  return for_every_message<replace_scheme_at>(in, t);
+}
 // SP / HTAB at the end of the head's lines: OWS that tether trims from every value;
-// llhttp 8.1 does not recognise `close` followed by HTAB in Connection.
-inline std::string strip_trailing_ows(std::string_view in, const oracle::message& m) {
+// llhttp 8.1 does not recognise `close` followed by HTAB in Connection, and rejects a
+// Content-Length followed by HTAB.
+inline std::string strip_trailing_ows(std::string_view in, const oracle::outcome&, const oracle::message& m) {
   std::string out(in.substr(0, m.begin));
   for (std::size_t i = m.begin; i < m.head_end; ++i) {
     if (in[i] == ' ' || in[i] == '\t') {
@@ -172,16 +200,11 @@ inline std::string strip_trailing_ows(std::string_view in, const oracle::message
   out += in.substr(m.head_end);
   return out;
 }
-inline std::string replace_minor(std::string_view in, const oracle::message& m) {
-  std::string s(in);
-  const auto v = s.find("HTTP/1.", m.begin);
-  if (v != std::string::npos && v < m.head_end) s[v + 7] = '1';
-  return s;
-}
+
 // Whitespace around ';' and '=' in chunk lines (BWS, RFC 9112 7.1.1) and quoted-pairs in
 // quoted extension values: removed from the message's chunk lines (tether delivered the
 // data, so the chunk boundaries are known).
-inline std::string strip_chunk_bws(std::string_view in, const oracle::message& m) {
+inline std::string strip_chunk_bws(std::string_view in, const oracle::outcome&, const oracle::message& m) {
   const std::size_t end = m.complete ? m.end : in.size();
   std::string out(in.substr(0, m.head_end));
   std::string_view body = in.substr(m.head_end, end - m.head_end);
@@ -239,7 +262,7 @@ inline std::string strip_chunk_bws(std::string_view in, const oracle::message& m
 
 // The trailer section of a complete chunked message, emptied: tether parses trailer
 // fields and never applies them; llhttp 8.1 applies Content-Length and Connection there.
-inline std::string drop_trailers(std::string_view in, const oracle::message& m) {
+inline std::string drop_trailers(std::string_view in, const oracle::outcome&, const oracle::message& m) {
   if (!m.complete) return std::string(in);
   std::string_view body = in.substr(m.head_end, m.end - m.head_end);
   std::size_t pos = 0;
@@ -277,11 +300,11 @@ namespace detail {
 inline verdict explain_lenient(std::string_view in, const std::vector<std::size_t>& cuts, const oracle::outcome& t,
                                const oracle::outcome& l, const oracle::message& m, int depth,
                                bool keep_alive_differs = false) {
-  if (depth >= 3) return disagree(in, t, l, "tether accepts what llhttp rejects (too many rewrites)");
+  if (depth >= max_rewrites) return disagree(in, t, l, "tether accepts what llhttp rejects (too many rewrites)");
   struct rule {
     const char* deviation;
     bool applies;
-    std::string (*rewrite)(std::string_view, const oracle::message&);
+    std::string (*rewrite)(std::string_view, const oracle::outcome&, const oracle::message&);
   };
   const std::string& err = l.error_name;
   const bool chunk_error = err.rfind("HPE_INVALID_CHUNK_SIZE", 0) == 0 ||
@@ -306,7 +329,7 @@ inline verdict explain_lenient(std::string_view in, const std::vector<std::size_
   };
   for (const auto& r : rules) {
     if (!r.applies) continue;
-    const std::string rewritten = r.rewrite(in, m);
+    const std::string rewritten = r.rewrite(in, t, m);
     if (rewritten == in) continue;
     // The rewrite must not change tether's reading (apart from the rewritten method or
     // version), and llhttp must now agree with it.
@@ -405,7 +428,7 @@ inline verdict compare(std::string_view in, const std::vector<std::size_t>& cuts
     if (stricter) return {true, stricter, ""};
     // tether rejected a line as soon as it was complete, where llhttp is still waiting
     // for the end of the head: ending the input settles it.
-    if (depth < 3 && t.messages.size() == l.messages.size()) {
+    if (depth < max_rewrites && t.messages.size() == l.messages.size()) {
       auto v = compare(std::string(in) + "\r\n\r\n", {}, depth + 1);
       if (v.agree) return v;
     }
@@ -420,7 +443,7 @@ inline verdict compare(std::string_view in, const std::vector<std::size_t>& cuts
     // tether is still waiting for the end of a line it judges as a whole, where llhttp
     // rejected a prefix byte by byte. Ending the input settles it: tether must then
     // reject too, or accept only what a lenient deviation explains.
-    if (depth < 3) {
+    if (depth < max_rewrites) {
       const std::string ended = std::string(in) + "\r\n\r\n";
       const auto t2 = oracle::run_tether(ended, {});
       if (t2.error && detail::complete_messages(t2) == ct) return {true, "", ""};  // both reject
