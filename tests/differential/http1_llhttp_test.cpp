@@ -1,9 +1,12 @@
 // tether's HTTP/1.1 request parser against llhttp 8.1 (Debian's node-llhttp C sources,
 // compiled into this test) over a generated corpus of valid, smuggling and mutated
 // requests fed whole and in random pieces. Every difference must be a deviation that
-// docs/http1-parser.md lists; the summary printed at the end counts each one.
+// docs/http1-parser.md lists; the summary printed at the end counts each one. The
+// response writer is checked the other way: llhttp reads back what it frames.
 #include "../support/http1_corpus.hpp"
 #include "../support/http1_differential.hpp"
+
+#include <tether/http1/response_writer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -76,4 +79,73 @@ TEST_CASE("http1 differential: the harness notices a real difference", "[http1][
     const auto v = differential::compare(r, {});
     CHECK(v.agree);
   }
+}
+
+namespace {
+struct parsed_response {
+  int status = 0;
+  std::string body;
+  int complete = 0;
+};
+int on_resp_body(llhttp_t* p, const char* at, std::size_t n) {
+  static_cast<std::vector<parsed_response>*>(p->data)->back().body.append(at, n);
+  return 0;
+}
+int on_resp_begin(llhttp_t* p) {
+  static_cast<std::vector<parsed_response>*>(p->data)->emplace_back();
+  return 0;
+}
+int on_resp_headers(llhttp_t* p) {
+  static_cast<std::vector<parsed_response>*>(p->data)->back().status = llhttp_get_status_code(p);
+  return 0;
+}
+int on_resp_complete(llhttp_t* p) {
+  ++static_cast<std::vector<parsed_response>*>(p->data)->back().complete;
+  return 0;
+}
+// What llhttp reads from the bytes an iovec list would write.
+std::vector<parsed_response> parse_responses(const std::string& wire) {
+  std::vector<parsed_response> out;
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_message_begin = on_resp_begin;
+  s.on_headers_complete = on_resp_headers;
+  s.on_body = on_resp_body;
+  s.on_message_complete = on_resp_complete;
+  llhttp_t p;
+  llhttp_init(&p, HTTP_RESPONSE, &s);
+  p.data = &out;
+  REQUIRE(llhttp_execute(&p, wire.data(), wire.size()) == HPE_OK);
+  return out;
+}
+template <std::size_t N>
+std::string gather(const tether::http1::iovec_list<N>& io) {
+  std::string s;
+  for (int i = 0; i < io.count(); ++i) s.append(static_cast<const char*>(io.data()[i].iov_base), io.data()[i].iov_len);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("http1 writer: llhttp reads back what the writer frames", "[http1][writer][llhttp]") {
+  namespace h1 = tether::http1;
+  char b1[128], b2[128], b3[128];
+  const std::string body = "hello, world";
+  const std::string a = "chunk one", b = "and chunk two";
+  h1::head_writer w1{b1}, w2{b2}, w3{b3};
+  const auto head1 = w1.status(200).field("Content-Type", "text/plain").content_length(body.size()).finish();
+  const auto head2 = w2.status(201).line(h1::transfer_encoding_chunked).finish();
+  const auto head3 = w3.status(204).finish();
+  const h1::chunk_header c1(a.size()), c2(b.size(), true);
+  h1::iovec_list<16> io;
+  for (const std::string_view piece : {head1, std::string_view(body), head2, c1.view(), std::string_view(a), c2.view(),
+                                       std::string_view(b), h1::end_of_chunks, head3})
+    REQUIRE(io.push(piece));
+  const auto responses = parse_responses(gather(io));
+  REQUIRE(responses.size() == 3);
+  CHECK(responses[0].status == 200);
+  CHECK(responses[0].body == body);
+  CHECK(responses[1].status == 201);
+  CHECK(responses[1].body == a + b);
+  CHECK(responses[2].status == 204);
+  for (const auto& r : responses) CHECK(r.complete == 1);
 }
