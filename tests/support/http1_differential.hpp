@@ -91,13 +91,13 @@ inline const char* stricter_deviation(const oracle::outcome& t, std::string_view
   return nullptr;
 }
 
-/// llhttp 8.1's method table (its HTTP_METHOD_MAP), which tether does not restrict to.
+/// llhttp 8.1's request methods (HTTP_METHOD_MAP in its llhttp.h); tether accepts any token.
 inline bool llhttp_knows_method(std::string_view m) {
   static const char* const names[] = {
       "DELETE", "GET", "HEAD", "POST", "PUT", "CONNECT", "OPTIONS", "TRACE", "COPY", "LOCK", "MKCOL", "MOVE",
       "PROPFIND", "PROPPATCH", "SEARCH", "UNLOCK", "BIND", "REBIND", "UNBIND", "ACL", "REPORT", "MKACTIVITY",
       "CHECKOUT", "MERGE", "M-SEARCH", "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE", "PATCH", "PURGE", "MKCALENDAR", "LINK",
-      "UNLINK", "SOURCE", "QUERY"};
+      "UNLINK", "SOURCE"};
   for (const char* n : names)
     if (m == n) return true;
   return false;
