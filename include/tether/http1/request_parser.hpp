@@ -313,27 +313,56 @@ class basic_request_parser {
 
   // ---- the head -------------------------------------------------------------------
 
+  // The head is scanned 16 octets at a time for CR, LF and the octets no head may hold;
+  // each CRLF ends a line, which is parsed whole. Only complete lines are parsed, so a
+  // split anywhere (even between CR and LF) leaves nothing half-done: scan_ and
+  // line_start_ are all the state there is.
   parse_step parse_head(const char* data, std::size_t size) noexcept {
     if (fresh_) begin_message();
     const std::size_t max = limits_.max_head_bytes;
     const bool at_limit = size >= max;
     const char* const end = data + (at_limit ? max : size);
+    end_ = data + size;
     const char* p = data + scan_;
-    for (;;) {
-      p = detail::find_head_special(p, end);
-      if (p == end) break;
-      if (*p != '\r') return fail(*p == '\n' ? parse_error::bare_lf : parse_error::control_character,
-                                  static_cast<std::size_t>(p - data));
-      if (p + 1 == end) break;  // the LF may come in the next read
-      if (p[1] != '\n') return fail(parse_error::bare_cr, static_cast<std::size_t>(p - data));
-      const auto line_end = static_cast<std::size_t>(p - data);
-      if (const auto e = in_request_line_ ? on_request_line(data, line_start_, line_end)
-                                          : on_field_line(data, line_start_, line_end);
-          e != parse_error::none)
-        return fail(e, line_start_);
-      p += 2;
-      line_start_ = static_cast<std::size_t>(p - data);
-      if (head_done_) return finish_head(line_start_);
+    while (p != end) {
+      unsigned span = 16;
+#if defined(__SSE2__)
+      unsigned m;
+      if (end - p >= 16) {
+        m = detail::head_special_mask16(p);
+      } else {
+        span = static_cast<unsigned>(end - p);
+        m = detail::head_special_mask_tail(data, p, end);
+      }
+#else
+      if (end - p < 16) span = static_cast<unsigned>(end - p);
+      unsigned m = detail::head_special_mask_tail(data, p, p + span);
+#endif
+      const char* next = p + span;
+      while (m != 0) {
+        const auto i = static_cast<unsigned>(__builtin_ctz(m));
+        const char* const q = p + i;
+        const auto at = static_cast<std::size_t>(q - data);
+        if (*q != '\r') return fail(*q == '\n' ? parse_error::bare_lf : parse_error::control_character, at);
+        if (q + 1 == end) {  // the LF may come in the next read
+          next = q;
+          break;
+        }
+        if (q[1] != '\n') return fail(parse_error::bare_cr, at);
+        if (const auto e = in_request_line_ ? on_request_line(data, line_start_, at) : on_field_line(data, line_start_, at);
+            e != parse_error::none)
+          return fail(e, line_start_);
+        line_start_ = at + 2;
+        if (head_done_) return finish_head(line_start_);
+        m &= m - 1;           // the CR
+        if (i + 1 == span) {  // the LF is past this block
+          next = q + 2;
+          break;
+        }
+        m &= m - 1;  // the LF
+      }
+      p = next;
+      if (m != 0) break;  // stopped at a CR that is the last octet so far
     }
     scan_ = static_cast<std::size_t>(p - data);
     if (at_limit)
@@ -374,7 +403,7 @@ class basic_request_parser {
     }
     const char* const line = data + s;
     const char* const line_end = data + e;
-    const char* p = detail::find_token_end(line, line_end);
+    const char* p = detail::skip_token(line, end_);  // stops at the CR at the latest
     if (p == line_end) return parse_error::bad_request_line;  // a lone token
     if (*p != ' ' || p == line) return detail::is_ows(*p) ? parse_error::bad_request_line : parse_error::bad_method;
     const std::string_view method{line, static_cast<std::size_t>(p - line)};
@@ -385,7 +414,7 @@ class basic_request_parser {
     p = detail::find_target_end(target, line_end);
     if (p == target) return parse_error::bad_request_line;  // two SPs, or nothing after the method
     if (p == line_end) return parse_error::bad_request_line;  // no version: HTTP/0.9 is not served
-    if (*p != ' ') return detail::is_ows(*p) ? parse_error::bad_request_line : parse_error::bad_target;
+    if (*p != ' ') return detail::is_ows(*p) ? parse_error::bad_request_line : parse_error::bad_target;  // '#' too
     const std::string_view tgt{target, static_cast<std::size_t>(p - target)};
     head_.target = {static_cast<u16>(target - data), static_cast<u16>(tgt.size())};
     if (const auto err = classify_target(tgt); err != parse_error::none) return err;
@@ -416,8 +445,6 @@ class basic_request_parser {
         if (!detail::is(t[i], detail::oc_host) || t[i] == '@') return parse_error::bad_target;
       return parse_error::none;
     }
-    // A fragment is never part of a request-target (RFC 9112 3.2: no form has one).
-    if (t.find('#') != std::string_view::npos) return parse_error::bad_target;
     if (t[0] == '/') {
       head_.form = target_form::origin;
       return parse_error::none;
@@ -454,7 +481,7 @@ class basic_request_parser {
     const char* const line_end = data + e;
     // RFC 9112 5.2 (obs-fold) and 2.2 (whitespace before the first field line): both 400.
     if (detail::is_ows(*line)) return parse_error::obs_fold;
-    const char* p = detail::find_token_end(line, line_end);
+    const char* p = detail::skip_token(line, end_);  // stops at the CR at the latest
     if (p == line_end || *p != ':') return p != line_end && detail::is_ows(*p) ? parse_error::whitespace_before_colon
                                                                           : parse_error::bad_field_name;
     if (p == line) return parse_error::bad_field_name;
@@ -462,6 +489,7 @@ class basic_request_parser {
     const std::string_view name{line, static_cast<std::size_t>(p - line)};
     const char* v = p + 1;
     const char* ve = line_end;
+    if (v != ve && *v == ' ') ++v;  // the usual single SP, then any other OWS
     while (v != ve && detail::is_ows(*v)) ++v;
     while (ve != v && detail::is_ows(ve[-1])) --ve;
     const std::string_view value{v, static_cast<std::size_t>(ve - v)};
@@ -542,27 +570,23 @@ class basic_request_parser {
     return parse_error::unsupported_transfer_coding;
   }
 
-  // uri-host [ ":" port ] (RFC 9110 7.2); an empty value is allowed.
-  static bool valid_host(std::string_view v) noexcept {
-    for (const char c : v)
-      if (!detail::is(c, detail::oc_host)) return false;
-    std::string_view port;
-    if (!v.empty() && v.front() == '[') {
-      const auto close = v.find(']');
-      if (close == std::string_view::npos || close == 1) return false;
-      if (v.find_first_of("[]", 1) != close) return false;
-      const auto rest = v.substr(close + 1);
-      if (rest.empty()) return true;
-      if (rest.front() != ':' || rest.find_first_of("[]") != std::string_view::npos) return false;
-      port = rest.substr(1);
+  // uri-host [ ":" port ] (RFC 9110 7.2); an empty value is allowed. One pass: reg-name
+  // or IPv4 characters, or an IP-literal in brackets, then an optional port of digits.
+  static constexpr bool valid_host(std::string_view v) noexcept {
+    const char* p = v.data();
+    const char* const end = p + v.size();
+    if (p != end && *p == '[') {
+      const char* const literal = ++p;  // IPv6address / IPvFuture: their octets and ':'
+      while (p != end && (detail::is(*p, detail::oc_reg_name) || *p == ':')) ++p;
+      if (p == end || *p != ']' || p == literal) return false;
+      ++p;
     } else {
-      if (v.find_first_of("[]") != std::string_view::npos) return false;
-      const auto colon = v.find(':');
-      if (colon == std::string_view::npos) return true;
-      port = v.substr(colon + 1);
+      while (p != end && detail::is(*p, detail::oc_reg_name)) ++p;
     }
-    for (const char c : port)
-      if (c < '0' || c > '9') return false;
+    if (p == end) return true;
+    if (*p != ':') return false;
+    for (++p; p != end; ++p)
+      if (*p < '0' || *p > '9') return false;
     return true;
   }
 
@@ -783,6 +807,7 @@ class basic_request_parser {
   std::size_t line_start_ = 0;    // head: the first byte of the line being scanned
   std::size_t scan_ = 0;          // head: where the control scan resumes
   std::size_t error_offset_ = 0;
+  const char* end_ = nullptr;     // head: the end of the readable input, during parse_head
   std::uint32_t ext_bytes_ = 0;
   std::uint32_t trailer_bytes_ = 0;
   std::uint32_t trailer_fields_ = 0;
