@@ -201,9 +201,9 @@ inline std::string strip_trailing_ows(std::string_view in, const oracle::outcome
   return out;
 }
 
-// Whitespace around ';' and '=' in chunk lines (BWS, RFC 9112 7.1.1) and quoted-pairs in
-// quoted extension values: removed from the message's chunk lines (tether delivered the
-// data, so the chunk boundaries are known).
+// Chunk lines as llhttp 8.1 reads them: whitespace around ';' and '=' (BWS, RFC 9112
+// 7.1.1) and quoted-pairs removed, token values quoted (tether delivered the data, so
+// the chunk boundaries are known).
 inline std::string strip_chunk_bws(std::string_view in, const oracle::outcome&, const oracle::message& m) {
   const std::size_t end = m.complete ? m.end : in.size();
   std::string out(in.substr(0, m.head_end));
@@ -235,7 +235,20 @@ inline std::string strip_chunk_bws(std::string_view in, const oracle::outcome&, 
       }
       clean += c;
     }
-    out += clean;
+    // Token values become quoted-strings, which RFC 9110 5.6.4 makes equivalent: llhttp
+    // 8.1 rejects a ';' after an unquoted value.
+    std::string quoted;
+    for (std::size_t i = 0; i < clean.size(); ++i) {
+      quoted += clean[i];
+      if (clean[i] == '=' && i + 1 < clean.size() && clean[i + 1] != '"') {
+        quoted += '"';
+        std::size_t j = i + 1;
+        while (j < clean.size() && clean[j] != ';') quoted += clean[j++];
+        quoted += '"';
+        i = j - 1;
+      }
+    }
+    out += quoted;
     if (crlf == std::string_view::npos) break;
     out += "\r\n";
     body.remove_prefix(crlf + 2);
@@ -314,7 +327,7 @@ inline verdict explain_lenient(std::string_view in, const std::vector<std::size_
        err.rfind("HPE_INVALID_METHOD", 0) == 0 && !llhttp_knows_method(m.method), replace_method},
       {"HTTP/1.2 to 1.9 are processed as HTTP/1.1 (RFC 9110 2.5); llhttp rejects them",
        err.rfind("HPE_INVALID_VERSION", 0) == 0 && m.minor >= 2, replace_minor},
-      {"BWS and quoted-pairs in chunk extensions (RFC 9112 7.1.1); llhttp 8.1 rejects them", chunk_error,
+      {"chunk extensions: BWS, quoted-pairs, ';' after a token value (RFC 9112 7.1.1); llhttp 8.1 rejects them", chunk_error,
        strip_chunk_bws},
       {"trailer fields are parsed and never applied (RFC 9110 6.5.1); llhttp 8.1 applies Content-Length and "
        "Connection from trailers",
