@@ -368,6 +368,8 @@ TEST_CASE("http1 parser: every smuggling and malformed shape is rejected with it
       {"chunk data not followed by CRLF", chunked + "5\r\nhelloXX0\r\n\r\n", parse_error::bad_chunk_end},
       {"chunk data followed by LF only", chunked + "5\r\nhello\n0\r\n\r\n", parse_error::bad_chunk_end},
       {"chunk data followed by CR only", chunked + "5\r\nhello\r0\r\n\r\n", parse_error::bad_chunk_end},
+      {"chunk data followed by X LF", chunked + "5\r\nhelloX\n0\r\n\r\n", parse_error::bad_chunk_end},
+      {"chunk data followed by LF LF", chunked + "5\r\nhello\n\n0\r\n\r\n", parse_error::bad_chunk_end},
       {"last chunk followed by a bare LF", chunked + "0\r\n\n", parse_error::bare_lf},
       {"chunk extension name missing", chunked + "5;\r\nhello\r\n0\r\n\r\n", parse_error::bad_chunk_extension},
       {"chunk extension with '=' and no value", chunked + "5;a=\r\nhello\r\n0\r\n\r\n", parse_error::bad_chunk_extension},
