@@ -237,10 +237,13 @@ inline std::string strip_chunk_bws(std::string_view in, const oracle::outcome&, 
     }
     // Token values become quoted-strings, which RFC 9110 5.6.4 makes equivalent: llhttp
     // 8.1 rejects a ';' after an unquoted value.
+    // obs-text in quoted values (qdtext, RFC 9110 5.6.4) becomes 'x': llhttp 8.1 rejects it.
     std::string quoted;
+    bool in_string = false;
     for (std::size_t i = 0; i < clean.size(); ++i) {
-      quoted += clean[i];
-      if (clean[i] == '=' && i + 1 < clean.size() && clean[i + 1] != '"') {
+      if (clean[i] == '"') in_string = !in_string;
+      quoted += static_cast<unsigned char>(clean[i]) >= 0x80 ? 'x' : clean[i];
+      if (!in_string && clean[i] == '=' && i + 1 < clean.size() && clean[i + 1] != '"') {
         quoted += '"';
         std::size_t j = i + 1;
         while (j < clean.size() && clean[j] != ';') quoted += clean[j++];
@@ -327,7 +330,8 @@ inline verdict explain_lenient(std::string_view in, const std::vector<std::size_
        err.rfind("HPE_INVALID_METHOD", 0) == 0 && !llhttp_knows_method(m.method), replace_method},
       {"HTTP/1.2 to 1.9 are processed as HTTP/1.1 (RFC 9110 2.5); llhttp rejects them",
        err.rfind("HPE_INVALID_VERSION", 0) == 0 && m.minor >= 2, replace_minor},
-      {"chunk extensions: BWS, quoted-pairs, ';' after a token value (RFC 9112 7.1.1); llhttp 8.1 rejects them", chunk_error,
+      {"chunk extensions: BWS, quoted-pairs, obs-text, ';' after a token value (RFC 9112 7.1.1); llhttp 8.1 "
+       "rejects them", chunk_error,
        strip_chunk_bws},
       {"trailer fields are parsed and never applied (RFC 9110 6.5.1); llhttp 8.1 applies Content-Length and "
        "Connection from trailers",
