@@ -438,12 +438,8 @@ class basic_request_parser {
       // authority-form: uri-host ":" port (RFC 9112 3.2.3).
       head_.form = target_form::authority;
       const auto colon = t.rfind(':');
-      if (colon == std::string_view::npos || colon == 0 || colon + 1 == t.size()) return parse_error::bad_target;
-      for (std::size_t i = colon + 1; i != t.size(); ++i)
-        if (t[i] < '0' || t[i] > '9') return parse_error::bad_target;
-      for (std::size_t i = 0; i != colon; ++i)
-        if (!detail::is(t[i], detail::oc_host) || t[i] == '@') return parse_error::bad_target;
-      return parse_error::none;
+      const bool has_port = colon != std::string_view::npos && colon != 0 && colon + 1 != t.size() && t[colon - 1] != ':';
+      return has_port && valid_host(t) ? parse_error::none : parse_error::bad_target;
     }
     if (t[0] == '/') {
       head_.form = target_form::origin;
