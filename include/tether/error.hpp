@@ -61,6 +61,33 @@ enum class errc : int {
   /// install_memory_policy: tether already made libevent allocate in this process, so
   /// libevent's allocator can no longer be replaced; nothing was installed.
   libevent_in_use,
+
+  // ----- URIs (uri.hpp) and the HTTP client (client.hpp) -----
+  /// The text is not a URI libevent's RFC 3986 parser accepts (or holds a NUL byte).
+  invalid_uri,
+  /// The URL's scheme is not one the client speaks (http).
+  unsupported_scheme,
+  /// The request was cancelled (client_connection::cancel) or its connection was
+  /// destroyed before the response arrived.
+  cancelled,
+  /// No connection could be made before the connect timeout (on every attempt).
+  connect_timeout,
+  /// The connection could not be made, for a reason libevent did not report.
+  connect_failed,
+  /// The host name could not be resolved.
+  resolve_failed,
+  /// Connected, but the request could not be written within the write timeout, or no
+  /// response byte arrived within the read timeout.
+  response_timeout,
+  /// The server closed the connection before sending a response.
+  no_response,
+  /// The server closed the connection in the middle of the response.
+  incomplete_response,
+  /// The response body is larger than client_options::max_body_size.
+  response_too_large,
+  /// The response could not be parsed: its status line, a header line or its chunked
+  /// framing is malformed, or its headers exceed client_options::max_header_size.
+  bad_response,
 };
 
 namespace detail {
@@ -85,15 +112,35 @@ class error_category_impl final : public std::error_category {
       case errc::memory_policy_conflict: return "a different memory policy is already installed";
       case errc::libevent_in_use:
         return "libevent is already in use; install the memory policy first in main, before any loop, server or buffer";
+      case errc::invalid_uri: return "not a valid URI";
+      case errc::unsupported_scheme: return "unsupported URL scheme (the client speaks http)";
+      case errc::cancelled: return "the request was cancelled";
+      case errc::connect_timeout: return "could not connect to the server before the connect timeout";
+      case errc::connect_failed: return "could not connect to the server";
+      case errc::resolve_failed: return "the host name could not be resolved";
+      case errc::response_timeout: return "the server did not respond within the timeout";
+      case errc::no_response: return "the server closed the connection without responding";
+      case errc::incomplete_response: return "the server closed the connection in the middle of the response";
+      case errc::response_too_large: return "the response body is larger than the client's limit";
+      case errc::bad_response: return "malformed response (status line, headers or chunked framing), or headers over the limit";
     }
     return "unknown tether error";
   }
   std::error_condition default_error_condition(int code) const noexcept override {
     switch (static_cast<errc>(code)) {
       case errc::invalid_argument:
-      case errc::invalid_address: return std::errc::invalid_argument;
+      case errc::invalid_address:
+      case errc::invalid_uri: return std::errc::invalid_argument;
       case errc::would_block: return std::errc::operation_would_block;
-      case errc::peer_gone: return std::errc::connection_reset;
+      case errc::peer_gone:
+      case errc::no_response:
+      case errc::incomplete_response: return std::errc::connection_reset;
+      case errc::cancelled: return std::errc::operation_canceled;
+      case errc::connect_timeout:
+      case errc::response_timeout: return std::errc::timed_out;
+      case errc::response_too_large: return std::errc::message_size;
+      case errc::bad_response: return std::errc::bad_message;
+      case errc::unsupported_scheme: return std::errc::protocol_not_supported;
       default: return {code, *this};
     }
   }

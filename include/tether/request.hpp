@@ -24,6 +24,7 @@
 #include <tether/headers.hpp>
 #include <tether/method.hpp>
 #include <tether/reply_hook.hpp>
+#include <tether/uri.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -266,6 +267,9 @@ class basic_request {
     if (!q) return std::nullopt;
     return std::string_view(q);
   }
+  /// The query parsed into decoded name/value pairs (uri.hpp); empty without a query.
+  /// Errors: errc::invalid_argument for a malformed %-escape.
+  result<tether::query_params> query_params() const { return parse_query(query().value_or(std::string_view{})); }
   /// The Host header (or the host of an absolute target), as sent.
   std::string_view host() const noexcept { return str(evhttp_request_get_host(req_)); }
   /// HTTP version of the request: {1, 1}, {1, 0}.

@@ -5,11 +5,15 @@
 #include <tether/buffer_policy.hpp>
 #include <tether/bufferevent.hpp>
 #include <tether/bytes.hpp>
+#include <tether/client.hpp>
+#include <tether/client_message.hpp>
+#include <tether/client_options.hpp>
 #include <tether/close_callback.hpp>
 #include <tether/close_policy.hpp>
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/dns.hpp>
 #include <tether/error.hpp>
 #include <tether/file.hpp>
 #include <tether/event_loop.hpp>
@@ -32,3 +36,4 @@
 #include <tether/sse.hpp>
 #include <tether/stream.hpp>
 #include <tether/timer.hpp>
+#include <tether/uri.hpp>

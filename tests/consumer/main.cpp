@@ -13,7 +13,7 @@ int main() {
   tether::server srv{loop};
   bool served = false;
   srv.fallback([&](tether::request& req) {
-    (void)req.reply(200, "from a subproject");
+    (void)req.reply(200, "hello from a consumer");
     served = true;
   });
   auto port = srv.bind("127.0.0.1", 0);
@@ -32,5 +32,5 @@ int main() {
   const auto n = recv(fd, buf, sizeof buf - 1, 0);
   close(fd);
   std::printf("%s\n", n > 0 ? buf : "(nothing)");
-  return served && std::strstr(buf, "from a subproject") ? 0 : 4;
+  return served && std::strstr(buf, "hello from a consumer") ? 0 : 4;
 }

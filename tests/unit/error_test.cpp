@@ -18,6 +18,20 @@ TEST_CASE("errc: maps onto portable conditions where one exists", "[error]") {
   CHECK(std::error_code(tether::errc::peer_gone) == std::errc::connection_reset);
 }
 
+TEST_CASE("errc: client errors have their own messages and portable conditions", "[error][client]") {
+  CHECK(std::error_code(tether::errc::connect_timeout) == std::errc::timed_out);
+  CHECK(std::error_code(tether::errc::response_timeout) == std::errc::timed_out);
+  CHECK(std::error_code(tether::errc::incomplete_response) == std::errc::connection_reset);
+  CHECK(std::error_code(tether::errc::no_response) == std::errc::connection_reset);
+  CHECK(std::error_code(tether::errc::cancelled) == std::errc::operation_canceled);
+  CHECK(std::error_code(tether::errc::response_too_large) == std::errc::message_size);
+  CHECK(std::error_code(tether::errc::bad_response) == std::errc::bad_message);
+  CHECK(std::error_code(tether::errc::invalid_uri) == std::errc::invalid_argument);
+  CHECK(std::error_code(tether::errc::unsupported_scheme) == std::errc::protocol_not_supported);
+  for (int e = static_cast<int>(tether::errc::invalid_uri); e <= static_cast<int>(tether::errc::bad_response); ++e)
+    CHECK(std::error_code(static_cast<tether::errc>(e)).message() != "unknown tether error");
+}
+
 TEST_CASE("result: holds a value or an error, never both", "[error][result]") {
   tether::result<int> ok = 7;
   REQUIRE(ok);
