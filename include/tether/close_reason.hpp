@@ -30,6 +30,11 @@ enum class close_reason : std::uint8_t {
   /// The client read too slowly: its unwritten output stayed above the low-water mark
   /// past the deadline of bounded<..., slow_consumer::disconnect<Ms>>.
   slow_consumer,
+  /// The client broke HTTP/1.1 framing: an ambiguous or malformed request head (duplicate
+  /// Content-Length, Transfer-Encoding tether does not accept, a bad version...). It was
+  /// answered with 400 or 501 and `Connection: close` before any handler ran
+  /// (docs/security.md).
+  protocol_error,
   /// Any other failure (a socket error other than a reset, or a protocol error).
   error,
 };
@@ -45,6 +50,7 @@ constexpr std::string_view to_string(close_reason r) noexcept {
     case close_reason::closed_by_server: return "closed_by_server";
     case close_reason::limit_exceeded: return "limit_exceeded";
     case close_reason::slow_consumer: return "slow_consumer";
+    case close_reason::protocol_error: return "protocol_error";
     case close_reason::error: return "error";
   }
   return "unknown";

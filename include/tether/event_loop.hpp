@@ -3,12 +3,12 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/sigpipe.hpp>
 #include <tether/handle.hpp>
 
 #include <event2/event.h>
 
 #include <chrono>
-#include <csignal>
 #include <new>
 
 TETHER_BEGIN_NAMESPACE
@@ -26,9 +26,10 @@ struct loop_options {
 /// An event loop: one `event_base`, run on one thread.
 ///
 /// Everything created on a loop (servers, timers, streams) must be used from the thread
-/// that runs it and destroyed before it. The constructor ignores SIGPIPE for the process:
-/// libevent writes with writev()/send() without MSG_NOSIGNAL, so a write to a socket the
-/// peer has reset would otherwise kill the process.
+/// that runs it and destroyed before it. The constructor ignores SIGPIPE for the process
+/// unless the application set its own disposition first: libevent writes with writev()
+/// without MSG_NOSIGNAL, so a write to a socket the peer has reset would otherwise kill
+/// the process (docs/security.md).
 class event_loop {
  public:
   /// Creates a loop with libevent's default backend. Throws std::bad_alloc if libevent
@@ -37,7 +38,7 @@ class event_loop {
 
   explicit event_loop(const loop_options& options) {
     detail::note_libevent_use();  // from now on, install_memory_policy refuses (memory_policy.hpp)
-    std::signal(SIGPIPE, SIG_IGN);
+    detail::ignore_sigpipe_unless_handled();
     unique_event_config cfg{event_config_new()};
     if (!cfg) throw std::bad_alloc{};
     int flags = 0;

@@ -20,11 +20,13 @@
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/detail/connection_state.hpp>
+#include <tether/detail/request_screen.hpp>
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
 #include <tether/method.hpp>
 #include <tether/reply_hook.hpp>
 #include <tether/uri.hpp>
+#include <tether/server_event.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -95,6 +97,24 @@ inline std::error_code phase_error(phase ph, bool want_pending) noexcept {
   return make_error_code(errc::peer_gone);
 }
 
+/// A streamed reply to HTTP/1.0 has no chunked encoding: unless the application set a
+/// Content-Length, its body ends when the connection closes. libevent would instead
+/// answer a `Connection: keep-alive` request with "Content-Length: 0" (the output buffer
+/// is empty when the reply starts) and stream the body past it, which the client reads
+/// as the start of the next response. Dropping the request's Connection header makes
+/// libevent treat it as a plain HTTP/1.0 request (no keep-alive, close after the reply).
+inline void refuse_keep_alive_for_unsized_http10(evhttp_request* req) noexcept {
+  if (req->major != 1 || req->minor != 0) return;
+  if (evhttp_find_header(evhttp_request_get_output_headers(req), "Content-Length")) return;
+  evkeyvalq* in = evhttp_request_get_input_headers(req);
+  while (evhttp_remove_header(in, "Connection") == 0) {
+  }
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  while (evhttp_remove_header(out, "Connection") == 0) {
+  }
+  evhttp_add_header(out, "Connection", "close");
+}
+
 /// The reply calls, shared by the in-handler view and the handle. `st` is null only for
 /// an untracked request answered inside its handler.
 template <class Config>
@@ -130,7 +150,8 @@ struct exchange_ops {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     resume(ex, st);
-    if (st) ex.will_close = connection_core::reply_will_close(ex.req);
+    // libevent's error page always carries `Connection: close` (evhttp_send_page_).
+    if (st) ex.will_close = true;
     ex.ph = phase::finishing;
     if (core) core->stamp_date(ex.req);
     evhttp_send_error(ex.req, status, reason);
@@ -140,6 +161,7 @@ struct exchange_ops {
   static std::error_code start(exchange& ex, state& st, int status, const char* reason) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    refuse_keep_alive_for_unsized_http10(ex.req);
     resume(ex, &st);
     connection_control ctl{st};
     close_policy::on_stream_start(ctl);
@@ -386,6 +408,27 @@ class basic_request {
     if (srv_->connections.size() == 0) return;
     if (auto* c = srv_->connections.find(evhttp_request_get_connection(req_)))
       attach(static_cast<detail::connection_state<Config>*>(c));
+  }
+
+  /// Answers a request detail::screen_request refused, instead of its handler: the
+  /// status and `Connection: close` (libevent's error page), so the connection closes
+  /// once the reply is written and nothing after this head is parsed as a request. A
+  /// tracked connection reports close_reason::protocol_error (docs/security.md).
+  void refuse(detail::screen_verdict v) noexcept {
+    // libevent writes the request's version into the status line ("HTTP/1.-1").
+    if (req_->major != 1 || req_->minor < 0 || req_->minor > 1) {
+      req_->major = 1;
+      req_->minor = 1;
+    }
+    if (st_) st_->forced = close_reason::protocol_error;
+    server_event ev{server_event_kind::request_rejected};
+    ev.status = v.status;
+    ev.what = v.what;
+    const auto peer = connection();
+    ev.peer_address = peer.peer_address();
+    ev.peer_port = peer.peer_port();
+    srv_->report(ev);
+    (void)send_error(v.status, nullptr);
   }
 
   /// Runs after the handler: watch a held request, answer an abandoned one.
@@ -644,6 +687,10 @@ struct request_access {
   template <class Config>
   static void finish(basic_request<Config>& r, bool threw) noexcept {
     r.finish(threw);
+  }
+  template <class Config>
+  static void refuse(basic_request<Config>& r, screen_verdict v) noexcept {
+    r.refuse(v);
   }
 };
 }  // namespace detail

@@ -6,8 +6,10 @@
 #include <tether/close_policy.hpp>
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/accept_backoff.hpp>
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/sigpipe.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
@@ -16,6 +18,7 @@
 #include <tether/request_handler.hpp>
 #include <tether/route.hpp>
 #include <tether/router.hpp>
+#include <tether/server_event.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -93,11 +96,19 @@ class basic_server {
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
-  explicit basic_server(event_base* base) : http_((detail::note_libevent_use(), evhttp_new(base))) {
+  /// Creates the server on a loop the application runs itself. Like event_loop's
+  /// constructor, it ignores SIGPIPE unless the application chose a disposition for it
+  /// (docs/security.md).
+  explicit basic_server(event_base* base)
+      : http_((detail::note_libevent_use(), evhttp_new(base))), backoff_(core_, base, http_.get()) {
     if (!http_) throw std::bad_alloc{};
+    detail::ignore_sigpipe_unless_handled();
     core_.base = base;
     core_.scratch = evbuffer_new();
     if (!core_.scratch) throw std::bad_alloc{};
+    // Unrouted requests get tether's 404 rather than libevent's, so that they are
+    // screened (docs/security.md) like every other request.
+    evhttp_set_gencb(http_.get(), &not_found, this);
   }
   /// Creates the server with the routes of `table` installed (see route(router)).
   /// Throws std::bad_alloc if libevent cannot allocate.
@@ -113,6 +124,7 @@ class basic_server {
   basic_server& operator=(const basic_server&) = delete;
 
   ~basic_server() {
+    backoff_.shutdown();
     core_.shutting_down = true;
     http_.reset();  // evhttp_free: closecb for every open connection
     detail::connection_state<config>::destroy_all(core_);
@@ -222,7 +234,8 @@ class basic_server {
     return evhttp_del_cb(http_.get(), path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_argument);
   }
 
-  /// Calls `handler` for every request no route matched (libevent answers 404 without one).
+  /// Calls `handler` for every request no route matched (without one the server answers
+  /// 404 and closes the connection, as libevent does).
   template <class Handler>
   void fallback(Handler&& handler) {
     using H = std::decay_t<Handler>;
@@ -285,6 +298,21 @@ class basic_server {
   void cache_date_header(bool on = true) noexcept { core_.cache_date = on; }
   /// How many per-connection states are kept for reuse (0 frees them at once).
   void set_pool_limit(std::size_t n) noexcept { core_.pool_limit = n; }
+
+  // ----- server events ------------------------------------------------------------
+
+  /// Sends the server's events (server_event.hpp: accept paused and resumed, requests
+  /// refused before any handler) to `sink`, a callable `void(const server_event&)` of at
+  /// most three pointers, stored in place. The default, log_server_event, writes one line
+  /// to stderr when accepting pauses. An empty server_event_sink{} silences them all.
+  template <class Sink>
+  void on_event(Sink&& sink) noexcept(std::is_nothrow_constructible_v<server_event_sink, Sink&&>) {
+    core_.events = server_event_sink(std::forward<Sink>(sink));
+  }
+
+  /// True while accept() is failing for lack of a resource and the server retries from a
+  /// timer instead of accepting (server_event_kind::accept_paused).
+  bool accept_paused() const noexcept { return backoff_.paused(); }
 
   // ----- introspection ------------------------------------------------------------
 
@@ -381,14 +409,21 @@ class basic_server {
     evutil_make_socket_nonblocking(fd);
     evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), fd);
     if (!bound) return make_error_code(errc::libevent_failure);
+    backoff_.watch(evhttp_bound_socket_get_listener(bound));
     const std::uint16_t port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                                             : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
     listeners_.push_back(listener{std::move(address), port, bound});
     return port;
   }
 
+  static void not_found(evhttp_request* r, void* self) noexcept {
+    detail::not_found_reply reply;
+    detail::invoke_handler<config>(static_cast<basic_server*>(self)->core_, r, reply);
+  }
+
   detail::server_core core_;
   unique_evhttp http_;
+  detail::accept_backoff backoff_;  // after http_: its constructor takes the evhttp
   std::vector<std::unique_ptr<detail::handler_holder_base>> handlers_;
   std::vector<listener> listeners_;
   // libevent's default (evhttp_new_object); it has no getter.

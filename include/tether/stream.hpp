@@ -58,17 +58,9 @@ class basic_stream {
   static result<basic_stream> start(request_type& req, int status = 200, const char* reason = nullptr) noexcept {
     basic_stream s;
     const auto [major, minor] = req.version();
-    if (major == 1 && minor == 0) {
-      // libevent would answer an HTTP/1.0 keep-alive request with "Content-Length: 0"
-      // and then stream a body past it; a close-delimited body is the only honest
-      // framing, so the reply refuses keep-alive.
-      while (req.input_headers().remove("Connection")) {
-      }
-      (void)req.output_headers().set("Connection", "close");
-      s.framing_ = framing::close_delimited;
-    } else {
-      s.framing_ = framing::chunked;
-    }
+    // HTTP/1.0 has no chunked encoding: the body ends when the connection closes, and
+    // start() refuses keep-alive for it (request.hpp, refuse_keep_alive_for_unsized_http10).
+    s.framing_ = (major == 1 && minor == 0) ? framing::close_delimited : framing::chunked;
     return s.begin(req, status, reason);
   }
 

@@ -33,6 +33,7 @@
 #include <tether/route.hpp>
 #include <tether/router.hpp>
 #include <tether/server.hpp>
+#include <tether/server_event.hpp>
 #include <tether/sse.hpp>
 #include <tether/stream.hpp>
 #include <tether/timer.hpp>

@@ -17,6 +17,7 @@
 #include <tether/config.hpp>
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/pointer_map.hpp>
+#include <tether/server_event.hpp>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -101,6 +102,17 @@ struct server_core {
   /// Stamps the cached Date on a reply about to be sent, if the server opted in.
   void stamp_date(evhttp_request* r) noexcept {
     if (cache_date) date.stamp(base, r);
+  }
+
+  // ----- server events (server_event.hpp; basic_server::on_event) -----
+  server_event_sink events{&log_server_event};
+  /// Hands `e` to the sink; what the sink throws is reported, never propagated into C.
+  void report(const server_event& e) noexcept {
+    try {
+      events(e);
+    } catch (...) {
+      report_exception("a server event sink");
+    }
   }
 };
 

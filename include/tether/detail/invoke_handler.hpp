@@ -2,12 +2,14 @@
 //
 // Every C callback that hands a request to application code (runtime routes, the
 // fallback, static routers, their 405 replies) goes through invoke_handler, so a request
-// is tracked, finished and protected from exceptions the same way whichever style
-// routed it.
+// is screened, tracked, finished and protected from exceptions the same way whichever
+// style routed it. What no route matches goes through not_found_reply (tether's own
+// fallback until the application sets one), so that it is screened too.
 #pragma once
 
 #include <tether/config.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/request_screen.hpp>
 #include <tether/request.hpp>
 
 #include <event2/http.h>
@@ -30,6 +32,11 @@ template <class Config, class Handler>
 void invoke_handler(server_core& core, evhttp_request* r, Handler& handler) noexcept {
   auto req = request_access::make<Config>(core, r);
   request_access::adopt(req);
+  if (const screen_verdict v = screen_request(r); v.status != 0) [[unlikely]] {
+    request_access::refuse(req, v);
+    request_access::finish(req, false);
+    return;
+  }
   bool threw = false;
   try {
     handler(req);
@@ -39,6 +46,16 @@ void invoke_handler(server_core& core, evhttp_request* r, Handler& handler) noex
   }
   request_access::finish(req, threw);
 }
+
+/// What a server answers when no route matched and no fallback is set: 404 and
+/// `Connection: close`, as libevent would (run through invoke_handler, so screened and
+/// tracked like any handler).
+struct not_found_reply {
+  template <class Request>
+  void operator()(Request& req) const noexcept {
+    (void)req.send_error(404);
+  }
+};
 
 }  // namespace detail
 TETHER_END_NAMESPACE
