@@ -1,5 +1,8 @@
 // tether/http1/parse_error.hpp - why the HTTP/1.1 request parser refused a request, and
 // the status a server answers with.
+/// @file
+/// tether::http1::parse_error, status_of(), message_of() and the `tether.http1`
+/// std::error_code category. See docs/http1-parser.md.
 //
 // Every value is stable (tests, logs and the differential harness name them), maps to
 // one status code, and has a one-line message. The parser stops at the first error; the
@@ -18,8 +21,10 @@
 TETHER_BEGIN_NAMESPACE
 namespace http1 {
 
+/// Why a request was refused: each value maps to one status (status_of) and one line
+/// (message_of), and never changes meaning.
 enum class parse_error : std::uint8_t {
-  none = 0,
+  none = 0,  ///< no error
   // The request line (RFC 9112 section 3).
   bad_request_line,         ///< not `method SP request-target SP HTTP-version`, single SPs
   bad_method,               ///< the method is not a token
@@ -125,12 +130,13 @@ class error_category_impl final : public std::error_category {
 };
 }  // namespace detail
 
-/// The category of http1::parse_error codes.
+/// The category of http1::parse_error codes (its name is "tether.http1").
 inline const std::error_category& parse_error_category() noexcept {
   static const detail::error_category_impl instance;
   return instance;
 }
 
+/// `e` as a std::error_code (so `std::error_code ec = parse_error::bare_lf;` works).
 inline std::error_code make_error_code(parse_error e) noexcept {
   return {static_cast<int>(e), parse_error_category()};
 }

@@ -43,6 +43,10 @@
 //     `chunked`, never with Content-Length, never in HTTP/1.0; Host exactly once in 1.1;
 //   * chunked bodies with RFC 9112 section 7.1.1 extensions (parsed, capped, discarded)
 //     and trailer fields (parsed, capped, discarded: never applied as framing).
+/// @file
+/// tether::http1::request_parser: an incremental, allocation-free HTTP/1.1 request parser
+/// (RFC 9112) over the caller's read buffer, with parser_limits, request_head and
+/// request_view. See docs/http1-parser.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -66,6 +70,7 @@ namespace http1 {
 /// The bounds the parser enforces. Each one, when exceeded, is an error with its own
 /// status (see parse_error).
 struct parser_limits {
+  /// A max_body_bytes that never refuses a body.
   static constexpr std::uint64_t unlimited = std::numeric_limits<std::uint64_t>::max();
 
   /// Bytes from the first byte of the request (a skipped empty line included) through
@@ -85,21 +90,23 @@ struct parser_limits {
 
 /// A piece of the head: `offset` bytes from the head's first byte, `size` bytes long.
 struct text_slice {
-  std::uint16_t offset = 0;
-  std::uint16_t size = 0;
+  std::uint16_t offset = 0;  ///< from the head's first byte
+  std::uint16_t size = 0;    ///< in bytes
+  /// The piece as a view into `head_base`, the bytes the head was parsed from (wherever
+  /// they are now).
   constexpr std::string_view in(const char* head_base) const noexcept { return {head_base + offset, size}; }
 };
 
 /// A field line's name and value (the value without leading and trailing whitespace).
 struct field_slices {
-  text_slice name;
-  text_slice value;
+  text_slice name;   ///< the field name, as sent
+  text_slice value;  ///< the value without surrounding SP / HTAB
 };
 
 /// One field as string_views, from request_view::field().
 struct field_view {
-  std::string_view name;
-  std::string_view value;
+  std::string_view name;   ///< the field name, as sent
+  std::string_view value;  ///< the value without surrounding SP / HTAB
 };
 
 /// The four forms of request-target (RFC 9112 section 3.2).
@@ -110,17 +117,17 @@ enum class body_framing : std::uint8_t { none, content_length, chunked };
 
 /// Everything the parser learnt from a complete head, besides the fields themselves.
 struct request_head {
-  text_slice method_text;
-  text_slice target;
+  text_slice method_text;  ///< the method token, as sent
+  text_slice target;       ///< the request-target, as sent
   /// The method as tether::method bits; 0 for a method tether has no name for (it is
   /// still a valid token, and method_text has it).
   std::uint16_t method_bits = 0;
-  target_form form = target_form::origin;
+  target_form form = target_form::origin;  ///< which of the four forms the target has
   /// 0 or 1: the minor version the request is processed as.
   std::uint8_t version_minor = 1;
   /// The minor digit the client sent: 2 to 9 are processed as 1.
   std::uint8_t declared_minor = 1;
-  body_framing framing = body_framing::none;
+  body_framing framing = body_framing::none;  ///< how the body is delimited
   /// After this request the connection may carry another (HTTP/1.1 without
   /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`).
   bool keep_alive = true;
@@ -133,7 +140,7 @@ struct request_head {
   bool connection_upgrade = false;
   /// Index of the Host field in the fields, -1 if there is none (HTTP/1.0).
   std::int32_t host_field = -1;
-  std::uint32_t field_count = 0;
+  std::uint32_t field_count = 0;  ///< field lines in the head (fields().size())
   /// Bytes of the head, through the final CRLF: what the `head` step consumed.
   std::uint32_t size = 0;
   /// The Content-Length value (0 when framing is not content_length).
@@ -155,13 +162,19 @@ struct request_head {
 /// A request head bound to the bytes it was parsed from.
 class request_view {
  public:
+  /// Binds `h` and its `fields` to `base`, the address of the head's first byte now.
   request_view(const request_head& h, std::span<const field_slices> fields, const char* base) noexcept
       : head_(&h), fields_(fields), base_(base) {}
 
+  /// Everything the parser learnt besides the texts.
   const request_head& head() const noexcept { return *head_; }
+  /// The method token, as sent ("GET", "PROPFIND").
   std::string_view method_text() const noexcept { return head_->method_text.in(base_); }
+  /// The request-target, as sent ("/where?q=now").
   std::string_view target() const noexcept { return head_->target.in(base_); }
+  /// The number of field lines.
   std::size_t field_count() const noexcept { return fields_.size(); }
+  /// Field line `i` (0 <= i < field_count()), in the order sent.
   field_view field(std::size_t i) const noexcept { return {fields_[i].name.in(base_), fields_[i].value.in(base_)}; }
   /// The value of the first field called `name` (ASCII case-insensitive), if any.
   std::optional<std::string_view> find(std::string_view name) const noexcept {
@@ -190,12 +203,13 @@ enum class parse_event : std::uint8_t {
   error,      ///< error() says why; the connection must be closed after the reply
 };
 
+/// The answer of one parse() call.
 struct parse_step {
-  parse_event event = parse_event::need_more;
+  parse_event event = parse_event::need_more;  ///< what was found
   /// Bytes of this input that are finished with (the head, framing, delivered body).
   std::size_t consumed = 0;
-  std::size_t data_offset = 0;
-  std::size_t data_size = 0;
+  std::size_t data_offset = 0;  ///< `body` steps: where the body bytes start in this input
+  std::size_t data_size = 0;    ///< `body` steps: how many there are
 };
 
 /// The parser, with room for FieldCapacity field lines (8 bytes each).
@@ -208,6 +222,7 @@ class basic_request_parser {
   static_assert(FieldCapacity > 0 && FieldCapacity <= 65535, "FieldCapacity must be 1 to 65,535");
 
  public:
+  /// A parser for a new connection, with `limits`.
   explicit basic_request_parser(const parser_limits& limits = {}) noexcept { set_limits(limits); }
 
   /// New limits; they apply from the next message on.
@@ -216,6 +231,7 @@ class basic_request_parser {
     limits_.max_head_bytes = std::min<std::uint32_t>(limits_.max_head_bytes, 65535);
     limits_.max_fields = std::min<std::uint32_t>(limits_.max_fields, static_cast<std::uint32_t>(FieldCapacity));
   }
+  /// The limits in force (after clamping to 65,535 head bytes and FieldCapacity fields).
   const parser_limits& limits() const noexcept { return limits_; }
 
   /// Back to the state of a new connection.
@@ -236,13 +252,17 @@ class basic_request_parser {
       default: return parse_chunked(data, size);
     }
   }
+  /// parse(input.data(), input.size()).
   [[nodiscard]] parse_step parse(std::string_view input) noexcept { return parse(input.data(), input.size()); }
 
+  /// The current request's head (after its `head` step).
   const request_head& head() const noexcept { return head_; }
+  /// The current request's field lines, as offsets from the head's first byte.
   std::span<const field_slices> fields() const noexcept { return {fields_.data(), head_.field_count}; }
   /// The current head bound to `head_base`, the bytes the `head` step was parsed from.
   request_view view(const char* head_base) const noexcept { return {head_, fields(), head_base}; }
 
+  /// Why the last `error` step refused the input (parse_error::none before any).
   parse_error error() const noexcept { return error_; }
   /// Where the error was found: an offset into the input of the failing call.
   std::size_t error_offset() const noexcept { return error_offset_; }

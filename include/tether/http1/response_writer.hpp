@@ -19,6 +19,9 @@
 //
 // The writer trusts its arguments: field names must be tokens and values must hold no
 // CR, LF or NUL (headers_ref::add and friends validate them where users supply them).
+/// @file
+/// HTTP/1.1 response building blocks without printf: status_line(), head_writer,
+/// chunk_header, iovec_list and the framing rules. See docs/http1-parser.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -137,11 +140,17 @@ constexpr std::string_view status_line(int code) noexcept {
 }
 
 // Complete field lines and field-name prefixes a server writes on most responses.
+/// The field line that ends an HTTP/1.1 connection after this response.
 inline constexpr std::string_view connection_close = "Connection: close\r\n";
+/// The field line that keeps an HTTP/1.0 connection after this response.
 inline constexpr std::string_view connection_keep_alive = "Connection: keep-alive\r\n";
+/// The field line of a chunked response.
 inline constexpr std::string_view transfer_encoding_chunked = "Transfer-Encoding: chunked\r\n";
+/// "Content-Length: ", before the digits (head_writer::content_length writes both).
 inline constexpr std::string_view content_length_prefix = "Content-Length: ";
+/// "Content-Type: ", before a media type.
 inline constexpr std::string_view content_type_prefix = "Content-Type: ";
+/// "Date: ", before an IMF-fixdate (head_writer::date writes both).
 inline constexpr std::string_view date_prefix = "Date: ";
 /// The interim response to `Expect: 100-continue`, head and all.
 inline constexpr std::string_view continue_response = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -166,6 +175,7 @@ constexpr bool content_length_allowed(int status) noexcept { return status >= 20
 /// is too small the writer stops writing and finish() returns an empty view.
 class head_writer {
  public:
+  /// A writer into `buffer`; the head is built from its first byte.
   explicit head_writer(std::span<char> buffer) noexcept : begin_(buffer.data()), end_(buffer.data() + buffer.size()), p_(begin_) {}
 
   /// The status line; a code outside 100..599 makes the head invalid (finish() is empty).
@@ -214,6 +224,7 @@ class head_writer {
   }
   /// The buffer was too small, or the status invalid.
   bool failed() const noexcept { return !ok_; }
+  /// Bytes written so far.
   std::size_t size() const noexcept { return static_cast<std::size_t>(p_ - begin_); }
 
  private:
@@ -243,6 +254,7 @@ class head_writer {
 /// chunk after the first costs one iovec for its framing.
 class chunk_header {
  public:
+  /// The line for a chunk of `size` bytes, led by CRLF when `after_chunk`.
   constexpr explicit chunk_header(std::uint64_t size, bool after_chunk = false) noexcept {
     char* p = text_;
     if (after_chunk) *p++ = '\r', *p++ = '\n';
@@ -257,6 +269,7 @@ class chunk_header {
     *p++ = '\n';
     size_ = static_cast<std::uint8_t>(p - text_);
   }
+  /// The line's bytes (the object must outlive the view).
   constexpr std::string_view view() const noexcept { return {text_, size_}; }
 
  private:
@@ -297,11 +310,16 @@ class iovec_list {
     iov_[first_].iov_base = static_cast<char*>(iov_[first_].iov_base) + n;
     iov_[first_].iov_len -= n;
   }
+  /// Empties the list.
   void clear() noexcept { first_ = count_ = 0, bytes_ = 0; }
 
+  /// The iovecs still to write, for writev's second argument.
   const iovec* data() const noexcept { return iov_.data() + first_; }
+  /// How many, for writev's third argument.
   int count() const noexcept { return static_cast<int>(count_ - first_); }
+  /// The bytes still to write.
   std::size_t bytes() const noexcept { return bytes_; }
+  /// Nothing is left to write.
   bool empty() const noexcept { return bytes_ == 0; }
 
  private:
