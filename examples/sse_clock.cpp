@@ -47,21 +47,29 @@ constexpr std::string_view page = R"(<!doctype html>
 <ol id="ticks"></ol>
 <script>
 const source = (new URLSearchParams(location.search).get('source') || '') + '/clock';
-const events = new EventSource(source);
 const status = document.getElementById('status');
 const count = document.getElementById('count');
 const ticks = document.getElementById('ticks');
 document.getElementById('source').textContent = source;
-events.onopen = () => { status.textContent = 'open'; };
-// A refused cross-origin request closes the source for good: no retry, no event.
-events.onerror = () => { status.textContent = events.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'; };
-events.addEventListener('tick', (e) => {
-  count.textContent = Number(count.textContent) + 1;
-  const item = document.createElement('li');
-  item.textContent = 'event ' + e.lastEventId + ': ' + e.data;
-  ticks.prepend(item);
-  if (ticks.children.length > 10) ticks.lastChild.remove();
-});
+let events;
+function connect() {
+  events = new EventSource(source);
+  events.onopen = () => { status.textContent = 'open'; };
+  // A refused cross-origin request closes the source for good: no retry, no event.
+  events.onerror = () => { status.textContent = events.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'; };
+  events.addEventListener('tick', (e) => {
+    count.textContent = Number(count.textContent) + 1;
+    const item = document.createElement('li');
+    item.textContent = 'event ' + e.lastEventId + ': ' + e.data;
+    ticks.prepend(item);
+    if (ticks.children.length > 10) ticks.lastChild.remove();
+  });
+}
+connect();
+// Leaving the page closes the stream, so the server hears at once that this client left
+// (a browser may otherwise keep the page, stream open, in its back/forward cache).
+addEventListener('pagehide', () => { events.close(); status.textContent = 'closed'; });
+addEventListener('pageshow', (e) => { if (e.persisted) connect(); });
 </script>
 </body></html>
 )";

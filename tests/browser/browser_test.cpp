@@ -210,6 +210,14 @@ TEST_CASE("browser: the sse_clock example's page shows the ticks as they arrive,
   const std::string refused_state = b.wait_eval(refused, state, failed);
   CHECK(failed(refused_state));
   CHECK_THAT(refused_state, Catch::EndsWith(" 0 "));
+  // Leaving the page: the example's close callback reports the hang-up, once.
+  b.navigate(own, "about:blank");
+  REQUIRE(page->wait_output("a client left (peer_"));
+  tt::run_for(shared_loop(), 200ms);
+  (void)page->wait_output("(never printed)", 0ms);
+  std::size_t left = 0;
+  for (auto p = page->output().find("a client left"); p != std::string::npos; p = page->output().find("a client left", p + 1)) ++left;
+  CHECK(left == 1);
   for (const auto& t : {own, across, refused}) b.close(t);
 }
 
