@@ -468,3 +468,34 @@ TEST_CASE("browser: leaving a page runs the server's close callback once, with a
     server.check_closed_once();
   }
 }
+
+TEST_CASE("browser: a cross-origin EventSource resumes with Last-Event-ID, without a preflight", "[.browser][cors]") {
+  auto& b = browser();
+  page_server page{std::string(event_page)};
+  tether::server srv{shared_loop()};
+  std::vector<std::string> resumed_after;  // the Last-Event-ID of each request ("-": none)
+  int preflights = 0;
+  // Each stream sends one event (id = its request's number, retry 10 ms), then ends: the
+  // browser reconnects, saying the last id it saw.
+  auto wrapped = policy({.origins = {origin_of(page.port)}}).wrap([&](tether::request& req) {
+    resumed_after.emplace_back(tether::sse::last_event_id(req).value_or("-"));
+    auto s = tether::sse_stream::start(req);
+    REQUIRE(s);
+    (void)s->send({.id = std::to_string(resumed_after.size()), .data = "x", .retry = 10ms});
+    (void)s->end();
+  });
+  REQUIRE_FALSE(srv.route("/events", tether::method::get | tether::method::options, [&](tether::request& req) {
+    if (req.method() == tether::method::options) ++preflights;
+    wrapped(req);
+  }));
+  const auto port = *srv.bind("127.0.0.1", 0);
+  const auto tab = b.open(page.url("?src=" + origin_of(port) + "/events"));
+  REQUIRE(tt::run_until(shared_loop(), [&] { return resumed_after.size() >= 3; }, 5000ms));
+  CHECK(resumed_after[0] == "-");
+  CHECK(resumed_after[1] == "1");
+  CHECK(resumed_after[2] == "2");
+  // Chromium sends Last-Event-ID on its own reconnects without asking first: a policy
+  // need not list it in `headers`.
+  CHECK(preflights == 0);
+  b.close(tab);
+}
