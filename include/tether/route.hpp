@@ -156,7 +156,9 @@ class route : detail::check_route_declaration<Path, Handler, Methods...> {
  public:
   using handler_type = Handler;
   static constexpr auto path = Path;
-  static constexpr method_set methods = (method_set{} | ... | method_set(Methods));
+  /// `Methods`, and those the handler answers on its own (handler_own_methods: OPTIONS
+  /// for a cors_handler, so that a preflight reaches it).
+  static constexpr method_set methods = (method_set{} | ... | method_set(Methods)) | handler_own_methods<Handler>;
 
   constexpr route() requires std::default_initializable<Handler> = default;
   constexpr explicit route(Handler handler) noexcept(std::is_nothrow_move_constructible_v<Handler>)
