@@ -4,10 +4,6 @@
 // (the last minute). Clients that go away leave the moment the server notices; each
 // tick is encoded once and the same bytes go to every client.
 //
-<<<<<<< HEAD
-// Usage: sse_clock [PORT]             (default 8080)
-//        sse_clock --once             (a self-test on an ephemeral port, then exit)
-=======
 // Open http://127.0.0.1:8080/ in a browser: the page shows the ticks as they arrive
 // (an EventSource on /clock). A page of another origin may read /clock only if this
 // server allows its origin (CORS, docs/cors.md): with `--allow-origin ORIGIN`, given once
@@ -18,8 +14,7 @@
 //
 // Usage: sse_clock [PORT] [--allow-origin ORIGIN]... [--interval MS]
 //                                     (default port 8080, a tick every 1000 ms)
-//        sse_clock --once             (serve one client on an ephemeral port, then exit)
->>>>>>> browser
+//        sse_clock --once             (a self-test on an ephemeral port, then exit)
 //   $ curl -N http://127.0.0.1:8080/clock
 //   id: 1
 //   event: tick
@@ -127,23 +122,17 @@ int main(int argc, char** argv) {
     (void)req.output_headers().set("Content-Type", "text/html; charset=utf-8");
     (void)req.reply(200, page);
   });
-  auto clock = [&](server::request& req) {
+  auto on_clock = [&](server::request& req) {
     if (auto last = tether::sse::last_event_id(req)) std::printf("client resumes after event %.*s\n", int(last->size()), last->data());
-<<<<<<< HEAD
-    (void)clients.subscribe(req, "clock");       // replays what it missed, then streams
-  });
-=======
     // The close callback runs once per connection, the moment the client leaves.
     (void)req.connection().on_close([](const tether::close_event& e) noexcept {
       std::printf("sse_clock: a client left (%s)\n", std::string(tether::to_string(e.reason)).c_str());
       std::fflush(stdout);
     });
-    auto stream = sse_stream::start(req);
-    if (stream) (void)clients.subscribe(std::move(*stream));
+    (void)clients.subscribe(req, "clock");       // replays what it missed, then streams
   };
-  if (cors) (void)srv.route("/clock", cors->wrap(clock));
-  else (void)srv.route("/clock", clock);
->>>>>>> browser
+  if (cors) (void)srv.route("/clock", cors->wrap(on_clock));
+  else (void)srv.route("/clock", on_clock);
 
   tether::timer tick{loop, [&] {
     char now[32];
