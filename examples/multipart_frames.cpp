@@ -1,6 +1,7 @@
 // Example: a live image stream (multipart/x-mixed-replace), the way IP cameras and the
-// PECL example serve them. Open http://127.0.0.1:8081/ in a browser: the picture
-// updates ten times a second. Each frame is rendered once and shared by every viewer;
+// PECL example serve them. Open http://127.0.0.1:8081/ in a browser: the page's <img>
+// points at /stream, and the browser replaces the picture with each part it receives,
+// ten times a second. Each frame is rendered once and shared by every viewer;
 // a viewer on a slow link skips frames (it always gets the newest) instead of queuing
 // them, because the buffer policy bounds what it may hold.
 //
@@ -29,6 +30,17 @@ static std::string render(unsigned frame) {
          std::to_string(angle) + " 100 100)'/><text x='10' y='195'>frame " + std::to_string(frame) + "</text></svg>";
 }
 
+// The page at /: browsers render a multipart/x-mixed-replace image as it updates.
+constexpr std::string_view page = R"(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tether: multipart_frames</title>
+<style>body { font-family: sans-serif; margin: 2em; }</style></head>
+<body>
+<h1>multipart_frames</h1>
+<p>A live <code>multipart/x-mixed-replace</code> stream: each part replaces the picture.</p>
+<img id="camera" src="/stream" width="200" height="200" alt="live frames from /stream">
+</body></html>
+)";
+
 int main(int argc, char** argv) {
   const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
   const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8081");
@@ -39,11 +51,11 @@ int main(int argc, char** argv) {
   tether::hub<viewer> viewers;
   unsigned frame = 0;
 
-  srv.route("/", [](server::request& req) {
-    req.output_headers().add("Content-Type", "text/html");
-    req.reply(200, "<html><body><img src='/stream'></body></html>");
+  (void)srv.route("/", tether::method::get, [](server::request& req) {
+    (void)req.output_headers().set("Content-Type", "text/html; charset=utf-8");
+    (void)req.reply(200, page);
   });
-  srv.route("/stream", [&](server::request& req) {
+  (void)srv.route("/stream", [&](server::request& req) {
     if (auto v = viewer::start(req)) (void)viewers.subscribe(std::move(*v));
   });
 

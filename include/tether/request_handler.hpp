@@ -5,8 +5,10 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/method.hpp>
 
 #include <concepts>
+#include <type_traits>
 
 TETHER_BEGIN_NAMESPACE
 
@@ -19,5 +21,16 @@ TETHER_BEGIN_NAMESPACE
 /// on the server's policies: a lambda taking `auto&` fits every server.
 template <class H, class Request>
 concept request_handler = std::invocable<H&, Request&>;
+
+/// The methods a handler answers on its own, whatever its route declares: a handler type
+/// may say `static constexpr tether::method_set own_methods = ...;` (cors_handler answers
+/// OPTIONS, the CORS preflight). A server routing such a handler adds them to the route's
+/// methods and to its allowed methods, so that libevent lets them through. Empty for
+/// every other handler, at no cost.
+template <class H>
+inline constexpr method_set handler_own_methods = [] {
+  if constexpr (requires { std::remove_cvref_t<H>::own_methods; }) return method_set(std::remove_cvref_t<H>::own_methods);
+  else return method_set{};
+}();
 
 TETHER_END_NAMESPACE

@@ -161,8 +161,9 @@ class route : detail::check_route_declaration<Path, Handler, Methods...> {
   using handler_type = Handler;
   /// The exact path this route answers (a fixed_string: `path.view()`, `path.c_str()`).
   static constexpr auto path = Path;
-  /// The methods this route answers, as declared (a router adds HEAD where GET is declared).
-  static constexpr method_set methods = (method_set{} | ... | method_set(Methods));
+  /// `Methods`, and those the handler answers on its own (handler_own_methods: OPTIONS
+  /// for a cors_handler, so that a preflight reaches it).
+  static constexpr method_set methods = (method_set{} | ... | method_set(Methods)) | handler_own_methods<Handler>;
 
   constexpr route() requires std::default_initializable<Handler> = default;
   /// A route calling `handler` (get<"/x">(handler) and friends deduce the type for you).

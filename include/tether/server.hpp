@@ -200,7 +200,9 @@ class basic_server {
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
     auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
-    return adopt_route(path, &holder_type<H>::dispatch, std::move(holder));
+    if (auto ec = adopt_route(path, &holder_type<H>::dispatch, std::move(holder))) return ec;
+    add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
+    return {};
   }
 
   /// Calls `handler` for requests on `path` whose method is in `methods` (GET implies
@@ -214,6 +216,7 @@ class basic_server {
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
     if (methods.empty()) return make_error_code(errc::invalid_argument);
+    methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
     auto holder = std::make_unique<method_holder_type<H>>(this, methods, std::forward<Handler>(handler));
     if (auto ec = adopt_route(path, &method_holder_type<H>::dispatch, std::move(holder))) return ec;
     add_allowed_methods(methods);
@@ -262,6 +265,7 @@ class basic_server {
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     evhttp_set_gencb(http_.get(), &holder_type<H>::dispatch, holder.get());
     handlers_.push_back(std::move(holder));
+    add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
   }
 
   // ----- limits (limits.hpp, docs/limits.md) --------------------------------------

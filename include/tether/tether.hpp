@@ -16,6 +16,7 @@
 #include <tether/close_policy.hpp>
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
+#include <tether/cors.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/dns.hpp>
 #include <tether/error.hpp>

@@ -697,13 +697,15 @@ TEST_CASE("client: retries with back-off until the server listens", "[client][re
   refusing_port later;
   auto opts = fast_options();
   opts.retries = 3;
-  opts.initial_retry_delay = 60ms;
+  // Every delay is stretched like the test's windows (10x under valgrind), or the window
+  // below would outlast all the retries on a slow run.
+  opts.initial_retry_delay = tt::scaled(60ms);
   tether::client_connection conn{loop, "127.0.0.1", later.port, opts};
   outcome o;
   const auto t0 = clock_type::now();
   REQUIRE(conn.get("/hello", record(o)));
   // Refused at 0 and after 60 ms; listening from ~100 ms; the third attempt (at 60 + 120 ms) succeeds.
-  tt::run_for(loop, 100ms);
+  tt::run_for(loop, 100ms);  // scaled too
   CHECK(o.calls == 0);
   tether::server srv{loop};
   srv.fallback([](tether::request& req) { (void)req.reply(200, "finally"); });
@@ -714,7 +716,7 @@ TEST_CASE("client: retries with back-off until the server listens", "[client][re
   CHECK_FALSE(o.ec);
   CHECK(o.body == "finally");
   CHECK(o.attempts == 3);
-  CHECK(o.at - t0 >= 170ms);  // 60 + 120 ms, less libevent's cached-time slack
+  CHECK(o.at - t0 >= tt::scaled(170ms));  // 60 + 120 ms, less libevent's cached-time slack
 }
 
 TEST_CASE("client: retries give up after the last attempt", "[client][retry]") {

@@ -4,7 +4,8 @@
 // about a tenth of a small request's instructions). It skips that when the reply
 // already carries a Date, so a server that opted in (basic_server::cache_date_header)
 // stamps the one it formatted during the current second, taken from the loop's cached
-// clock. The bytes on the wire are the same.
+// clock. The bytes on the wire are the same. Engines that write their own heads
+// (http1::head_writer) take the same text through view().
 #pragma once
 
 #include <tether/config.hpp>
@@ -13,7 +14,9 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>  // evhttp_request::major/minor: libevent has no accessor
 
+#include <cstddef>
 #include <ctime>
+#include <string_view>
 
 TETHER_BEGIN_NAMESPACE
 namespace detail {
@@ -28,6 +31,14 @@ class date_cache {
     if (tv.tv_sec != second_ && format(tv.tv_sec, text_)) second_ = tv.tv_sec;
     return text_;
   }
+
+  /// now() as a view, for writers that take lengths (http1::head_writer::date): 29
+  /// characters, or empty if the time cannot be represented.
+  std::string_view view(event_base* base) noexcept {
+    const char* date = now(base);
+    return {date, *date != '\0' ? length : 0};
+  }
+  static constexpr std::size_t length = 29;  // "Sun, 06 Nov 1994 08:49:37 GMT"
 
   /// Adds the cached Date to an HTTP/1.1 reply that has none: the replies evhttp would
   /// otherwise stamp itself (it leaves HTTP/1.0 replies without one).
