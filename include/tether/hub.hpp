@@ -86,13 +86,17 @@ class basic_hub {
     return r;
   }
 
-  /// Calls `f(stream)` for every subscriber (`Stream&`). `f` must not subscribe or
-  /// unsubscribe, and must not end a stream: a write in `f` that closes the subscriber's
-  /// connection (a limit) destroys the stream the walk continues from. To write to every
-  /// subscriber, use publish(), which survives that.
+  /// Calls `f(stream)` for every subscriber (`Stream&`). A write in `f` may end the
+  /// stream it is given (a limit closes the connection and the subscriber leaves): the
+  /// walk has already read the next one. `f` must not subscribe, unsubscribe or clear(),
+  /// and must not end another subscriber's stream.
   template <class F>
   void for_each(F&& f) {
-    for (node* n = head_; n; n = n->next) f(n->stream);
+    for (node* n = head_; n;) {
+      node* next = n->next;  // f may end n's stream, which unlinks and frees n
+      f(n->stream);
+      n = next;
+    }
   }
 
   /// Subscribers now.
