@@ -70,6 +70,7 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   const auto p2 = *srv.bind("127.0.0.1", 0);
   REQUIRE(p1 != p2);
   REQUIRE(srv.listeners().size() == 2);
+  CHECK(srv.base() == loop.native());
   CHECK(srv.listeners()[0].port == p1);
   CHECK(srv.listeners()[0].address == "127.0.0.1");
   CHECK(tt::first_body(exchange(loop, p1, "Host: t\r\n")) == "served");
@@ -198,8 +199,11 @@ TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliase
   CHECK(get_host(loop, port, "other.test", "/status") == "main:/status");
   CHECK(get_host(loop, port, "a.b.example.org") == "wild:a.b.example.org");
   CHECK(get_host(loop, port, "example.org") == "main:/");  // `*` needs at least one character
-  // A virtual host answers its own 404, not the server's fallback.
+  // A virtual host answers its own 404, not the server's fallback, and screens what it
+  // refuses like every tether reply (libevent's own 404 would let a NUL through).
   CHECK(exchange(loop, port, "Host: api.example.com\r\n", "GET /missing HTTP/1.1").starts_with("HTTP/1.1 404"));
+  CHECK(exchange(loop, port, "Host: api.example.com\r\n" + std::string("X-Nul: a\0b\r\n", 12), "GET /missing HTTP/1.1")
+            .starts_with("HTTP/1.1 400"));
 
   // An alias of the server wins over a virtual host's pattern, until it is removed.
   REQUIRE_FALSE(srv.add_alias("special.example.org"));
@@ -280,6 +284,11 @@ TEST_CASE("server settings: default Content-Type, error replies, allowed methods
     ++handled;
     (void)r.reply(200, "body");
   }));
+  REQUIRE_FALSE(srv.route("/buffer", [&](tether::request& r) {
+    ++handled;
+    (void)r.output().append("from the output buffer");  // PECL's getOutputBuffer()
+    (void)r.reply(200);
+  }));
   REQUIRE_FALSE(srv.route("/busy", [&](tether::request& r) {
     ++handled;
     (void)r.send_error(503, "Busy Now");
@@ -294,6 +303,8 @@ TEST_CASE("server settings: default Content-Type, error replies, allowed methods
         "text/plain; charset=utf-8");
   srv.set_default_content_type("");
   CHECK_FALSE(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type"));
+
+  CHECK(tt::first_body(exchange(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
 
   const auto busy = exchange(loop, port, "Host: t\r\n", "GET /busy HTTP/1.1");
   CHECK(busy.starts_with("HTTP/1.1 503 Busy Now\r\n"));
