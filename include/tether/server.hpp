@@ -12,6 +12,7 @@
 #include <tether/detail/accept_backoff.hpp>
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/path_handlers.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
@@ -61,15 +62,32 @@ inline result<std::uint16_t> parse_port(std::string_view text) noexcept {
   return static_cast<std::uint16_t>(v);
 }
 
-/// One listening socket of a server.
+/// One listening socket of a server, as basic_server::listeners() lists it.
+///
+/// A value, not an owner: the server owns the socket. Pass it (or a copy) back to
+/// basic_server::stop_listening(const listener&) to close exactly that socket; a copy
+/// whose socket is already closed is reported as such, never dereferenced.
 struct listener {
-  /// The address as given to bind() ("0.0.0.0", "::1"); empty for a socket given to accept(fd).
+  /// The address given to bind(), or empty for a socket adopted with accept().
   std::string address;
-  /// The port the socket is bound to (the one the kernel chose when bind() was given 0).
+  /// The port the socket is bound to.
   std::uint16_t port = 0;
-  /// libevent's handle of the socket, owned by the server's evhttp: do not free it.
+  /// libevent's handle of the socket (evhttp_bound_socket), owned by the server. It
+  /// identifies the socket; use it only while the listener is in listeners().
   evhttp_bound_socket* native = nullptr;
 };
+
+template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
+class basic_virtual_host;
+
+namespace detail {
+/// What a server knows of a virtual host attached to it: the server detaches it before it
+/// frees its own evhttp (which would free the virtual host's too).
+struct virtual_host_link {
+  evhttp* http = nullptr;
+  bool parent_gone = false;
+};
+}  // namespace detail
 
 /// An HTTP/1.x server over libevent's evhttp.
 ///
@@ -120,7 +138,7 @@ class basic_server {
     if (!core_.scratch) throw std::bad_alloc{};
     // Unrouted requests get tether's 404 rather than libevent's, so that they are
     // screened (docs/security.md) like every other request.
-    evhttp_set_gencb(http_.get(), &not_found, this);
+    handlers_.answer_not_found();
     install_limits();
   }
   /// Creates the server with the routes of `table` installed (see route(router)).
@@ -139,6 +157,11 @@ class basic_server {
   basic_server& operator=(const basic_server&) = delete;
 
   ~basic_server() {
+    // evhttp_free would free the virtual hosts' evhttps, which they own.
+    for (auto* v : vhosts_) {
+      evhttp_remove_virtual_host(http_.get(), v->http);
+      v->parent_gone = true;
+    }
     backoff_.shutdown();
     core_.shutting_down = true;
     http_.reset();  // evhttp_free: closecb for every open connection
@@ -173,14 +196,66 @@ class basic_server {
     return bound;
   }
 
-  /// Serves an already listening socket (from systemd, SO_REUSEPORT setups, tests).
-  /// The server closes it when it is done. Returns its port.
-  result<std::uint16_t> accept(int listening_fd) { return adopt_listener(listening_fd, {}); }
+  /// Serves a socket the application bound itself (from systemd, SO_REUSEPORT setups,
+  /// a port picked before privileges are dropped, tests): a TCP socket (IPv4 or IPv6)
+  /// that is listening already, or only bound, in which case the server calls
+  /// listen(fd, backlog) (libevent alone would wait on it forever). Returns its port.
+  ///
+  /// On success the server owns the socket and closes it when it stops listening on it
+  /// or dies; on error the socket stays the caller's. Errors: errc::invalid_argument for
+  /// a socket that is not a TCP stream, or the system's reason (bad descriptor, ...).
+  result<std::uint16_t> accept(int fd, int backlog = 1024) {
+    int type = 0;
+    socklen_t type_len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0)
+      return std::error_code(errno, std::system_category());
+    if (type != SOCK_STREAM) return make_error_code(errc::invalid_argument);
+    int listening = 0;
+    socklen_t listening_len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &listening_len) != 0)
+      return std::error_code(errno, std::system_category());
+    if (!listening) {
+      // Check the family first: listen() on a socket we then refuse would change it.
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        return std::error_code(errno, std::system_category());
+      if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return make_error_code(errc::invalid_argument);
+      if (::listen(fd, backlog) != 0) return std::error_code(errno, std::system_category());
+    }
+    return adopt_listener(fd, {});
+  }
 
-  /// Stops listening on every socket; open connections are served as before.
+  /// Stops listening on every socket and closes them; open connections are served as
+  /// before.
   void stop_listening() noexcept {
     for (auto& l : listeners_) evhttp_del_accept_socket(http_.get(), l.native);
     listeners_.clear();
+  }
+  /// Stops listening on one socket, an element of listeners() or a copy of one, and
+  /// closes it; the other sockets and every open connection (including those accepted
+  /// on this socket) are served as before.
+  /// Errors: errc::invalid_argument if the server does not listen on it (any more).
+  std::error_code stop_listening(const listener& which) noexcept {
+    for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+      if (it->native != which.native) continue;
+      evhttp_del_accept_socket(http_.get(), it->native);
+      listeners_.erase(it);
+      return {};
+    }
+    return make_error_code(errc::invalid_argument);
+  }
+  /// Stops listening on every socket bound to `port` (bind() returned it; an IPv4 and an
+  /// IPv6 socket may share it), as stop_listening(const listener&) does for each.
+  /// Errors: errc::invalid_argument if no socket of the server is bound to `port`.
+  std::error_code stop_listening(std::uint16_t port) noexcept {
+    const auto before = listeners_.size();
+    std::erase_if(listeners_, [&](const listener& l) {
+      if (l.port != port) return false;
+      evhttp_del_accept_socket(http_.get(), l.native);
+      return true;
+    });
+    return listeners_.size() != before ? std::error_code{} : make_error_code(errc::invalid_argument);
   }
 
   /// The sockets the server listens on.
@@ -199,8 +274,7 @@ class basic_server {
     // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
-    auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
-    if (auto ec = adopt_route(path, &holder_type<H>::dispatch, std::move(holder))) return ec;
+    if (auto ec = handlers_.template route<H>(path, std::forward<Handler>(handler))) return ec;
     add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
     return {};
   }
@@ -217,8 +291,7 @@ class basic_server {
                   "tether: a request handler must be callable as handler(req) with a server::request&");
     if (methods.empty()) return make_error_code(errc::invalid_argument);
     methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
-    auto holder = std::make_unique<method_holder_type<H>>(this, methods, std::forward<Handler>(handler));
-    if (auto ec = adopt_route(path, &method_holder_type<H>::dispatch, std::move(holder))) return ec;
+    if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler))) return ec;
     add_allowed_methods(methods);
     return {};
   }
@@ -237,21 +310,16 @@ class basic_server {
       (void)sizeof(detail::router_handler_checks<request, router_t>);
       return make_error_code(errc::invalid_argument);
     } else {
-      using binding = detail::router_binding<config, router_t>;
-      auto holder = std::make_unique<binding>(core_, router_t(std::forward<Router>(table)));
-      handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-      if (auto ec = holder->install(http_.get())) return ec;
-      handlers_.push_back(std::move(holder));
-      add_allowed_methods(binding::methods());
+      auto methods = handlers_.route_router(std::forward<Router>(table));
+      if (!methods) return methods.error();
+      add_allowed_methods(*methods);
       return {};
     }
   }
 
   /// Stops routing `path` (routed at run time or by a router). Errors:
   /// errc::invalid_argument if it was not routed.
-  std::error_code unroute(cstring_view path) noexcept {
-    return evhttp_del_cb(http_.get(), path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_argument);
-  }
+  std::error_code unroute(cstring_view path) noexcept { return handlers_.unroute(path); }
 
   /// Calls `handler` for every request no route matched (without one the server answers
   /// 404 and closes the connection, as libevent does).
@@ -261,10 +329,7 @@ class basic_server {
     // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
-    auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
-    handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-    evhttp_set_gencb(http_.get(), &holder_type<H>::dispatch, holder.get());
-    handlers_.push_back(std::move(holder));
+    handlers_.template fallback<H>(std::forward<Handler>(handler));
     add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
   }
 
@@ -331,7 +396,10 @@ class basic_server {
   void set_default_content_type(cstring_view type) noexcept {
     evhttp_set_default_content_type(http_.get(), type.view().empty() ? nullptr : type.c_str());
   }
-  /// Answers requests whose Host is `alias` as if it were this server.
+  /// Answers requests whose host is exactly `alias` (compared without regard to case)
+  /// with this server's own routes, even where a virtual host's pattern would match it
+  /// (virtual_host.hpp: aliases are tried before patterns). Errors:
+  /// errc::invalid_argument if libevent cannot allocate.
   std::error_code add_alias(cstring_view alias) noexcept {
     return evhttp_add_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                      : make_error_code(errc::invalid_argument);
@@ -381,54 +449,8 @@ class basic_server {
   event_base* base() const noexcept { return core_.base; }
 
  private:
-  template <class H>
-  struct holder_type final : detail::handler_holder_base {
-    template <class F>
-    holder_type(basic_server* s, F&& f) : server(s), handler(std::forward<F>(f)) {}
-
-    // The C -> C++ boundary: libevent calls this for each request on the route.
-    static void dispatch(evhttp_request* r, void* self) noexcept {
-      auto* h = static_cast<holder_type*>(self);
-      detail::invoke_handler<config>(h->server->core_, r, h->handler);
-    }
-
-    basic_server* server;
-    [[no_unique_address]] H handler;
-  };
-
-  template <class H>
-  struct method_holder_type final : detail::handler_holder_base {
-    template <class F>
-    method_holder_type(basic_server* s, method_set declared, F&& f)
-        : server(s),
-          served(detail::with_implied_head(declared)),
-          allow(detail::make_allow_value(served)),
-          handler(std::forward<F>(f)) {}
-
-    static void dispatch(evhttp_request* r, void* self) noexcept {
-      auto* h = static_cast<method_holder_type*>(self);
-      if (h->served.contains(static_cast<method>(evhttp_request_get_command(r)))) {
-        detail::invoke_handler<config>(h->server->core_, r, h->handler);
-      } else {
-        detail::method_not_allowed reply{h->allow.c_str()};
-        detail::invoke_handler<config>(h->server->core_, r, reply);
-      }
-    }
-
-    basic_server* server;
-    method_set served;
-    detail::allow_value allow;
-    [[no_unique_address]] H handler;
-  };
-
-  template <class Holder>
-  std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), std::unique_ptr<Holder> holder) {
-    handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-    if (const int rc = evhttp_set_cb(http_.get(), path.c_str(), dispatch, holder.get()); rc != 0)
-      return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
-    handlers_.push_back(std::move(holder));
-    return {};
-  }
+  template <close_policy, buffer_policy, close_callback>
+  friend class basic_virtual_host;
 
   // ----- limits: installed once, from the constructor -------------------------------
 
@@ -488,16 +510,12 @@ class basic_server {
     return port;
   }
 
-  static void not_found(evhttp_request* r, void* self) noexcept {
-    detail::not_found_reply reply;
-    detail::invoke_handler<config>(static_cast<basic_server*>(self)->core_, r, reply);
-  }
-
   detail::server_core core_;
   unique_evhttp http_;
   detail::accept_backoff backoff_;  // after http_: its constructor takes the evhttp
-  std::vector<std::unique_ptr<detail::handler_holder_base>> handlers_;
+  detail::path_handlers<config> handlers_{core_, http_.get()};
   std::vector<listener> listeners_;
+  std::vector<detail::virtual_host_link*> vhosts_;  // attached virtual hosts (virtual_host.hpp)
   // libevent's default (evhttp_new_object); it has no getter.
   method_set allowed_ = method::get | method::post | method::head | method::put | method::delete_;
 };

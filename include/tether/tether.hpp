@@ -45,4 +45,5 @@
 #include <tether/stream.hpp>
 #include <tether/timer.hpp>
 #include <tether/uri.hpp>
+#include <tether/virtual_host.hpp>
 #include <tether/wakeup.hpp>
