@@ -210,7 +210,7 @@ class guard_set {
     for (connection_guard* g = heads_[index(guard_list::live)]; g;) {
       connection_guard* next = g->next;
       const bool no_request = g->phase == guard_phase::idle || (g->phase == guard_phase::head && g->head_bytes == 0);
-      if (no_request && evbuffer_get_length(bufferevent_get_input(g->bev)) == 0) {
+      if (no_request && evbuffer_get_length(bufferevent_get_input(g->bev)) == 0 && !bytes_waiting(*g)) {
         end_gracefully(*g, why);
         ++n;
       }
@@ -623,6 +623,13 @@ class guard_set {
     ::shutdown(static_cast<int>(bufferevent_getfd(b)), SHUT_WR);
   }
   static void reject_event(bufferevent*, short, void* self) noexcept { close_now(*static_cast<connection_guard*>(self)); }
+
+  /// True if the kernel holds bytes of the connection that libevent did not read yet: a
+  /// request that arrived before the drain looked, which evhttp reads and answers next.
+  static bool bytes_waiting(const connection_guard& g) noexcept {
+    char byte;
+    return ::recv(static_cast<int>(bufferevent_getfd(g.bev)), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
 
   /// The drain's graceful end of a connection with no request in progress: evhttp never
   /// parses its bytes again; the client reads our FIN, and its close (or the linger,
