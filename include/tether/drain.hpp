@@ -16,6 +16,9 @@
 // Every close callback it causes reports close_reason::server_shutdown. When every
 // connection is closed, or at the deadline (what is still open is then closed hard and
 // counted), the drain is done: it reports, and by default makes the loop's run() return.
+/// @file
+/// Graceful drain: tether::drain_report and tether::basic_drain_options (basic_server::drain).
+/// See docs/drain.md.
 #pragma once
 
 #include <tether/config.hpp>

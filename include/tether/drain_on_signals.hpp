@@ -15,6 +15,9 @@
 //
 // While it lives, libevent owns the two signals' dispositions (one event_base per process
 // may handle signals); destroying it restores the previous ones.
+/// @file
+/// tether::drain_on_signals: SIGTERM and SIGINT drain a server or a server group.
+/// See docs/drain.md.
 #pragma once
 
 #include <tether/config.hpp>
