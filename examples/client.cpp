@@ -113,6 +113,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "client: %s: %s\n", url, sent.error().message().c_str());
     return 2;
   }
+  // SIGTERM or Ctrl-C (the way to end `--stream`): stop reading and exit with status 0.
+  struct stop_reading {
+    tether::event_loop* loop;
+    int* exit_code;
+    void drain(std::chrono::milliseconds) noexcept {
+      *exit_code = 0;
+      loop->stop();
+    }
+  } stopper{&loop, &exit_code};
+  tether::drain_on_signals stop{loop, stopper, std::chrono::milliseconds(0)};
   loop.run();
   return exit_code;
 }

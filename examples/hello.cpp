@@ -7,8 +7,11 @@
 //   --threads N  N loops on N threads, each with its own SO_REUSEPORT socket on PORT
 //                (a tether::server_group, docs/scaling.md); 0 means one per core.
 //                Without it: one loop on the main thread.
+// SIGTERM or Ctrl-C drains it (docs/drain.md): replies in progress finish, idle
+// connections close, and it exits with status 0.
 #include <tether/tether.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -61,13 +64,14 @@ int main(int argc, char** argv) {
   const tether::loop_options loop_options{.epoll_changelist = fast};
 
   if (threads >= 0) {
-    tether::server_group group{{.threads = static_cast<unsigned>(threads), .loop = loop_options}};
+    tether::server_group group{
+        {.threads = static_cast<unsigned>(threads), .loop = loop_options, .signal_drain = std::chrono::seconds(10)}};
     auto bound = group.start("127.0.0.1", *port, [fast](tether::server& server) { setup(server, fast); });
     if (!bound) {
       std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
       return 1;
     }
-    group.join();
+    group.join();  // until SIGTERM or SIGINT drained every loop
     return 0;
   }
 
@@ -78,5 +82,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
     return 1;
   }
-  loop.run();
+  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
+  loop.run();  // until SIGTERM or SIGINT drained the server
+  return 0;
 }

@@ -12,8 +12,12 @@
 //   Connection: close
 //
 //   then press Ctrl-C in nc: the server prints _close_callback.
+//
+// SIGTERM or Ctrl-C on the server drains it (docs/drain.md): each open reply gets its
+// final chunk, each close callback runs (server_shutdown), and it exits with status 0.
 #include <tether/tether.hpp>
 
+#include <chrono>
 #include <cstdio>
 
 int main(int argc, char** argv) {
@@ -41,5 +45,7 @@ int main(int argc, char** argv) {
                  bound.error().message().c_str());
     return 1;
   }
+  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
   loop.run();
+  return 0;
 }

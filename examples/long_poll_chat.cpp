@@ -11,6 +11,8 @@
 //   $ curl -d 'again' 'http://127.0.0.1:8082/send?room=lobby'      # nobody waits: kept in history
 //   $ curl -i 'http://127.0.0.1:8082/poll?room=lobby&last=1'       # at once: again, Event-Id: 2
 //   $ curl -N 'http://127.0.0.1:8082/events?room=lobby'            # the room as an event stream
+// SIGTERM or Ctrl-C drains every loop (docs/drain.md): waiting polls get 503 with
+// Retry-After, streams end, and it exits with status 0.
 #include <tether/tether.hpp>
 
 #include "support/self_client.hpp"
@@ -113,7 +115,7 @@ int main(int argc, char** argv) {
   if (port == 0) return 1;
 
   tether::broker rooms{{.history = 100, .max_subscribers = 10000}};
-  tether::server_group group{{.threads = threads}};
+  tether::server_group group{{.threads = threads, .signal_drain = 10s}};
   auto bound = group.start("0.0.0.0", port, chat_routes(rooms));
   if (!bound) {
     std::fprintf(stderr, "long_poll_chat: %s\n", bound.error().message().c_str());
@@ -121,5 +123,6 @@ int main(int argc, char** argv) {
   }
   std::printf("long_poll_chat: %u loops; curl 'http://127.0.0.1:%u/poll?room=lobby'\n", group.size(), unsigned{*bound});
   std::fflush(stdout);
-  group.join();
+  group.join();  // until SIGTERM or SIGINT drained every loop
+  return 0;
 }

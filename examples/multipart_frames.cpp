@@ -76,7 +76,9 @@ int main(int argc, char** argv) {
     std::printf("%s\n", got ? "multipart_frames: received a frame" : "multipart_frames: no frame");
     return got ? 0 : 1;
   }
+  tether::drain_on_signals stop{loop, srv, 10s};  // SIGTERM, Ctrl-C: end every stream, exit 0
   std::printf("multipart_frames: open http://127.0.0.1:%u/\n", unsigned{*bound});
   std::fflush(stdout);
   loop.run();
+  return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "support/self_client.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -63,7 +64,9 @@ int main(int argc, char** argv) {
     std::printf("runtime_routes: %s\n", ok ? "the echo came back" : "no reply");
     return ok ? 0 : 1;
   }
+  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};  // SIGTERM, Ctrl-C: drain, exit 0
   std::printf("runtime_routes: listening on port %u\n", unsigned{*bound});
   std::fflush(stdout);
   loop.run();
+  return 0;
 }

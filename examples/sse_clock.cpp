@@ -20,6 +20,8 @@
 //   event: tick
 //   data: 2026-11-25T10:00:00Z
 //   $ curl -N -H 'Last-Event-ID: 1' http://127.0.0.1:8080/clock     # ticks 2, 3... at once
+// SIGTERM or Ctrl-C drains it (docs/drain.md): every client gets a last `event: bye`
+// and the end of its stream, and the server exits with status 0.
 #include <tether/tether.hpp>
 
 #include "support/self_client.hpp"
@@ -156,7 +158,13 @@ int main(int argc, char** argv) {
     std::printf("%s\n", got ? "sse_clock: received events, and a returning client what it missed" : "sse_clock: no event");
     return got ? 0 : 1;
   }
+  // A last event before each stream ends; `retry` tells EventSource when to come back.
+  srv.set_drain_options({.last_words = [](server::request_handle& h) {
+    (void)h.send_chunk(tether::static_bytes("event: bye\nretry: 5000\ndata: server restarting\n\n"));
+  }});
+  tether::drain_on_signals stop{loop, srv, 10s};
   std::printf("sse_clock: open http://127.0.0.1:%u/ or curl -N http://127.0.0.1:%u/clock\n", unsigned{*bound}, unsigned{*bound});
   std::fflush(stdout);
   loop.run();
+  return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "support/self_client.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -64,7 +65,9 @@ int main(int argc, char** argv) {
     std::printf("static_routes: %s\n", ok ? "a todo added" : "no reply");
     return ok ? 0 : 1;
   }
+  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};  // SIGTERM, Ctrl-C: drain, exit 0
   std::printf("static_routes: listening on port %u\n", unsigned{*bound});
   std::fflush(stdout);
   loop.run();
+  return 0;
 }

@@ -126,6 +126,18 @@ inline void refuse_keep_alive_for_unsized_http10(evhttp_request* req) noexcept {
   evhttp_add_header(out, "Connection", "close");
 }
 
+/// While its server drains (basic_server::drain), a reply closes its connection once
+/// written: otherwise a busy keep-alive client would keep the connection (and so the
+/// drain) open with request after request. Its close callback then reports
+/// close_reason::server_shutdown.
+inline void close_for_drain(evhttp_request* req, connection_core* st) noexcept {
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  while (evhttp_remove_header(out, "Connection") == 0) {
+  }
+  evhttp_add_header(out, "Connection", "close");
+  if (st && !st->forced) st->forced = close_reason::server_shutdown;
+}
+
 /// The reply calls, shared by the in-handler view and the handle. `st` is null only for
 /// an untracked request answered inside its handler.
 template <class Config>
@@ -149,6 +161,8 @@ struct exchange_ops {
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), std::forward<Body>(body))) return ec;
     if (evhttp_request_get_command(ex.req) == EVHTTP_REQ_HEAD) drop_body_for_head(ex.req);
+    if (core && core->draining) [[unlikely]]
+      close_for_drain(ex.req, st);
     resume(ex, st);
     if (st) ex.will_close = connection_core::reply_will_close(ex.req);
     ex.ph = phase::finishing;
@@ -160,6 +174,8 @@ struct exchange_ops {
   static std::error_code send_error(server_core* core, exchange& ex, state* st, int status, const char* reason) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (core && core->draining) [[unlikely]]
+      close_for_drain(ex.req, st);
     resume(ex, st);
     // libevent's error page always carries `Connection: close` (evhttp_send_page_).
     if (st) ex.will_close = true;
@@ -173,6 +189,8 @@ struct exchange_ops {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     refuse_keep_alive_for_unsized_http10(ex.req);
+    if (st.server && st.server->draining) [[unlikely]]
+      close_for_drain(ex.req, &st);
     resume(ex, &st);
     connection_control ctl{st};
     close_policy::on_stream_start(ctl);
@@ -641,6 +659,7 @@ class basic_request_handle {
 
  private:
   friend class basic_request<Config>;
+  friend struct detail::request_access;
   using ops = detail::exchange_ops<Config>;
 
   basic_request_handle(detail::connection_state<Config>* st, std::uint32_t seq) noexcept : st_(st), seq_(seq) {
@@ -762,6 +781,11 @@ struct request_access {
   template <class Config>
   static void refuse(basic_request<Config>& r, screen_verdict v) noexcept {
     r.refuse(v);
+  }
+  /// A handle to the current exchange of `st` (the drain's last-words hook gets one).
+  template <class Config>
+  static basic_request_handle<Config> handle(connection_state<Config>* st) noexcept {
+    return basic_request_handle<Config>(st, st->seq);
   }
 };
 }  // namespace detail

@@ -14,6 +14,7 @@
 #include <tether/detail/invoke_handler.hpp>
 #include <tether/detail/path_handlers.hpp>
 #include <tether/detail/sigpipe.hpp>
+#include <tether/drain.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
@@ -40,6 +41,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -162,6 +164,8 @@ class basic_server {
       evhttp_remove_virtual_host(http_.get(), v->http);
       v->parent_gone = true;
     }
+    drain_tick_.reset();
+    drain_deadline_.reset();
     backoff_.shutdown();
     core_.shutting_down = true;
     http_.reset();  // evhttp_free: closecb for every open connection
@@ -433,6 +437,39 @@ class basic_server {
   /// timer instead of accepting (server_event_kind::accept_paused).
   bool accept_paused() const noexcept { return backoff_.paused(); }
 
+  // ----- graceful drain (drain.hpp, docs/drain.md) --------------------------------
+
+  /// What drain() does with held requests and streams, and when it is done.
+  using drain_options = basic_drain_options<request_handle>;
+
+  /// Sets how drain() answers held requests, ends streams and reports (before drain()).
+  void set_drain_options(drain_options options) noexcept { drain_options_ = std::move(options); }
+
+  /// Stops the server gracefully, within `deadline`: stops listening, lets replies being
+  /// written finish (and closes their connections after them), answers held requests
+  /// (503 and Retry-After by default), ends chunked streams with their final chunk,
+  /// closes idle keep-alive connections, and reports every close it causes as
+  /// close_reason::server_shutdown. Done when no connection is left, or at the deadline
+  /// (then what is left is closed hard); by default the loop's run() then returns. The
+  /// work happens on the loop, from the next iteration on.
+  ///
+  /// On a server already draining it only brings the deadline forward (a second SIGTERM:
+  /// drain(0s) closes what is left now). Errors: errc::libevent_failure if libevent could
+  /// not allocate the drain's timers (nothing was changed).
+  template <class Rep, class Period>
+  std::error_code drain(std::chrono::duration<Rep, Period> deadline) noexcept {
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline);
+    if (ms.count() < 0) ms = std::chrono::milliseconds{0};
+    return start_drain(ms);
+  }
+
+  /// True from drain() on.
+  bool draining() const noexcept { return core_.draining; }
+  /// True once the drain is done (every connection closed, or the deadline passed).
+  bool drained() const noexcept { return drain_done_; }
+  /// What the drain did so far (complete once drained()).
+  const drain_report& drain_result() const noexcept { return drain_report_; }
+
   // ----- introspection ------------------------------------------------------------
 
   /// Connections tether currently tracks (those with a held or streamed request, a
@@ -510,12 +547,142 @@ class basic_server {
     return port;
   }
 
+  // ----- the drain ------------------------------------------------------------------
+
+  static constexpr timeval drain_period{0, 5000};  // how often the drain looks again
+
+  std::error_code start_drain(std::chrono::milliseconds deadline) noexcept {
+    if (drain_done_) return {};
+    const auto now = std::chrono::steady_clock::now();
+    if (core_.draining) {  // only ever brought forward
+      if (now + deadline < drain_until_) arm_deadline(deadline);
+      return {};
+    }
+    drain_tick_.reset(event_new(core_.base, -1, EV_PERSIST, &on_drain_tick, this));
+    drain_deadline_.reset(event_new(core_.base, -1, 0, &on_drain_deadline, this));
+    if (!drain_tick_ || !drain_deadline_) {
+      drain_tick_.reset();
+      drain_deadline_.reset();
+      return make_error_code(errc::libevent_failure);
+    }
+    core_.draining = true;
+    drain_started_ = now;
+    stop_listening();
+    arm_deadline(deadline);
+    event_add(drain_tick_.get(), &drain_period);
+    event_active(drain_tick_.get(), EV_TIMEOUT, 0);  // the first look: next iteration
+    return {};
+  }
+
+  void arm_deadline(std::chrono::milliseconds d) noexcept {
+    drain_until_ = std::chrono::steady_clock::now() + d;
+    const timeval tv{static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+    event_add(drain_deadline_.get(), &tv);
+  }
+
+  /// One look at every connection: answer what is held, end what streams, close what
+  /// idles; done when nothing is left.
+  static void on_drain_tick(evutil_socket_t, short, void* self) noexcept {
+    auto* srv = static_cast<basic_server*>(self);
+    if (srv->drain_done_) return;
+    srv->drain_tracked();
+    srv->drain_report_.idle_closed += srv->core_.guards.end_idle(close_reason::server_shutdown);
+    if (srv->core_.guards.size() == 0) srv->finish_drain();
+  }
+
+  static void on_drain_deadline(evutil_socket_t, short, void* self) noexcept {
+    auto* srv = static_cast<basic_server*>(self);
+    if (srv->drain_done_) return;
+    srv->drain_report_.deadline_passed = true;
+    srv->drain_report_.closed_at_deadline += srv->core_.guards.close_all(close_reason::server_shutdown);
+    srv->finish_drain();
+  }
+
+  /// Held requests and streams live on tracked connections: answer and end them.
+  void drain_tracked() noexcept {
+    using state = detail::connection_state<config>;
+    using ops = detail::exchange_ops<config>;
+    // A reference on the next state keeps it listed while this one is answered (its
+    // watchers and the last-words hook run application code).
+    state* st = static_cast<state*>(core_.all);
+    if (st) st->add_ref();
+    while (st) {
+      state* next = static_cast<state*>(st->all_next);
+      if (next) next->add_ref();
+      if (!st->closed && st->evcon) {
+        detail::exchange& ex = st->ex;
+        if (ex.ph == detail::phase::pending && ex.held) {
+          answer_held(*st);
+        } else if (ex.ph == detail::phase::streaming &&
+                   !evhttp_find_header(evhttp_request_get_output_headers(ex.req), "Content-Length")) {
+          if (drain_options_.last_words) {
+            auto handle = detail::request_access::handle<config>(st);
+            try {
+              drain_options_.last_words(handle);
+            } catch (...) {
+              detail::report_exception("a drain's last-words hook");
+            }
+          }
+          if (!st->closed && st->ex.ph == detail::phase::streaming) {
+            if (!st->forced) st->forced = close_reason::server_shutdown;
+            (void)ops::end(st->ex, st);
+            ++drain_report_.streams_ended;
+          }
+        }
+      }
+      st->release();
+      st = next;
+    }
+  }
+
+  void answer_held(detail::connection_state<config>& st) noexcept {
+    using ops = detail::exchange_ops<config>;
+    evkeyvalq* out = evhttp_request_get_output_headers(st.ex.req);
+    if (drain_options_.retry_after.count() > 0) {
+      char seconds[24];
+      std::snprintf(seconds, sizeof seconds, "%lld", static_cast<long long>(drain_options_.retry_after.count()));
+      evhttp_remove_header(out, "Retry-After");
+      evhttp_add_header(out, "Retry-After", seconds);
+    }
+    const char* body = drain_options_.held_body ? drain_options_.held_body : "";
+    if (!ops::reply(&core_, st.ex, &st, drain_options_.held_status, nullptr, std::string_view(body)))
+      ++drain_report_.held_answered;
+  }
+
+  void finish_drain() noexcept {
+    drain_done_ = true;
+    drain_tick_.reset();
+    drain_deadline_.reset();
+    drain_report_.took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - drain_started_);
+    if (drain_options_.on_done) {
+      try {
+        drain_options_.on_done(drain_report_);
+      } catch (...) {
+        detail::report_exception("a drain's on_done callback");
+      }
+    }
+    if (drain_options_.stop_loop) event_base_loopbreak(core_.base);
+  }
+
+  static void not_found(evhttp_request* r, void* self) noexcept {
+    detail::not_found_reply reply;
+    detail::invoke_handler<config>(static_cast<basic_server*>(self)->core_, r, reply);
+  }
+
   detail::server_core core_;
   unique_evhttp http_;
   detail::accept_backoff backoff_;  // after http_: its constructor takes the evhttp
   detail::path_handlers<config> handlers_{core_, http_.get()};
   std::vector<listener> listeners_;
   std::vector<detail::virtual_host_link*> vhosts_;  // attached virtual hosts (virtual_host.hpp)
+  drain_options drain_options_{};
+  drain_report drain_report_{};
+  unique_event drain_tick_;
+  unique_event drain_deadline_;
+  std::chrono::steady_clock::time_point drain_started_{};
+  std::chrono::steady_clock::time_point drain_until_{};
+  bool drain_done_ = false;
   // libevent's default (evhttp_new_object); it has no getter.
   method_set allowed_ = method::get | method::post | method::head | method::put | method::delete_;
 };

@@ -30,6 +30,7 @@
 
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/drain_on_signals.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/handle.hpp>
@@ -46,6 +47,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <concepts>
 #include <condition_variable>
@@ -55,6 +57,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -72,6 +75,9 @@ struct group_options {
   int backlog = 1024;
   /// How each loop's event_base is created.
   loop_options loop{};
+  /// If above zero, SIGTERM and SIGINT drain the group within this deadline (a
+  /// drain_on_signals on the first loop; basic_server_group::drain).
+  std::chrono::milliseconds signal_drain{0};
 };
 
 namespace detail {
@@ -234,6 +240,23 @@ class basic_server_group {
     for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
   }
 
+  /// Drains every loop's server (basic_server::drain: held requests answered, streams
+  /// ended, idle connections closed, within `deadline`); each loop returns once its
+  /// server drained, so join() returns once all did. Any thread (it only writes to each
+  /// loop's eventfd; the drain runs on the loop's own thread). A later call only brings
+  /// the deadline forward; stop() still stops every loop at once.
+  template <class Rep, class Period>
+  void drain(std::chrono::duration<Rep, Period> deadline) noexcept {
+    long long ms = std::chrono::ceil<std::chrono::milliseconds>(deadline).count();
+    if (ms < 0) ms = 0;
+    long long current = drain_ms_.load(std::memory_order_acquire);
+    while ((current < 0 || ms < current) && !drain_ms_.compare_exchange_weak(current, ms, std::memory_order_acq_rel)) {
+    }
+    for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
+  }
+  /// True once drain() was called.
+  bool draining() const noexcept { return drain_ms_.load(std::memory_order_acquire) >= 0; }
+
   /// Waits until every loop thread has finished (after stop()). From the thread that
   /// started the group, not from a loop's thread.
   void join() {
@@ -301,10 +324,20 @@ class basic_server_group {
     return go_ == go_state::run;
   }
 
+  /// What a loop's wake-up event needs: stop() or drain() was called.
+  struct loop_context {
+    basic_server_group* group;
+    detail::wake_fd* wake;
+    event_loop* loop;
+    Server* server;
+  };
+
   static void on_stop(evutil_socket_t, short, void* arg) noexcept {
-    auto* self = static_cast<std::pair<detail::wake_fd*, event_loop*>*>(arg);
-    self->first->consume();
-    self->second->stop();
+    auto* ctx = static_cast<loop_context*>(arg);
+    ctx->wake->consume();
+    if (ctx->group->stopping()) return ctx->loop->stop();
+    const long long ms = ctx->group->drain_ms_.load(std::memory_order_acquire);
+    if (ms >= 0) (void)ctx->server->drain(std::chrono::milliseconds{ms});
   }
 
   template <class Setup>
@@ -317,7 +350,9 @@ class basic_server_group {
     try {
       event_loop loop{options_.loop};
       Server srv{loop};
-      std::pair<detail::wake_fd*, event_loop*> stop_ctx{&w.stop, &loop};
+      loop_context stop_ctx{this, &w.stop, &loop, &srv};
+      std::optional<drain_on_signals<basic_server_group>> signals;
+      if (index == 0 && options_.signal_drain.count() > 0) signals.emplace(loop, *this, options_.signal_drain);
       unique_event stop_ev{event_new(loop.native(), w.stop.fd(), EV_READ | EV_PERSIST, &on_stop, &stop_ctx)};
       if (!stop_ev || event_add(stop_ev.get(), nullptr) != 0) throw std::bad_alloc{};
       using state_t = detail::setup_result_t<Setup, Server>;
@@ -350,6 +385,7 @@ class basic_server_group {
   group_options options_;
   std::unique_ptr<worker[]> workers_;
   std::atomic<bool> stopping_{false};
+  std::atomic<long long> drain_ms_{-1};  // drain()'s deadline; -1 until it is called
   bool started_ = false;
   std::uint16_t port_ = 0;
 

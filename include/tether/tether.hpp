@@ -19,6 +19,8 @@
 #include <tether/cors.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/dns.hpp>
+#include <tether/drain.hpp>
+#include <tether/drain_on_signals.hpp>
 #include <tether/error.hpp>
 #include <tether/file.hpp>
 #include <tether/event_loop.hpp>

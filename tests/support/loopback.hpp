@@ -137,7 +137,10 @@ class client {
         continue;
       }
       if (n == 0) eof_ = true;
-      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) eof_ = true;
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        eof_ = true;
+        if (errno == ECONNRESET) reset_seen_ = true;
+      }
       return !eof_;
     }
   }
@@ -186,6 +189,8 @@ class client {
   const std::string& data() const noexcept { return data_; }
   void clear() { data_.clear(); }
   bool eof() const noexcept { return eof_; }
+  /// True if a read failed with ECONNRESET: the server's close destroyed the connection.
+  bool reset_seen() const noexcept { return reset_seen_; }
   int fd() const noexcept { return fd_; }
   /// The client's local port, to find its connection in /proc/net/tcp.
   std::uint16_t local_port() const {
@@ -199,6 +204,7 @@ class client {
   int fd_ = -1;
   std::string data_;
   bool eof_ = false;
+  bool reset_seen_ = false;
 };
 
 /// A client in a child process, so that it can be killed with SIGKILL. The child

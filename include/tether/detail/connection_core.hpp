@@ -90,6 +90,9 @@ struct server_core {
   guard_set guards;
   std::size_t tracked = 0;  // connections with a connection_core
   bool shutting_down = false;
+  // basic_server::drain runs: every reply from now on closes its connection once written
+  // (exchange_ops: close_for_drain).
+  bool draining = false;
   // Every connection_core this server allocated, live or pooled, so that the server's
   // destructor can free them or orphan the ones a handle still points at.
   connection_core* all = nullptr;

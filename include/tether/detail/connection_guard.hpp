@@ -197,6 +197,46 @@ class guard_set {
   /// Bytes tether queued on `g`'s output (a streamed chunk): not progress.
   static void note_queued(connection_guard& g, std::size_t n) noexcept { g.queued += n; }
 
+  // ----- drain (basic_server::drain, docs/drain.md) ---------------------------------
+
+  /// Ends every connection that has no request in progress (idle keep-alive, or accepted
+  /// with no byte of a request received) gracefully: a FIN after what was sent, then its
+  /// input is read and discarded until the client closes (or linger passes), so that no
+  /// unread byte turns the close into a RST. Returns how many. Not from inside evhttp's
+  /// or a bufferevent's callbacks (the drain runs it from its own timer).
+  std::size_t end_idle(close_reason why) noexcept {
+    while (connection_guard* g = heads_[index(guard_list::unadopted)]) (void)adopt(*g);
+    std::size_t n = 0;
+    for (connection_guard* g = heads_[index(guard_list::live)]; g;) {
+      connection_guard* next = g->next;
+      const bool no_request = g->phase == guard_phase::idle || (g->phase == guard_phase::head && g->head_bytes == 0);
+      if (no_request && evbuffer_get_length(bufferevent_get_input(g->bev)) == 0 && !bytes_waiting(*g)) {
+        end_gracefully(*g, why);
+        ++n;
+      }
+      g = next;
+    }
+    return n;
+  }
+
+  /// Closes every connection still open, at once (the drain's deadline). Returns how many.
+  std::size_t close_all(close_reason why) noexcept {
+    while (connection_guard* g = heads_[index(guard_list::unadopted)]) (void)adopt(*g);
+    std::size_t n = 0;
+    for (guard_list l : {guard_list::doomed, guard_list::live}) {
+      // Always the head: a close callback unlinks its guard, and may close others.
+      for (std::size_t bound = live_ + 1; bound != 0; --bound) {
+        connection_guard* g = heads_[index(l)];
+        if (!g) break;
+        g->reason = why;
+        g->has_reason = true;
+        close_now(*g);
+        ++n;
+      }
+    }
+    return n;
+  }
+
  private:
   static constexpr std::chrono::milliseconds linger{2000};  // a rejected client's last chance to read
 
@@ -583,6 +623,27 @@ class guard_set {
     ::shutdown(static_cast<int>(bufferevent_getfd(b)), SHUT_WR);
   }
   static void reject_event(bufferevent*, short, void* self) noexcept { close_now(*static_cast<connection_guard*>(self)); }
+
+  /// True if the kernel holds bytes of the connection that libevent did not read yet: a
+  /// request that arrived before the drain looked, which evhttp reads and answers next.
+  static bool bytes_waiting(const connection_guard& g) noexcept {
+    char byte;
+    return ::recv(static_cast<int>(bufferevent_getfd(g.bev)), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
+
+  /// The drain's graceful end of a connection with no request in progress: evhttp never
+  /// parses its bytes again; the client reads our FIN, and its close (or the linger,
+  /// or the drain's deadline) frees it.
+  void end_gracefully(connection_guard& g, close_reason why) noexcept {
+    g.reason = why;
+    g.has_reason = true;
+    begin(g, guard_phase::rejecting);
+    bufferevent* b = g.bev;
+    bufferevent_setcb(b, &reject_read, nullptr, &reject_event, &g);
+    bufferevent_disable(b, EV_WRITE);
+    ::shutdown(static_cast<int>(bufferevent_getfd(b)), SHUT_WR);
+    bufferevent_enable(b, EV_READ);
+  }
 
   // ----- the housekeeping event and the sweep ---------------------------------------
 

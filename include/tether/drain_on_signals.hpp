@@ -1,0 +1,83 @@
+// tether/drain_on_signals.hpp - SIGTERM and SIGINT drain a server (or a server group).
+//
+// What a service manager (systemd, Kubernetes, docker stop) or Ctrl-C sends is turned
+// into a graceful drain on the loop's own thread: libevent's signal events
+// (evsignal_new) run the callback from the loop, never from the signal handler, so the
+// drain may do anything a callback may. The first signal drains with the deadline given;
+// a second one closes what is left at once (drain(0s)).
+//
+//     tether::event_loop loop;
+//     tether::server server{loop};
+//     ...
+//     tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
+//     loop.run();   // returns once the server drained
+//     return 0;
+//
+// While it lives, libevent owns the two signals' dispositions (one event_base per process
+// may handle signals); destroying it restores the previous ones.
+/// @file
+/// tether::drain_on_signals: SIGTERM and SIGINT drain a server or a server group.
+/// See docs/drain.md.
+#pragma once
+
+#include <tether/config.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/handle.hpp>
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <concepts>
+#include <csignal>
+#include <new>
+
+TETHER_BEGIN_NAMESPACE
+
+/// Something that drains within a deadline: basic_server, basic_server_group.
+template <class T>
+concept drain_target = requires(T& t, std::chrono::milliseconds deadline) { t.drain(deadline); };
+
+/// Drains `Target` when SIGTERM or SIGINT arrives (see the file comment).
+template <drain_target Target>
+class drain_on_signals {
+ public:
+  /// Watches SIGTERM and SIGINT on `loop`. Throws std::bad_alloc if libevent cannot
+  /// allocate or register the signal events.
+  template <class Rep, class Period>
+  drain_on_signals(event_loop& loop, Target& target, std::chrono::duration<Rep, Period> deadline)
+      : drain_on_signals(loop.native(), target, std::chrono::ceil<std::chrono::milliseconds>(deadline)) {}
+  /// The same on a loop the application runs itself.
+  drain_on_signals(event_base* base, Target& target, std::chrono::milliseconds deadline)
+      : target_(&target), deadline_(deadline) {
+    term_.reset(evsignal_new(base, SIGTERM, &on_signal, this));
+    int_.reset(evsignal_new(base, SIGINT, &on_signal, this));
+    if (!term_ || !int_ || event_add(term_.get(), nullptr) != 0 || event_add(int_.get(), nullptr) != 0)
+      throw std::bad_alloc{};
+  }
+  drain_on_signals(const drain_on_signals&) = delete;
+  drain_on_signals& operator=(const drain_on_signals&) = delete;
+
+  /// Signals received so far.
+  unsigned received() const noexcept { return received_; }
+  /// The last signal received (0 if none).
+  int last_signal() const noexcept { return last_; }
+
+ private:
+  static void on_signal(evutil_socket_t signo, short, void* self) noexcept {
+    auto* s = static_cast<drain_on_signals*>(self);
+    s->last_ = static_cast<int>(signo);
+    (void)s->target_->drain(++s->received_ == 1 ? s->deadline_ : std::chrono::milliseconds{0});
+  }
+
+  Target* target_;
+  std::chrono::milliseconds deadline_;
+  unique_event term_;
+  unique_event int_;
+  unsigned received_ = 0;
+  int last_ = 0;
+};
+
+template <class Target, class Rep, class Period>
+drain_on_signals(event_loop&, Target&, std::chrono::duration<Rep, Period>) -> drain_on_signals<Target>;
+
+TETHER_END_NAMESPACE

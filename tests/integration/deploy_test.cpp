@@ -1,0 +1,169 @@
+// Behind a real nginx, configured with the block of docs/deploy.md (read from the page
+// itself, so that the documented configuration is the tested one): streams pass through
+// unbuffered, a client that hangs up on nginx reaches tether's close callback exactly
+// once and promptly (held and streaming), and a long-poll is answered through nginx.
+#include <tether/tether.hpp>
+
+#include "../support/loopback.hpp"
+#include "../support/nginx.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The ```nginx block under `<!-- deploy-test: nginx.conf -->` in docs/deploy.md, with the
+/// test's ports in place of the documented ones.
+std::string deploy_config(std::uint16_t upstream_port, std::uint16_t listen_port) {
+  const char* root = std::getenv("TETHER_SOURCE_ROOT");
+  REQUIRE(root);
+  std::ifstream in(std::string(root) + "/docs/deploy.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string page = ss.str();
+  const auto marker = page.find("<!-- deploy-test: nginx.conf -->");
+  REQUIRE(marker != std::string::npos);
+  const auto open = page.find("```nginx\n", marker);
+  REQUIRE(open != std::string::npos);
+  const auto begin = open + 9;
+  const auto end = page.find("```", begin);
+  REQUIRE(end != std::string::npos);
+  std::string conf = page.substr(begin, end - begin);
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const auto at = conf.find(from);
+    REQUIRE(at != std::string::npos);
+    conf.replace(at, from.size(), to);
+  };
+  replace("server 127.0.0.1:8080;", "server 127.0.0.1:" + std::to_string(upstream_port) + ";");
+  replace("listen 80;", "listen 127.0.0.1:" + std::to_string(listen_port) + ";");
+  return conf;
+}
+
+struct close_count {
+  int n = 0;
+  tether::close_reason reason = tether::close_reason::error;
+  std::chrono::steady_clock::time_point when{};
+};
+
+/// A tether server on the test's loop with nginx in front of it, as docs/deploy.md says.
+struct behind_nginx {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::long_poll polls{loop, 30s};
+  std::optional<tether::sse_stream> sse;
+  std::optional<tether::stream> raw;
+  close_count closes;
+  std::string forwarded_for;
+  std::uint16_t port = 0;
+  std::uint16_t front = 0;
+  std::unique_ptr<tt::nginx_process> nginx;
+
+  behind_nginx() {
+    auto watch = [this](tether::request& req) {
+      (void)req.connection().on_close([c = &closes](const tether::close_event& e) noexcept {
+        ++c->n;
+        c->reason = e.reason;
+        c->when = std::chrono::steady_clock::now();
+      });
+    };
+    srv.route("/events", [this, watch](tether::request& req) {
+      watch(req);
+      if (auto s = tether::sse_stream::start(req)) sse.emplace(std::move(*s));
+    });
+    srv.route("/events/raw", [this, watch](tether::request& req) {
+      watch(req);
+      if (auto s = tether::stream::start(req)) raw.emplace(std::move(*s));
+    });
+    srv.route("/poll", [this, watch](tether::request& req) {
+      watch(req);
+      forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
+      (void)polls.wait(req);
+    });
+    auto bound = srv.bind("127.0.0.1", 0);
+    REQUIRE(bound);
+    port = *bound;
+    front = tt::free_loopback_port();
+    nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port, deploy_config(port, front));
+  }
+};
+
+bool have_nginx() {
+  if (tt::nginx_process::binary()) return true;
+  WARN("nginx is not installed (scripts/install-deps installs it): deploy tests skipped");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive while the stream is open", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  tt::client sse{f.front};
+  sse.send("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.sse.has_value(); }));
+  REQUIRE_FALSE(f.sse->send({.id = "1", .data = "first"}));
+  CHECK(sse.wait_for(f.loop, "id: 1\ndata: first\n\n", 2000ms));
+  REQUIRE_FALSE(f.sse->send({.id = "2", .data = "second"}));
+  CHECK(sse.wait_for(f.loop, "id: 2\ndata: second\n\n", 2000ms));
+  CHECK_FALSE(sse.eof());
+
+  // A plain chunked stream has no X-Accel-Buffering header: only proxy_buffering off
+  // lets its small chunks through before a buffer fills.
+  tt::client raw{f.front};
+  raw.send("GET /events/raw HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.raw.has_value(); }));
+  REQUIRE_FALSE(f.raw->write(std::string_view("chunk one\n")));
+  CHECK(raw.wait_for(f.loop, "chunk one\n", 2000ms));
+  CHECK_FALSE(raw.eof());
+}
+
+TEST_CASE("deploy: a client that hangs up on nginx reaches tether's close callback once, promptly", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  const bool held = GENERATE(true, false);
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  INFO((held ? "held long-poll" : "SSE stream"));
+  tt::client c{f.front};
+  if (held) {
+    c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+  } else {
+    c.send("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return f.sse.has_value(); }));
+    REQUIRE_FALSE(f.sse->send({.data = "hi"}));
+    REQUIRE(c.wait_for(f.loop, "data: hi\n\n"));
+  }
+  CHECK(f.closes.n == 0);
+  const auto left = std::chrono::steady_clock::now();
+  c.close();  // the browser leaves: FIN to nginx
+  REQUIRE(tt::run_until(f.loop, [&] { return f.closes.n > 0; }, 3000ms));
+  CHECK(f.closes.when - left < tt::scaled(1000ms));
+  CHECK(f.closes.reason == tether::close_reason::peer_closed);
+  tt::run_for(f.loop, 200ms);
+  CHECK(f.closes.n == 1);  // exactly once
+  if (held) CHECK(f.polls.waiting() == 0);  // the slot is freed at once
+  else CHECK(f.sse->peer_gone());
+}
+
+TEST_CASE("deploy: a long-poll is answered through nginx, which says who the client is", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  tt::client c{f.front};
+  c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+  CHECK(f.forwarded_for == "127.0.0.1");
+  CHECK(f.polls.notify_all(std::string_view("news\n")) == 1);
+  CHECK(c.wait_for(f.loop, "\r\n\r\nnews\n"));
+  CHECK(c.data().rfind("HTTP/1.1 200", 0) == 0);
+  CHECK_FALSE(c.eof());  // nginx keeps the client's connection
+}
