@@ -303,7 +303,10 @@ class basic_server {
   /// Makes every connection accepted from now on over `t`'s bufferevents instead of plain
   /// sockets. tls.hpp's use_tls() calls it (an HTTPS server); it is rarely called directly.
   /// The server releases `t` (t.release) when it is replaced or the server is destroyed.
-  void set_transport(detail::transport t) noexcept { core_.guards.set_transport(t); }
+  void set_transport(detail::transport t) noexcept {
+    core_.sendfile = t.make == nullptr;  // file ranges are read and encrypted, not sendfile'd
+    core_.guards.set_transport(t);
+  }
 
   // ----- behaviour ----------------------------------------------------------------
 

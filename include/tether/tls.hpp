@@ -112,15 +112,19 @@ class tls_context {
   /// as for server(), except that a certificate is optional.
   static result<tls_context> client(const tls_options& options = {}) { return make(tls_role::client, options); }
 
+  /// Shares `o`'s SSL_CTX.
   tls_context(const tls_context& o) noexcept : ctx_(o.ctx_), role_(o.role_) {
     if (ctx_) SSL_CTX_up_ref(ctx_);
   }
+  /// Takes `o`'s SSL_CTX; `o` is left empty (native() is null).
   tls_context(tls_context&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)), role_(o.role_) {}
+  /// Shares (or takes) `o`'s SSL_CTX, releasing this one's.
   tls_context& operator=(tls_context o) noexcept {
     std::swap(ctx_, o.ctx_);
     std::swap(role_, o.role_);
     return *this;
   }
+  /// Releases this reference; servers and clients made with it keep their own.
   ~tls_context() {
     if (ctx_) SSL_CTX_free(ctx_);
   }
@@ -172,6 +176,13 @@ class tls_context {
   static std::error_code configure(SSL_CTX* ctx, tls_role role, const tls_options& o) noexcept {
     SSL_CTX_set_default_passwd_cb(ctx, &no_passphrase);  // never a terminal prompt
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    // OpenSSL 3 answers a FIN without close_notify with a fatal alert, which the departed
+    // peer's kernel answers with a RST: the close would read as peer_reset. Ignored, the
+    // FIN stays a FIN; libevent still reports it as an error, never as a clean EOF, so a
+    // truncated close-delimited body is not taken for a complete one.
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     if (!o.certificate_chain_file.empty()) {
       if (auto ec = unreadable(o.certificate_chain_file)) return ec;
       if (SSL_CTX_use_certificate_chain_file(ctx, o.certificate_chain_file.c_str()) != 1)
@@ -252,6 +263,9 @@ inline std::error_code explain_tls_failure(bufferevent* bev) noexcept {
   bool any = false;
   bool refused = ssl && SSL_get_verify_result(ssl) != X509_V_OK;
   while (const unsigned long e = bufferevent_get_openssl_error(bev)) {
+    // libevent records SSL_get_error's code (SSL_ERROR_SYSCALL for a TCP failure) next to
+    // OpenSSL's own packed errors; only the latter say that TLS itself failed.
+    if (ERR_GET_LIB(e) == 0) continue;
     any = true;
     if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) refused = true;
   }

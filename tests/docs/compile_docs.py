@@ -260,11 +260,18 @@ def run_program(binary, k, b):
 def main():
     root, work, compiler = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
     blocks = docs(root)
+    if subprocess.run(["pkg-config", "--exists", "libevent_openssl", "openssl"]).returncode != 0:
+        blocks = [b for b in blocks if str(b.path) != "docs/tls.md"]
     work.mkdir(parents=True, exist_ok=True)
     source = work / "docs_programs.cpp"
     binary = work / "docs_programs"
     source.write_text(unit(blocks))
-    libs = subprocess.run(["pkg-config", "--cflags", "--libs", "libevent_core", "libevent_extra"],
+    packages = ["libevent_core", "libevent_extra"]
+    # docs/tls.md includes tether/tls.hpp, which needs libevent_openssl and OpenSSL; without
+    # them (a build with -Dtls=disabled on a machine that lacks them) its blocks are skipped.
+    if subprocess.run(["pkg-config", "--exists", "libevent_openssl", "openssl"]).returncode == 0:
+        packages += ["libevent_openssl", "openssl"]
+    libs = subprocess.run(["pkg-config", "--cflags", "--libs"] + packages,
                           check=True, capture_output=True, text=True).stdout.split()
     # Fragments call helpers that are declared, never defined, from functions nobody calls:
     # each function in a section of its own, and the linker drops the unreachable ones.

@@ -187,3 +187,371 @@ TEST_CASE("https: a plain-text client of the TLS port is refused, and nothing le
   REQUIRE(tt::run_until(f.loop, [&] { return f.srv->open_connections() == 0 && tt::open_fds() == fds; }));
   CHECK(f.handled == 0);
 }
+
+// ----- handshakes that fail -------------------------------------------------------------
+
+TEST_CASE("https_client: a server the client cannot trust is refused with a clear error", "[tls][handshake]") {
+  const auto& c = tt::test_certs::get();
+  SECTION("signed by a CA the client does not trust") {
+    https_fixture f;
+    f.srv->fallback([&](tether::request& req) { (void)req.reply(200, "never"); });
+    f.bind();
+    tether::tls_options o;
+    o.ca_file = c.path("other-ca.pem");
+    const std::size_t fds = tt::open_fds();
+    CHECK(https_get(f.loop, f.port, o).ec == errc::tls_certificate_rejected);
+    REQUIRE(tt::run_until(f.loop, [&] { return f.srv->open_connections() == 0 && tt::open_fds() == fds; }));
+  }
+  SECTION("an expired certificate") {
+    tether::tls_options so = tt::server_options();
+    so.certificate_chain_file = c.path("expired.pem");
+    https_fixture f(so);
+    f.srv->fallback([&](tether::request& req) { (void)req.reply(200, "never"); });
+    f.bind();
+    CHECK(https_get(f.loop, f.port, tt::client_options()).ec == errc::tls_certificate_rejected);
+  }
+  SECTION("a certificate for another host name") {
+    https_fixture f;
+    f.srv->fallback([&](tether::request& req) { (void)req.reply(200, "never"); });
+    f.bind();
+    CHECK(https_get(f.loop, f.port, tt::client_options(), "/", "example.com").ec == errc::tls_certificate_rejected);
+    // The same server under the name its certificate has.
+    CHECK(https_get(f.loop, f.port, tt::client_options(), "/", "localhost").status == 200);
+  }
+  SECTION("verification turned off accepts it") {
+    https_fixture f;
+    f.srv->fallback([&](tether::request& req) { (void)req.reply(200, "unverified"); });
+    f.bind();
+    tether::tls_options o;
+    o.ca_file = c.path("other-ca.pem");
+    o.verify_peer = false;
+    CHECK(https_get(f.loop, f.port, o).body == "unverified");
+  }
+}
+
+TEST_CASE("https_client: a plain HTTP server, a closed port and no common version", "[tls][handshake]") {
+  SECTION("a plain HTTP server answers the ClientHello with text: handshake failed") {
+    tether::event_loop loop;
+    tether::server srv{loop};
+    srv.fallback([](tether::request& req) { (void)req.reply(200, "plain"); });
+    const auto port = *srv.bind("127.0.0.1", 0);
+    CHECK(https_get(loop, port, tt::client_options()).ec == errc::tls_handshake_failed);
+  }
+  SECTION("a closed port is still the system's connection_refused") {
+    tether::event_loop loop;
+    std::uint16_t port = 0;
+    {
+      tether::server srv{loop};
+      port = *srv.bind("127.0.0.1", 0);
+    }
+    CHECK(https_get(loop, port, tt::client_options()).ec == std::errc::connection_refused);
+  }
+  SECTION("TLS 1.3 only against TLS 1.2 only") {
+    tether::tls_options so = tt::server_options();
+    so.max_version = tether::tls_version::tls1_2;
+    https_fixture f(so);
+    f.srv->fallback([&](tether::request& req) { (void)req.reply(200, "never"); });
+    f.bind();
+    tether::tls_options co = tt::client_options();
+    co.min_version = tether::tls_version::tls1_3;
+    CHECK(https_get(f.loop, f.port, co).ec == errc::tls_handshake_failed);
+  }
+}
+
+TEST_CASE("https: mutual TLS requires a client certificate signed by the server's CA", "[tls][mutual]") {
+  const auto& c = tt::test_certs::get();
+  tether::tls_options so = tt::server_options();
+  so.ca_file = c.path("ca.pem");
+  so.verify_peer = true;
+  https_fixture f(so);
+  f.srv->fallback([&](tether::request& req) {
+    ++f.handled;
+    (void)req.reply(200, "client known");
+  });
+  f.bind();
+  tether::tls_options with_cert = tt::client_options();
+  with_cert.certificate_chain_file = c.path("client.pem");
+  with_cert.private_key_file = c.path("client.key");
+  auto ok = https_get(f.loop, f.port, with_cert);
+  CHECK(ok.body == "client known");
+  // Without one: TLS 1.3 finishes the client's side of the handshake before the server
+  // checks, so the refusal arrives as the connection closing instead of an answer.
+  auto refused = https_get(f.loop, f.port, tt::client_options());
+  CAPTURE(refused.ec.message());
+  CHECK((refused.ec == errc::no_response || refused.ec == errc::tls_handshake_failed));
+  CHECK(f.handled == 1);
+  REQUIRE(tt::run_until(f.loop, [&] { return f.srv->open_connections() == 0; }));
+}
+
+// ----- the close policies over TLS ------------------------------------------------------
+
+TEST_CASE("https: a held request notices a client that vanishes without close_notify, exactly once",
+          "[tls][close][held]") {
+  enum class ending { reset, fin, close_notify };
+  const auto how = GENERATE(ending::reset, ending::fin, ending::close_notify);
+  CAPTURE(static_cast<int>(how));
+  https_fixture f;
+  f.srv->route("/hold", [&](tether::request& req) {
+    ++f.handled;
+    (void)req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  f.bind();
+  tt::tls_client c(f.port);
+  REQUIRE(c.handshake(f.loop));
+  c.send(f.loop, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  tt::run_for(f.loop, 20ms);
+  REQUIRE(f.closes.empty());
+  const auto gone = std::chrono::steady_clock::now();
+  switch (how) {
+    case ending::reset: c.reset(); break;
+    case ending::fin: c.close_without_notify(); break;
+    case ending::close_notify: c.close_with_notify(); break;
+  }
+  REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+  tt::run_for(f.loop, 50ms);
+  REQUIRE(f.closes.size() == 1);  // exactly once
+  CHECK(f.closes[0].aborted);
+  CHECK(f.closes[0].reason == (how == ending::reset ? close_reason::peer_reset : close_reason::peer_closed));
+  CHECK(f.closes[0].at - gone < tt::scaled(500ms));  // promptly
+  CHECK(f.held.reply(200, "late") == errc::peer_gone);
+  CHECK(f.srv->open_connections() == 0);
+}
+
+TEST_CASE("https: native_close stays blind to a held request's client, as over TCP", "[tls][close][held]") {
+  using native_server = tether::basic_server<tether::native_close>;
+  https_fixture<native_server> f;
+  f.srv->route("/hold", [&](native_server::request& req) {
+    ++f.handled;
+    (void)req.connection().on_close(f.recorder());
+    f.held = req.hold();
+  });
+  f.bind();
+  tt::tls_client c(f.port);
+  REQUIRE(c.handshake(f.loop));
+  c.send(f.loop, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.handled == 1; }));
+  c.close_without_notify();
+  tt::run_for(f.loop, 100ms);
+  CHECK(f.closes.empty());  // libevent's behaviour: nothing is armed while the request is held
+  (void)f.held.reply(200, "late");
+  REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+  CHECK(f.closes.size() == 1);
+}
+
+TEST_CASE("https: a streamed reply over TLS, and its client vanishing mid-stream", "[tls][close][stream]") {
+  const bool reset = GENERATE(true, false);
+  CAPTURE(reset);
+  https_fixture f;
+  f.srv->route("/stream", [&](tether::request& req) {
+    ++f.handled;
+    (void)req.connection().on_close(f.recorder());
+    (void)req.start(200);
+    (void)req.send_chunk("first piece\n");
+    f.held = req.hold();
+  });
+  f.bind();
+  tt::tls_client c(f.port);
+  REQUIRE(c.handshake(f.loop));
+  c.send(f.loop, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(f.loop, "first piece"));
+  CHECK(c.data().find("Transfer-Encoding: chunked") != std::string::npos);
+  REQUIRE_FALSE(f.held.send_chunk("second piece\n"));
+  REQUIRE(c.wait_for(f.loop, "second piece"));
+  if (reset) c.reset();
+  else c.close_without_notify();
+  REQUIRE(tt::run_until(f.loop, [&] { return !f.closes.empty(); }));
+  tt::run_for(f.loop, 50ms);
+  REQUIRE(f.closes.size() == 1);
+  CHECK(f.closes[0].aborted);
+  CHECK(f.closes[0].reason == (reset ? close_reason::peer_reset : close_reason::peer_closed));
+  CHECK(f.held.send_chunk("into the void\n") == errc::peer_gone);
+}
+
+TEST_CASE("https: a stream that ends is received whole by the HTTPS client", "[tls][stream]") {
+  https_fixture f;
+  f.srv->route("/count", [&](tether::request& req) {
+    (void)req.start(200);
+    for (int i = 0; i < 100; ++i) (void)req.send_chunk(std::to_string(i) + "\n");
+    (void)req.end();
+  });
+  f.bind();
+  std::string expected;
+  for (int i = 0; i < 100; ++i) expected += std::to_string(i) + "\n";
+  CHECK(https_get(f.loop, f.port, tt::client_options(), "/count").body == expected);
+}
+
+TEST_CASE("https: file_buffer bodies are sent without sendfile, byte for byte", "[tls][file]") {
+  constexpr std::size_t size = 300 * 1000;
+  std::string content(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) content[i] = static_cast<char>('a' + (i * 7) % 26);
+  const std::string path = tt::test_certs::get().path("body.bin");
+  std::ofstream(path, std::ios::binary) << content;
+  using file_server = tether::basic_server<tether::eager_close<>, tether::file_buffer>;
+  https_fixture<file_server> f;
+  auto file = tether::file::open(path);
+  REQUIRE(file);
+  f.srv->route("/whole", [&](file_server::request& req) { (void)req.reply(200, file->all()); });
+  f.srv->route("/range", [&](file_server::request& req) {
+    (void)req.start(200);
+    (void)req.send_chunk(file->range(1000, 26));
+    (void)req.send_chunk(file->range(size - 3, 100));  // clamped to the last 3 bytes
+    (void)req.end();
+  });
+  f.bind();
+  auto whole = https_get(f.loop, f.port, tt::client_options(), "/whole");
+  REQUIRE_FALSE(whole.ec);
+  CHECK(whole.body.size() == size);
+  CHECK((whole.body == content));  // not printed: 300 kB
+  const auto range = https_get(f.loop, f.port, tt::client_options(), "/range").body;
+  CHECK((range == content.substr(1000, 26) + content.substr(size - 3)));
+  CAPTURE(range.substr(0, 40));
+}
+
+// ----- examples/https_hello ---------------------------------------------------------------
+
+namespace {
+
+/// examples/https_hello in a child process, stdout on a pipe; killed by PID.
+class https_hello_process {
+ public:
+  https_hello_process(const char* path, std::vector<std::string> args) {
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(out[1], STDERR_FILENO);
+      std::vector<char*> argv{const_cast<char*>(path)};
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(path, argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_ = out[0];
+    ::fcntl(out_, F_SETFL, ::fcntl(out_, F_GETFL) | O_NONBLOCK);
+  }
+  https_hello_process(const https_hello_process&) = delete;
+  https_hello_process& operator=(const https_hello_process&) = delete;
+  ~https_hello_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_);
+  }
+  /// Pumps `loop` until the output contains `needle`.
+  bool wait_output(tether::event_loop& loop, std::string_view needle, std::chrono::milliseconds limit = 5000ms) {
+    return tt::run_until(loop, [&] {
+      char buf[512];
+      ssize_t n;
+      while ((n = ::read(out_, buf, sizeof buf)) > 0) text_.append(buf, static_cast<std::size_t>(n));
+      return text_.find(needle) != std::string::npos;
+    }, limit);
+  }
+  /// Waits for the process to exit; its exit code (-1 if it did not within the limit).
+  int wait_exit(std::chrono::milliseconds limit = 5000ms) {
+    const auto end = std::chrono::steady_clock::now() + tt::scaled(limit);
+    while (std::chrono::steady_clock::now() < end) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        char buf[512];
+        ssize_t n;
+        while ((n = ::read(out_, buf, sizeof buf)) > 0) text_.append(buf, static_cast<std::size_t>(n));
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      ::usleep(5000);
+    }
+    return -1;
+  }
+  const std::string& output() const noexcept { return text_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string text_;
+};
+
+std::uint16_t unused_port() {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  return *srv.bind("127.0.0.1", 0);  // closed again when srv dies
+}
+
+}  // namespace
+
+TEST_CASE("example https_hello: serves HTTPS with the given certificate, and notices a vanished client",
+          "[tls][example]") {
+  const char* path = std::getenv("TETHER_EXAMPLE_HTTPS_HELLO");
+  if (!path || !*path) {
+    WARN("TETHER_EXAMPLE_HTTPS_HELLO is not set: run this through meson test example_https_hello");
+    return;
+  }
+  const auto& c = tt::test_certs::get();
+  tether::event_loop loop;
+  const std::uint16_t port = unused_port();
+  https_hello_process server(path, {std::to_string(port), c.path("server.pem"), c.path("server.key")});
+  REQUIRE(server.wait_output(loop, "listening on " + std::to_string(port)));
+  auto r = https_get(loop, port, tt::client_options(), "/anything");
+  REQUIRE_FALSE(r.ec);
+  CHECK(r.status == 200);
+  CHECK(r.body == "hello over TLS\n");
+  {
+    tt::tls_client client(port);
+    REQUIRE(client.handshake(loop));
+    client.send(loop, "GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    REQUIRE(client.wait_for(loop, "waiting..."));
+    client.reset();
+  }
+  CHECK(server.wait_output(loop, "client left: peer_reset"));
+}
+
+TEST_CASE("example https_hello: a bad key or usage exits 1 with the reason", "[tls][example]") {
+  const char* path = std::getenv("TETHER_EXAMPLE_HTTPS_HELLO");
+  if (!path || !*path) {
+    WARN("TETHER_EXAMPLE_HTTPS_HELLO is not set: run this through meson test example_https_hello");
+    return;
+  }
+  const auto& c = tt::test_certs::get();
+  {
+    https_hello_process p(path, {"8443", c.path("server.pem"), c.path("other-ca.key")});
+    CHECK(p.wait_exit() == 1);
+    CHECK(p.output().find("does not match") != std::string::npos);
+  }
+  {
+    https_hello_process p(path, {"8443", c.path("server.pem"), c.path("server-enc.key")});
+    CHECK(p.wait_exit() == 1);
+    CHECK(p.output().find("passphrase") != std::string::npos);
+  }
+  {
+    https_hello_process p(path, {"8443"});
+    CHECK(p.wait_exit() == 1);
+    CHECK(p.output().find("usage") != std::string::npos);
+  }
+}
+
+TEST_CASE("https: a client that never finishes its handshake is closed by the head timeout", "[tls][handshake][limits]") {
+  https_fixture f;
+  f.srv->set_head_timeout(200ms);
+  f.srv->fallback([&](tether::request& req) {
+    ++f.handled;
+    (void)req.reply(200, "never");
+  });
+  f.bind();
+  const std::size_t fds = tt::open_fds();
+  const auto start = std::chrono::steady_clock::now();
+  {
+    tt::client c(f.port);
+    c.send(std::string_view("\x16\x03\x01\x02\x00", 5));  // the start of a ClientHello record, and nothing more
+    REQUIRE(c.wait_eof(f.loop, 3000ms));
+  }
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 150ms);
+  CHECK(took < tt::scaled(2000ms));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.srv->open_connections() == 0 && tt::open_fds() == fds; }));
+  CHECK(f.handled == 0);
+}
