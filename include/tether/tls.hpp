@@ -66,30 +66,30 @@ enum class tls_role : std::uint8_t {
 struct tls_options {
   /// Our certificate, followed by its intermediates (leaf first). Required for a server;
   /// for a client, the certificate it presents to a server that asks for one (mutual TLS).
-  std::string certificate_chain_file;
+  std::string certificate_chain_file{};
   /// The certificate's private key; empty: read from certificate_chain_file.
-  std::string private_key_file;
+  std::string private_key_file{};
   /// Decrypts an encrypted private key. tether never prompts on a terminal.
-  std::string passphrase;
+  std::string passphrase{};
   /// CA certificates that sign the peer's certificates (one or more, concatenated).
-  std::string ca_file;
+  std::string ca_file{};
   /// A directory of CA certificates named by their hashes (openssl rehash).
-  std::string ca_path;
+  std::string ca_path{};
   /// Check the peer's certificate. Empty means the role's default: a client verifies the
   /// server (its chain against ca_file / ca_path, or the system's CAs when both are
   /// empty, and its host name); a server asks for no client certificate. A server with
   /// true requires one, signed by ca_file / ca_path (mutual TLS).
-  std::optional<bool> verify_peer;
+  std::optional<bool> verify_peer{};
   /// The most intermediate certificates allowed in the peer's chain; -1: OpenSSL's default.
   int verify_depth = -1;
   /// Cipher list for TLS 1.2 (OpenSSL syntax, e.g. "ECDHE+AESGCM"); empty: OpenSSL's default.
-  std::string ciphers;
+  std::string ciphers{};
   /// Cipher suites for TLS 1.3 (e.g. "TLS_AES_128_GCM_SHA256"); empty: OpenSSL's default.
-  std::string ciphersuites;
+  std::string ciphersuites{};
   /// The oldest protocol version accepted.
   tls_version min_version = tls_version::tls1_2;
   /// The newest protocol version offered; empty: the newest OpenSSL supports.
-  std::optional<tls_version> max_version;
+  std::optional<tls_version> max_version{};
 };
 
 /// An OpenSSL SSL_CTX set up from tls_options: the certificate, key and verification
