@@ -14,8 +14,9 @@
 /// and are handled here or in the guard:
 ///  * A client that vanishes without close_notify (a plain FIN) is an *error* to an
 ///    OpenSSL bufferevent, not an EOF (bufferevent_openssl.c conn_closed: dirty shutdowns
-///    are errors unless allowed); tether classifies it by the socket's TCP state, so the
-///    close reason is still peer_closed (or peer_reset), reported once.
+///    are errors unless allowed), and OpenSSL 3 answers it with an alert that turns the
+///    FIN into a RST. Server contexts set SSL_OP_IGNORE_UNEXPECTED_EOF, so the FIN is an
+///    EOF and the close reason is peer_closed (a RST stays peer_reset), reported once.
 ///  * libevent sends file segments with sendfile(2) only into a socket bufferevent's output
 ///    (EVBUFFER_FLAG_DRAINS_TO_FD); into a TLS one it maps or reads the file and encrypts
 ///    it. file_buffer replies work as they are, without sendfile.
@@ -177,11 +178,12 @@ class tls_context {
     SSL_CTX_set_default_passwd_cb(ctx, &no_passphrase);  // never a terminal prompt
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
-    // OpenSSL 3 answers a FIN without close_notify with a fatal alert, which the departed
-    // peer's kernel answers with a RST: the close would read as peer_reset. Ignored, the
-    // FIN stays a FIN; libevent still reports it as an error, never as a clean EOF, so a
-    // truncated close-delimited body is not taken for a complete one.
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // A server's client that vanishes without close_notify: OpenSSL 3 would answer its FIN
+    // with a fatal alert, which the departed client's kernel answers with a RST, and
+    // libevent would report an error: the close would read as peer_reset. With this
+    // option the FIN reads as close_notify, an EOF, so the close reason is peer_closed.
+    // Not for clients: there it would let a truncated close-delimited body pass as whole.
+    if (role == tls_role::server) SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 #endif
     if (!o.certificate_chain_file.empty()) {
       if (auto ec = unreadable(o.certificate_chain_file)) return ec;
@@ -257,6 +259,19 @@ inline bufferevent* make_tls_server_bufferevent(event_base* base, void* ctx) noe
 }
 inline void release_tls_context(void* ctx) noexcept { SSL_CTX_free(static_cast<SSL_CTX*>(ctx)); }
 
+/// libevent frees a connection's bufferevent without a TLS shutdown: tether sends
+/// close_notify first (best effort, non-blocking, straight to the socket), so that a
+/// client tells the server's close from a cut connection. Not after a failed handshake,
+/// nor once the peer's close_notify (or FIN) arrived, nor with reply bytes still unsent:
+/// a close_notify then would pass a cut reply off as a complete one.
+inline void send_close_notify(bufferevent* bev) noexcept {
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) return;
+  if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
+  SSL_shutdown(ssl);
+  ERR_clear_error();
+}
+
 /// Why a TLS client's connect failed, from what the OpenSSL bufferevent recorded.
 inline std::error_code explain_tls_failure(bufferevent* bev) noexcept {
   SSL* ssl = bufferevent_openssl_get_ssl(bev);
@@ -285,7 +300,8 @@ template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback C
 std::error_code use_tls(basic_server<ClosePolicy, BufferPolicy, CloseCallback>& srv, const tls_context& ctx) noexcept {
   if (!ctx.native() || ctx.role() != tls_role::server) return make_error_code(errc::invalid_argument);
   SSL_CTX_up_ref(ctx.native());
-  srv.set_transport({&detail::make_tls_server_bufferevent, ctx.native(), &detail::release_tls_context});
+  srv.set_transport({&detail::make_tls_server_bufferevent, ctx.native(), &detail::release_tls_context,
+                     &detail::send_close_notify});
   return {};
 }
 

@@ -151,6 +151,7 @@ class tls_client {
         continue;
       }
       const int e = SSL_get_error(ssl_, n);
+      if (e == SSL_ERROR_ZERO_RETURN) clean_eof_ = true;
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) eof_ = true;
       ERR_clear_error();
       return !eof_;
@@ -188,6 +189,8 @@ class tls_client {
   }
 
   const std::string& data() const noexcept { return data_; }
+  /// The server ended the session with close_notify (not a bare FIN or an error).
+  bool clean_eof() const noexcept { return clean_eof_; }
 
  private:
   SSL_CTX* ctx_ = nullptr;
@@ -195,6 +198,7 @@ class tls_client {
   int fd_ = -1;
   std::string data_;
   bool eof_ = false;
+  bool clean_eof_ = false;
 };
 
 }  // namespace tt

@@ -370,13 +370,7 @@ class connection_core {
     else if (what & BEV_EVENT_TIMEOUT) c->observed = close_reason::timeout;
     else if (what & BEV_EVENT_ERROR) {
       const int err = EVUTIL_SOCKET_ERROR();
-      if (err == ECONNRESET || err == EPIPE) c->observed = close_reason::peer_reset;
-      else if (err == ETIMEDOUT) c->observed = close_reason::error;
-      // A TLS bufferevent reports a FIN without close_notify (and may report a RST) as an
-      // error with no errno of its own: classify() asks the kernel what the peer did.
-      else if (const close_reason seen = c->classify(); seen == close_reason::peer_closed || seen == close_reason::peer_reset)
-        c->observed = seen;
-      else c->observed = close_reason::error;
+      c->observed = (err == ECONNRESET || err == EPIPE) ? close_reason::peer_reset : close_reason::error;
     }
     // evhttp's error callback frees the connection (and so may recycle *c): nothing of
     // *c may be touched after this call.

@@ -106,6 +106,8 @@ struct transport {
   bufferevent* (*make)(event_base* base, void* arg) noexcept = nullptr;
   void* arg = nullptr;
   void (*release)(void* arg) noexcept = nullptr;  ///< when the server is done with `arg`
+  /// The connection is about to be freed (from its close callback): TLS sends close_notify.
+  void (*closing)(bufferevent* bev) noexcept = nullptr;
 };
 
 /// Every guard of one server, the limits they enforce, and the events that enforce them.
@@ -391,6 +393,9 @@ class guard_set {
     // nothing may call back into a recycled guard.
     evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->input_cb);
     if (g->tracked && s->tracked_close) s->tracked_close(evcon, g->tracked, *g);
+    // After the close reason was read from the socket's state: what the transport says
+    // last (close_notify) may make a departed peer's kernel answer with a RST.
+    if (s->transport_.closing) s->transport_.closing(g->bev);
     s->release(*g);
   }
 
