@@ -239,9 +239,10 @@ struct file_buffer : reference_buffer {
     if (::pread(r.fd, last, tail, tail_at) != static_cast<ssize_t>(tail)) return make_error_code(errc::file_error);
     if (r.length > tail) {
       // libevent uses sendfile only when the buffer the segment is added to is marked as
-      // draining to a socket; otherwise it maps or reads the file into memory. The bytes
-      // then move, chain by chain, into the connection's (socket) buffer.
-      evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+      // draining to a socket (EVBUFFER_FLAG_DRAINS_TO_FD); otherwise it maps or reads the
+      // file into memory. tether's reply and chunk calls mark `b` only when the connection
+      // is a plain socket: a TLS bufferevent encrypts what it peeks from its output, and a
+      // sendfile chain holds the segment's bookkeeping there, not the file's bytes.
       if (evbuffer_add_file_segment(b, r.segment, static_cast<ev_off_t>(r.offset), static_cast<ev_off_t>(r.length - tail)) != 0)
         return make_error_code(errc::libevent_failure);
     }

@@ -97,6 +97,15 @@ class client_connection {
     if (!core_) throw std::bad_alloc{};
   }
 
+  /// As above over a transport's bufferevent, with the transport's explanation of a
+  /// failed connect (tls.hpp's https_client: errc::tls_handshake_failed,
+  /// errc::tls_certificate_rejected). Throws std::bad_alloc if libevent cannot allocate.
+  client_connection(event_base* base, const detail::client_transport& transport, std::string_view host,
+                    std::uint16_t port, const client_options& options = {})
+      : client_connection(base, transport.bev, host, port, options) {
+    core_->transport_error = transport.explain;
+  }
+
   client_connection(const client_connection&) = delete;
   client_connection& operator=(const client_connection&) = delete;
   /// Takes over `o`'s connection and requests; `o` then returns errc::empty_handle.

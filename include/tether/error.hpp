@@ -101,6 +101,27 @@ enum class errc : int {
   /// A new channel would exceed broker_options::max_channels and no idle channel could
   /// make room.
   too_many_channels,
+
+  // ----- TLS (tls.hpp) -----
+  /// The certificate (chain) file is not a PEM certificate OpenSSL can load. (A file that
+  /// cannot be opened is reported with the system's reason: no such file, permission.)
+  tls_bad_certificate,
+  /// The private key file is not a PEM private key OpenSSL can load.
+  tls_bad_private_key,
+  /// The private key is encrypted and the passphrase is missing or does not decrypt it.
+  tls_wrong_passphrase,
+  /// The private key does not belong to the certificate.
+  tls_key_mismatch,
+  /// The CA file or directory holds no certificate OpenSSL can load.
+  tls_bad_ca,
+  /// The cipher list, the TLS 1.3 cipher suites or the protocol versions were refused.
+  tls_bad_settings,
+  /// The TLS handshake failed: the peer does not speak TLS, or no protocol version or
+  /// cipher is common to both sides, or the peer refused our certificate.
+  tls_handshake_failed,
+  /// The peer's certificate was not accepted: not signed by a trusted CA, expired or not
+  /// yet valid, issued for another host name, or missing when one was required.
+  tls_certificate_rejected,
 };
 
 namespace detail {
@@ -138,6 +159,16 @@ class error_category_impl final : public std::error_category {
       case errc::bad_response: return "malformed response (status line, headers or chunked framing), or headers over the limit";
       case errc::channel_full: return "the channel has as many subscribers as its cap allows";
       case errc::too_many_channels: return "no room for another channel (broker_options::max_channels)";
+      case errc::tls_bad_certificate: return "the certificate file does not hold a PEM certificate";
+      case errc::tls_bad_private_key: return "the private key file does not hold a PEM private key";
+      case errc::tls_wrong_passphrase: return "the private key is encrypted and the passphrase is missing or wrong";
+      case errc::tls_key_mismatch: return "the private key does not match the certificate";
+      case errc::tls_bad_ca: return "the CA file or directory holds no usable certificate";
+      case errc::tls_bad_settings: return "the TLS cipher list, cipher suites or protocol versions were refused";
+      case errc::tls_handshake_failed:
+        return "the TLS handshake failed (not a TLS peer, no common protocol version or cipher, or our certificate was refused)";
+      case errc::tls_certificate_rejected:
+        return "the peer's TLS certificate was rejected (untrusted CA, expired, wrong host name, or missing)";
     }
     return "unknown tether error";
   }
@@ -156,6 +187,7 @@ class error_category_impl final : public std::error_category {
       case errc::response_too_large: return std::errc::message_size;
       case errc::bad_response: return std::errc::bad_message;
       case errc::unsupported_scheme: return std::errc::protocol_not_supported;
+      case errc::tls_bad_settings: return std::errc::invalid_argument;
       default: return {code, *this};
     }
   }

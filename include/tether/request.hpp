@@ -147,6 +147,18 @@ struct exchange_ops {
   using buffer_policy = typename Config::buffer_policy;
   using flow = typename buffer_policy::flow;
 
+  // A file range goes by sendfile only into a plain socket: libevent makes a segment's
+  // chain a sendfile chain when the buffer it is added to drains to a socket
+  // (file_buffer::append), and a TLS bufferevent would encrypt that chain's bookkeeping
+  // instead of the file's bytes. Only calls that queue a file range pay for the check.
+  template <class... Bodies>
+  static void mark_sendfile(evbuffer* b, const server_core* core) noexcept {
+    if constexpr ((std::is_same_v<std::remove_cvref_t<Bodies>, file_range> || ...)) {
+      if (!core || core->sendfile) evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+      else evbuffer_clear_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+    }
+  }
+
   static void resume(exchange& ex, state* st) noexcept {
     if (st && ex.held) {
       connection_control ctl{*st};
@@ -159,6 +171,7 @@ struct exchange_ops {
                                Body&& body) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    mark_sendfile<Body>(evhttp_request_get_output_buffer(ex.req), core);
     if (auto ec = buffer_policy::append(evhttp_request_get_output_buffer(ex.req), std::forward<Body>(body))) return ec;
     if (evhttp_request_get_command(ex.req) == EVHTTP_REQ_HEAD) drop_body_for_head(ex.req);
     if (core && core->draining) [[unlikely]]
@@ -216,6 +229,7 @@ struct exchange_ops {
     if (ex.ph != phase::streaming)
       return st.forced == close_reason::limit_exceeded ? make_error_code(errc::limit_exceeded) : make_error_code(errc::peer_gone);
     evbuffer* scratch = st.server->scratch;
+    mark_sendfile<Bodies...>(scratch, st.server);
     auto stage = [&]() noexcept {
       std::error_code ec;
       ((ec ? void() : void(ec = buffer_policy::append(scratch, std::forward<Bodies>(bodies)))), ...);

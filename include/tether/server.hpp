@@ -384,6 +384,16 @@ class basic_server {
   /// Same as set_max_header_bytes: 431 past it (libevent alone answered 400).
   void set_max_headers_size(std::size_t bytes) noexcept { set_max_header_bytes(bytes); }
 
+  // ----- transport ----------------------------------------------------------------
+
+  /// Makes every connection accepted from now on over `t`'s bufferevents instead of plain
+  /// sockets. tls.hpp's use_tls() calls it (an HTTPS server); it is rarely called directly.
+  /// The server releases `t` (t.release) when it is replaced or the server is destroyed.
+  void set_transport(detail::transport t) noexcept {
+    core_.sendfile = t.make == nullptr;  // file ranges are read and encrypted, not sendfile'd
+    core_.guards.set_transport(t);
+  }
+
   // ----- behaviour ----------------------------------------------------------------
 
   /// Methods outside `methods` get 501 before any handler runs. libevent allows GET,

@@ -177,6 +177,12 @@ inline int client_on_headers(evhttp_request* req, void* arg) noexcept;
 inline void client_on_chunk(evhttp_request* req, void* arg) noexcept;
 inline void client_on_close(evhttp_connection* evcon, void* arg) noexcept;
 inline void client_on_connect_event(bufferevent* bev, short what, void* arg) noexcept;
+
+/// A client's bufferevent made by a transport (tls.hpp), and how to explain its failures.
+struct client_transport {
+  bufferevent* bev = nullptr;
+  std::error_code (*explain)(bufferevent*) noexcept = nullptr;
+};
 inline void client_on_retry(evutil_socket_t, short, void* arg) noexcept;
 inline void client_on_reap(evutil_socket_t, short, void* arg) noexcept;
 
@@ -224,6 +230,10 @@ struct client_core {
   bufferevent_event_cb saved_connect_cb = nullptr;
   void* saved_connect_arg = nullptr;
   std::error_code connect_failure;  // why the current connect attempt ended
+
+  // Explains a failed connect in the transport's terms (tls.hpp: a handshake that failed,
+  // a certificate refused); empty when the transport has nothing to say.
+  std::error_code (*transport_error)(bufferevent*) noexcept = nullptr;
 
   client_call* close_after = nullptr;  // a close to report once this call completes
   peer_end close_peer = peer_end::open;
@@ -795,6 +805,7 @@ inline void client_on_connect_event(bufferevent* bev, short what, void* arg) noe
   if (what & BEV_EVENT_CONNECTED) core.connect_failure = {};
   else if (what & BEV_EVENT_TIMEOUT) core.connect_failure = make_error_code(errc::connect_timeout);
   else if (bufferevent_socket_get_dns_error(bev) != 0) core.connect_failure = make_error_code(errc::resolve_failed);
+  else if (const std::error_code t = core.transport_error ? core.transport_error(bev) : std::error_code{}) core.connect_failure = t;
   else core.connect_failure = err ? std::error_code(err, std::system_category()) : make_error_code(errc::connect_failed);
   if (forward) {
     errno = err;  // evhttp_connection_cb tells a refusal from other errors by errno

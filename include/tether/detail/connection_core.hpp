@@ -101,6 +101,7 @@ struct server_core {
   std::size_t pool_limit = 256;
   evbuffer* scratch = nullptr;  // chunk staging; drained by every use
   bool cache_date = false;      // basic_server::cache_date_header
+  bool sendfile = true;         // connections are plain sockets (no transport: tls.hpp)
   // evhttp's bufferevent write and event callbacks (evhttp_write_cb, evhttp_error_cb),
   // which a held request's guard forwards to; learnt from the first connection held.
   bufferevent_data_cb evhttp_write = nullptr;

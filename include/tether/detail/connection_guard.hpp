@@ -99,6 +99,17 @@ struct connection_guard {
   bool in_head_or_body() const noexcept { return phase == guard_phase::head || phase == guard_phase::body; }
 };
 
+/// How a server's connections get their bufferevent: a plain socket (make null), or what
+/// a transport makes (tls.hpp: an OpenSSL bufferevent that accepts a TLS handshake). evhttp
+/// sets its fd, callbacks and timeouts on it as on a socket bufferevent, and frees it.
+struct transport {
+  bufferevent* (*make)(event_base* base, void* arg) noexcept = nullptr;
+  void* arg = nullptr;
+  void (*release)(void* arg) noexcept = nullptr;  ///< when the server is done with `arg`
+  /// The connection is about to be freed (from its close callback): TLS sends close_notify.
+  void (*closing)(bufferevent* bev) noexcept = nullptr;
+};
+
 /// Every guard of one server, the limits they enforce, and the events that enforce them.
 class guard_set {
  public:
@@ -135,6 +146,14 @@ class guard_set {
     }
     if (housekeeping_) event_free(std::exchange(housekeeping_, nullptr));
     if (sweep_) event_free(std::exchange(sweep_, nullptr));
+    set_transport({});
+  }
+
+  /// Connections accepted from now on get their bufferevent from `t`; the previous
+  /// transport is released.
+  void set_transport(transport t) noexcept {
+    transport old = std::exchange(transport_, t);
+    if (old.release) old.release(old.arg);
   }
 
   const server_limits& limits() const noexcept { return limits_; }
@@ -317,7 +336,16 @@ class guard_set {
     auto* s = static_cast<guard_set*>(self);
     // Counted before this one: max_connections open, the next gets 503.
     const bool over = is_limited(s->limits_.max_connections) && s->live_ >= s->limits_.max_connections;
-    bufferevent* b = bufferevent_socket_new(base, -1, 0);
+    bufferevent* b = nullptr;
+    bool refuse = false;
+    if (s->transport_.make) {
+      b = s->transport_.make(base, s->transport_.arg);
+      // Given no bufferevent, evhttp would make a plain socket one and serve plaintext on
+      // a TLS port: this connection gets a plain one too, and is refused with the 503 of
+      // max_connections before evhttp parses a byte of it.
+      if (!b) refuse = true;
+    }
+    if (!b) b = bufferevent_socket_new(base, -1, 0);
     if (!b) return nullptr;  // evhttp tries itself, and fails the same way
     connection_guard* g = s->acquire();
     if (!g) return b;  // served without limits; a handler's dispatch retries (adopt_late)
@@ -327,7 +355,7 @@ class guard_set {
       return b;
     }
     g->bev = b;
-    g->over_capacity = over;
+    g->over_capacity = over || refuse;
     bufferevent_incref(b);  // until adopt(): evhttp may free it first (a failure, a silent client)
     s->link(*g, guard_list::unadopted);
     s->arm_sweep();
@@ -405,6 +433,9 @@ class guard_set {
     // nothing may call back into a recycled guard.
     evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->input_cb);
     if (g->tracked && s->tracked_close) s->tracked_close(evcon, g->tracked, *g);
+    // After the close reason was read from the socket's state: what the transport says
+    // last (close_notify) may make a departed peer's kernel answer with a RST.
+    if (s->transport_.closing) s->transport_.closing(g->bev);
     s->release(*g);
   }
 
@@ -718,6 +749,7 @@ class guard_set {
   }
 
   server_limits limits_{};
+  transport transport_{};
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   event* housekeeping_ = nullptr;
