@@ -98,6 +98,14 @@ enum class errc : int {
   /// A new channel would exceed broker_options::max_channels and no idle channel could
   /// make room.
   too_many_channels,
+
+  // ----- the Redis hub (redis_hub.hpp) -----
+  /// The hub is not connected to Redis (or not caught up yet, or has too many publishes
+  /// awaiting Redis's answer); nothing was published.
+  redis_unavailable,
+  /// Redis answered with an error, or the connection ended before it answered: the
+  /// message may or may not have been published.
+  redis_failed,
 };
 
 namespace detail {
@@ -135,6 +143,8 @@ class error_category_impl final : public std::error_category {
       case errc::bad_response: return "malformed response (status line, headers or chunked framing), or headers over the limit";
       case errc::channel_full: return "the channel has as many subscribers as its cap allows";
       case errc::too_many_channels: return "no room for another channel (broker_options::max_channels)";
+      case errc::redis_unavailable: return "not connected to Redis; nothing was published";
+      case errc::redis_failed: return "Redis failed or went away before answering; the message may not have been published";
     }
     return "unknown tether error";
   }
