@@ -19,6 +19,10 @@
 // Ids come from one sequence per broker, so they grow across all channels: a connection
 // subscribed to several channels resumes from one id (SSE's Last-Event-ID), and the
 // messages it missed on each channel are the ones with larger ids still in history.
+//
+// With broker_options::external_ids the ids come from elsewhere instead, through relay()
+// (a redis_hub takes them from Redis, so that every process has the same ones): the
+// broker keeps them as given and skips any that does not grow.
 #pragma once
 
 #include <tether/bytes.hpp>

@@ -7,8 +7,8 @@
 //
 // How a message travels. hub.publish(channel, data) sends one EVAL to Redis. The script
 // runs atomically: it takes the message's id, appends the message to one Redis stream
-// (<prefix>:stream, trimmed to stream_length entries, every channel together) and
-// PUBLISHes it on one pub/sub channel (<prefix>:events). Every hub is subscribed to that
+// (PREFIX:stream, trimmed to stream_length entries, every channel together) and
+// PUBLISHes it on one pub/sub channel (PREFIX:events). Every hub is subscribed to that
 // channel and relays what it receives into its process's broker (broker::relay), whose
 // endpoints deliver it on every loop as if it had been published locally. The publisher's
 // own process gets the message back the same way, so every process sees the same ids in
@@ -84,7 +84,7 @@ struct redis_options {
   std::string host = "127.0.0.1";
   /// Redis's port.
   std::uint16_t port = 6379;
-  /// Names in Redis: the stream <prefix>:stream and the pub/sub channel <prefix>:events.
+  /// Names in Redis: the stream `PREFIX:stream` and the pub/sub channel `PREFIX:events`.
   /// Hubs with the same prefix on the same Redis share their messages.
   std::string prefix = "tether";
   /// Messages the stream keeps for catch-up, every channel together (at least 1).
