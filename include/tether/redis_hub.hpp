@@ -121,8 +121,8 @@ class redis_hub {
   /// What the hub keeps its event sink in (server_event_sink).
   using sink_type = server_event_sink;
 
-  /// Relays `b`'s messages through the Redis that `options` names, on `loop`, and starts
-  /// connecting (publishes are refused until ready()). `b` must have been made with
+  /// Relays `b`'s messages through the Redis that `options` names, on `loop`; connecting
+  /// starts when the loop runs (publishes are refused until ready()). `b` must have been made with
   /// broker_options::external_ids: its ids come from Redis. Throws std::invalid_argument
   /// otherwise, std::bad_alloc if libevent cannot create the hub's timers.
   redis_hub(broker& b, event_loop& loop, redis_options options = {})
@@ -142,7 +142,8 @@ class redis_hub {
     reaper_.reset(event_new(loop.native(), -1, 0, &on_reap, this));
     if (!retry_timer_ || !deadline_ || !reaper_) throw std::bad_alloc{};
     delay_ = options_.retry_min;
-    connect();
+    // The first attempt runs from the loop, after the caller has set its event sink.
+    event_active(retry_timer_.get(), EV_TIMEOUT, 0);
   }
   redis_hub(const redis_hub&) = delete;
   redis_hub& operator=(const redis_hub&) = delete;
