@@ -92,6 +92,10 @@ struct redis_options {
   /// Connecting, subscribing and catching up must take no longer, or the attempt counts
   /// as failed.
   std::chrono::milliseconds connect_timeout{2000};
+  /// Once connected, Redis must answer each command within this, or the connection
+  /// counts as lost (a Redis that is stopped or hangs, not only one that is gone). An idle
+  /// hub sends a PING every half of it to find out.
+  std::chrono::milliseconds command_timeout{2000};
   /// The first retry after a failure; each next one waits twice as long, up to retry_max.
   std::chrono::milliseconds retry_min{100};
   /// The longest wait between two attempts.
@@ -139,8 +143,10 @@ class redis_hub {
     detail::note_libevent_use();
     retry_timer_.reset(event_new(loop.native(), -1, 0, &on_retry_timer, this));
     deadline_.reset(event_new(loop.native(), -1, 0, &on_deadline, this));
+    watchdog_.reset(event_new(loop.native(), -1, EV_PERSIST, &on_watchdog, this));
     reaper_.reset(event_new(loop.native(), -1, 0, &on_reap, this));
-    if (!retry_timer_ || !deadline_ || !reaper_) throw std::bad_alloc{};
+    if (!retry_timer_ || !deadline_ || !reaper_ || !watchdog_) throw std::bad_alloc{};
+    options_.command_timeout = std::max(options_.command_timeout, std::chrono::milliseconds(10));
     delay_ = options_.retry_min;
     // The first attempt runs from the loop, after the caller has set its event sink.
     event_active(retry_timer_.get(), EV_TIMEOUT, 0);
@@ -272,12 +278,14 @@ class redis_hub {
     const std::string from = last == 0 ? std::string("-") : std::to_string(last + 1);
     const char* argv[] = {"XRANGE", stream_key_.c_str(), from.c_str(), "+", "COUNT", length_.c_str()};
     const std::size_t lens[] = {6, stream_key_.size(), from.size(), 1, 5, length_.size()};
-    if (redisAsyncCommandArgv(cmd_, &on_catch_up, this, 6, argv, lens) != REDIS_OK) fail("XRANGE");
+    if (redisAsyncCommandArgv(cmd_, &on_catch_up, this, 6, argv, lens) != REDIS_OK) return fail("XRANGE");
+    sent();
   }
 
   static void on_catch_up(redisAsyncContext* ac, void* r, void* self) {
     auto* h = static_cast<redis_hub*>(self);
     const auto* reply = static_cast<const redisReply*>(r);
+    h->answered(ac);
     if (!reply || ac != h->cmd_ || h->closing_) return;  // the connection is going: fail() comes
     if (reply->type != REDIS_REPLY_ARRAY) return h->fail(reply->type == REDIS_REPLY_ERROR ? reply->str : "XRANGE");
     for (std::size_t i = 0; i < reply->elements; ++i) h->relay_entry(*reply->element[i]);
@@ -289,6 +297,7 @@ class redis_hub {
 
   void became_ready() {
     event_del(deadline_.get());
+    arm(watchdog_.get(), options_.command_timeout / 4);
     state_ = state::ready;
     ++stats_.connects;
     delay_ = options_.retry_min;
@@ -309,6 +318,8 @@ class redis_hub {
   void fail(std::string_view why) {
     if (closing_ || state_ == state::down) return;
     state_ = state::down;
+    event_del(watchdog_.get());
+    outstanding_ = 0;
     const std::uint64_t unanswered = std::exchange(unanswered_, 0);
     catching_up_ = false;
     event_del(deadline_.get());
@@ -377,6 +388,33 @@ class redis_hub {
     }
   }
 
+  // ----- a Redis that does not answer ------------------------------------------------
+
+  /// A command went out on the command connection.
+  void sent() noexcept {
+    if (outstanding_++ == 0) progress_ = std::chrono::steady_clock::now();
+  }
+  /// The command connection answered (`ac` may be one given up already: not counted).
+  void answered(const redisAsyncContext* ac) noexcept {
+    if (ac != cmd_ || outstanding_ == 0) return;
+    --outstanding_;
+    progress_ = std::chrono::steady_clock::now();
+  }
+  static void on_pong(redisAsyncContext* ac, void*, void* self) { static_cast<redis_hub*>(self)->answered(ac); }
+  /// Every quarter of command_timeout while ready: a command unanswered for longer than
+  /// command_timeout ends the connection; an idle one gets a PING at half of it.
+  static void on_watchdog(evutil_socket_t, short, void* self) {
+    auto* h = static_cast<redis_hub*>(self);
+    if (h->state_ != state::ready || !h->cmd_) return;
+    const auto quiet = std::chrono::steady_clock::now() - h->progress_;
+    if (h->outstanding_ > 0 && quiet > h->options_.command_timeout)
+      return h->fail("no answer within the command timeout");
+    if (h->outstanding_ == 0 && quiet > h->options_.command_timeout / 2) {
+      if (redisAsyncCommand(h->cmd_, &on_pong, h, "PING") != REDIS_OK) return h->fail("PING");
+      h->sent();
+    }
+  }
+
   // ----- publishing -------------------------------------------------------------------
 
   // KEYS[1] the stream; ARGV: maxlen, channel, event, data, the pub/sub channel. The id is
@@ -411,15 +449,17 @@ class redis_hub {
       ++stats_.not_relayed;
       return make_error_code(errc::redis_unavailable);
     }
+    sent();
     node.release();
     ++in_flight_;
     return {};
   }
 
-  static void on_published(redisAsyncContext*, void* r, void* privdata) {
+  static void on_published(redisAsyncContext* ac, void* r, void* privdata) {
     std::unique_ptr<pending_publish> node(static_cast<pending_publish*>(privdata));
     redis_hub* h = node->hub;
     const auto* reply = static_cast<const redisReply*>(r);
+    h->answered(ac);
     --h->in_flight_;
     // No answer while still ready: the connection is ending, and fail() comes next; the
     // publish belongs to the episode it starts.
@@ -504,6 +544,7 @@ class redis_hub {
   std::string what_;  // why a connection could not even be created
   unique_event retry_timer_;
   unique_event deadline_;
+  unique_event watchdog_;
   unique_event reaper_;
   redisAsyncContext* cmd_ = nullptr;  // publishes and catch-ups
   redisAsyncContext* sub_ = nullptr;  // the subscription (a subscribed connection runs nothing else)
@@ -519,6 +560,8 @@ class redis_hub {
   std::uint64_t not_relayed_at_loss_ = 0;
   std::uint64_t unanswered_ = 0;  // publishes whose connection ended before fail() ran
   std::size_t in_flight_ = 0;
+  std::size_t outstanding_ = 0;  // commands on cmd_ not answered yet (publishes, XRANGE, PING)
+  std::chrono::steady_clock::time_point progress_{};  // when cmd_ last answered, or became busy
   redis_stats stats_;
   sink_type sink_{&log_server_event};
 };

@@ -86,6 +86,7 @@ tether::redis_options options_for(const tt::redis_process& redis, std::string pr
   o.retry_min = 20ms;
   o.retry_max = 200ms;
   o.connect_timeout = tt::scaled(1000ms);
+  o.command_timeout = tt::scaled(1000ms);
   return o;
 }
 
@@ -387,6 +388,72 @@ TEST_CASE("redis hub: Redis killed and restarted mid-run: no crash, streams kept
   CHECK(from_a == std::vector<int>{0, 2, 4, 6, 8});
   CHECK(from_b == std::vector<int>{1, 3, 5, 7, 9});
   CHECK(a->count(tether::server_event_kind::redis_lost) == 1);
+}
+
+TEST_CASE("redis hub: a Redis that stops answering (SIGSTOP) is lost after command_timeout, idle or busy",
+          "[redis]") {
+  if (!tt::redis_process::binary()) {
+    WARN("redis-server is not installed; skipped");
+    return;
+  }
+  tt::redis_process redis;
+  tether::event_loop loop;
+  auto o = options_for(redis, "stall");
+  o.command_timeout = tt::scaled(200ms);
+  o.connect_timeout = tt::scaled(300ms);
+  auto a = std::make_unique<instance>(loop, o);
+  REQUIRE(tt::run_until(loop, [&] { return a->hub.ready(); }));
+  tt::client on_a(a->port);
+  on_a.send(sse_get);
+  REQUIRE(tt::run_until(loop, [&] { return a->endpoint.streams() == 1; }));
+  std::vector<std::uint64_t> ids;
+  publish(*a, "m0", ids);
+  REQUIRE(tt::run_until(loop, [&] {
+    on_a.pump();
+    return frames_of(on_a.data()).size() == 1;
+  }));
+
+  // Idle: nothing is in flight, so only the hub's PING can find out.
+  redis.signal(SIGSTOP);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(tt::run_until(loop, [&] { return !a->hub.ready(); }));
+  CHECK(std::chrono::steady_clock::now() - t0 >= tt::scaled(200ms));
+  CHECK(a->count(tether::server_event_kind::redis_lost) == 1);
+  tt::run_for(loop, 400ms);  // attempts connect (the kernel accepts) but get no answer
+  CHECK(a->count(tether::server_event_kind::redis_lost) == 1);
+  CHECK(a->endpoint.streams() == 1);
+  redis.signal(SIGCONT);
+  REQUIRE(tt::run_until(loop, [&] { return a->hub.ready(); }));
+  CHECK(a->count(tether::server_event_kind::redis_restored) == 1);
+
+  // Busy: a publish waits for an answer that does not come; it fails, and is counted.
+  std::optional<std::error_code> stalled;
+  redis.signal(SIGSTOP);
+  REQUIRE_FALSE(a->hub.publish("chat", "stalled", {}, [&](tether::result<std::uint64_t> id) {
+    stalled = id ? std::error_code{} : id.error();
+  }));
+  REQUIRE(tt::run_until(loop, [&] { return stalled.has_value(); }));
+  CHECK(*stalled == tether::errc::redis_failed);
+  CHECK_FALSE(a->hub.ready());
+  CHECK(a->count(tether::server_event_kind::redis_lost) == 2);
+  redis.signal(SIGCONT);
+  REQUIRE(tt::run_until(loop, [&] { return a->hub.ready(); }));
+  CHECK(a->count(tether::server_event_kind::redis_restored) == 2);
+  CHECK(a->events.back().count == 1);
+
+  publish(*a, "m1", ids);
+  REQUIRE(tt::run_until(loop, [&] {
+    on_a.pump();
+    const auto f = frames_of(on_a.data());
+    return all_acked(ids) && !f.empty() && f.back().data == "m1";
+  }));
+  const auto got = frames_of(on_a.data());
+  // "stalled" may have been run by Redis once it went on (its answer was given up): if so
+  // it arrives too, in id order.
+  CHECK(got.front().data == "m0");
+  CHECK(got.back().data == "m1");
+  for (std::size_t k = 1; k < got.size(); ++k) CHECK(got[k - 1].id < got[k].id);
+  CHECK_FALSE(on_a.eof());
 }
 
 namespace {

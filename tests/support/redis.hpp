@@ -70,6 +70,10 @@ class redis_process {
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
   }
+  /// Sends `sig` (SIGSTOP: Redis hangs with its connections open; SIGCONT: it goes on).
+  void signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
   /// A new, empty redis-server on the same port. Returns false if it did not come up.
   bool restart() {
     kill();
