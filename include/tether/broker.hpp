@@ -22,6 +22,10 @@
 /// @file
 /// tether::broker: named channels with a bounded history and one sequence of message ids,
 /// published from any thread. See docs/push.md (the broker).
+//
+// With broker_options::external_ids the ids come from elsewhere instead, through relay()
+// (a redis_hub takes them from Redis, so that every process has the same ones): the
+// broker keeps them as given and skips any that does not grow.
 #pragma once
 
 #include <tether/bytes.hpp>
@@ -64,6 +68,11 @@ struct broker_options {
   std::size_t max_channels = 100000;
   /// Longest channel name, in bytes.
   std::size_t max_name = 256;
+  /// Ids are given by someone else, through broker::relay (a redis_hub: docs/redis.md),
+  /// and publish() refuses. Such ids grow across processes and restarts, so a client's
+  /// Last-Event-ID above this broker's newest id is one another process gave out: the
+  /// client has seen it, and gets only what comes after it.
+  bool external_ids = false;
 };
 
 /// Parses a message id as sent back by a client ("42"): decimal digits only.
@@ -134,7 +143,7 @@ struct join_result {
   std::vector<channel_ptr> channels;  // in the order asked
   std::vector<bool> newly_interested;
   std::vector<message_ptr> replay;    // missed messages, in id order
-  std::uint64_t last_id = 0;          // the broker's newest id when joining
+  std::uint64_t last_id = 0;          // the newest id the subscriber counts as seen
   bool gap = false;                   // some missed messages are no longer in history
 };
 
@@ -153,42 +162,22 @@ class broker {
   /// `event` (empty: the default "message"). Any thread. Returns the message's id.
   /// Errors: errc::invalid_argument (a channel name that is empty, too long or holds a
   /// control character; an event type with a line break), errc::too_many_channels (at
-  /// max_channels with no idle channel to replace).
+  /// max_channels with no idle channel to replace); errc::invalid_argument on a broker
+  /// with external_ids, whose ids come through relay().
   result<std::uint64_t> publish(std::string_view channel, std::string_view data, std::string_view event = {}) {
-    if (!valid_name(channel) || !sse::detail::single_line(event)) return errc::invalid_argument;
-    thread_local std::string body;  // the frame after its id line, encoded outside the lock
-    body.clear();
-    if (auto ec = sse::encode_to(body, {.event = event, .data = data})) return ec;
-    shared_bytes payload(data);
-    const auto now = std::chrono::steady_clock::now();
+    if (options_.external_ids) return errc::invalid_argument;
+    return add(0, channel, data, event);
+  }
 
-    const std::lock_guard lock(mutex_);
-    detail::broker_channel* ch = find(channel);
-    if (!ch && options_.history == 0) return ++last_id_;  // no history, so no subscriber either
-    if (!ch) {
-      if (!room_for(1)) return errc::too_many_channels;
-      ch = create(channel);
-    }
-    const std::uint64_t id = ++last_id_;
-    char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits, id);
-    std::string frame;
-    frame.reserve(5 + static_cast<std::size_t>(r.ptr - digits) + body.size());
-    frame.append("id: ").append(digits, r.ptr).append("\n").append(body);
-    auto m = std::make_shared<detail::broker_message>();
-    m->id = id;
-    m->channel = ch->key;
-    m->data = std::move(payload);
-    m->sse = shared_bytes(frame);
-    m->at = now;
-    detail::message_ptr msg = std::move(m);
-    ch->last_id = id;
-    if (options_.history != 0) {
-      ch->history.push_back(msg);
-      trim(*ch, now);
-    }
-    for (detail::broker_inbox* inbox : ch->interested) inbox->push(msg);
-    return id;
+  /// Delivers a message whose id was given elsewhere (by Redis, for a redis_hub) as
+  /// publish() does. Any thread. Ids must grow: a message whose id is not above the
+  /// newest this broker has seen is a duplicate (a catch-up that overlaps what was
+  /// already relayed) and is skipped, with the result 0. Errors as publish(), and
+  /// errc::invalid_argument for the id 0; the id counts as seen even then.
+  result<std::uint64_t> relay(std::uint64_t id, std::string_view channel, std::string_view data,
+                              std::string_view event = {}) {
+    if (id == 0) return errc::invalid_argument;
+    return add(id, channel, data, event);
   }
 
   /// Subscribers of `channel` on every loop now (0 for a channel that does not exist).
@@ -269,6 +258,7 @@ class broker {
     if (missing && !room_for(missing)) return make_error_code(errc::too_many_channels);
     out.last_id = last_id_;
     const bool resume = last && *last < last_id_;
+    if (last && *last > last_id_ && options_.external_ids) out.last_id = *last;
     for (auto name : names) {
       detail::broker_channel* ch = find(name);
       if (!ch) ch = create(name);
@@ -297,6 +287,50 @@ class broker {
   void maybe_erase_channel(detail::broker_channel& ch) {
     const std::lock_guard lock(mutex_);
     maybe_erase(ch);
+  }
+
+  /// publish (`given` 0: the next id of this broker's sequence) and relay (`given`).
+  result<std::uint64_t> add(std::uint64_t given, std::string_view channel, std::string_view data, std::string_view event) {
+    const bool valid = valid_name(channel) && sse::detail::single_line(event);
+    if (!valid && given == 0) return errc::invalid_argument;
+    thread_local std::string body;  // the frame after its id line, encoded outside the lock
+    body.clear();
+    if (valid)
+      if (auto ec = sse::encode_to(body, {.event = event, .data = data})) return ec;
+    shared_bytes payload(data);
+    const auto now = std::chrono::steady_clock::now();
+
+    const std::lock_guard lock(mutex_);
+    if (given != 0 && given <= last_id_) return std::uint64_t{0};
+    const std::uint64_t id = given != 0 ? given : last_id_ + 1;
+    if (given != 0) last_id_ = id;  // a relayed id is seen even if the message is refused
+    if (!valid) return errc::invalid_argument;
+    detail::broker_channel* ch = find(channel);
+    if (!ch && options_.history == 0) return last_id_ = id;  // no history, so no subscriber either
+    if (!ch) {
+      if (!room_for(1)) return errc::too_many_channels;
+      ch = create(channel);
+    }
+    last_id_ = id;
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, id);
+    std::string frame;
+    frame.reserve(5 + static_cast<std::size_t>(r.ptr - digits) + body.size());
+    frame.append("id: ").append(digits, r.ptr).append("\n").append(body);
+    auto m = std::make_shared<detail::broker_message>();
+    m->id = id;
+    m->channel = ch->key;
+    m->data = std::move(payload);
+    m->sse = shared_bytes(frame);
+    m->at = now;
+    detail::message_ptr msg = std::move(m);
+    ch->last_id = id;
+    if (options_.history != 0) {
+      ch->history.push_back(msg);
+      trim(*ch, now);
+    }
+    for (detail::broker_inbox* inbox : ch->interested) inbox->push(msg);
+    return id;
   }
 
   // ----- under mutex_ -----------------------------------------------------------------

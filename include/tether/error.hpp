@@ -122,6 +122,13 @@ enum class errc : int {
   /// The peer's certificate was not accepted: not signed by a trusted CA, expired or not
   /// yet valid, issued for another host name, or missing when one was required.
   tls_certificate_rejected,
+  // ----- the Redis hub (redis_hub.hpp) -----
+  /// The hub is not connected to Redis (or not caught up yet, or has too many publishes
+  /// awaiting Redis's answer); nothing was published.
+  redis_unavailable,
+  /// Redis answered with an error, or the connection ended before it answered: the
+  /// message may or may not have been published.
+  redis_failed,
 };
 
 namespace detail {
@@ -169,6 +176,8 @@ class error_category_impl final : public std::error_category {
         return "the TLS handshake failed (not a TLS peer, no common protocol version or cipher, or our certificate was refused)";
       case errc::tls_certificate_rejected:
         return "the peer's TLS certificate was rejected (untrusted CA, expired, wrong host name, or missing)";
+      case errc::redis_unavailable: return "not connected to Redis; nothing was published";
+      case errc::redis_failed: return "Redis failed or went away before answering; the message may not have been published";
     }
     return "unknown tether error";
   }

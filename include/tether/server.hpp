@@ -443,6 +443,11 @@ class basic_server {
     core_.events = server_event_sink(std::forward<Sink>(sink));
   }
 
+  /// Hands `e` to the server's sink, as the server does with its own events: what else
+  /// belongs to the service (a redis_hub) reports through it. What the sink throws is
+  /// reported on stderr, never propagated.
+  void report(const server_event& e) noexcept { core_.report(e); }
+
   /// True while accept() is failing for lack of a resource and the server retries from a
   /// timer instead of accepting (server_event_kind::accept_paused).
   bool accept_paused() const noexcept { return backoff_.paused(); }

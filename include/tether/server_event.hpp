@@ -1,6 +1,6 @@
 // tether/server_event.hpp - what a server reports about itself rather than about one
 // request: accepting paused and resumed when descriptors run out, requests refused before
-// any handler ran.
+// any handler ran, Redis lost and back (a redis_hub reports through the server's sink).
 /// @file
 /// Server events (tether::server_event) and the default sink, tether::log_server_event.
 /// See docs/security.md.
@@ -36,27 +36,42 @@ enum class server_event_kind : std::uint8_t {
   /// A request was answered with 400 or 501 and `Connection: close` before any handler
   /// ran, because its head was ambiguous or malformed (docs/security.md).
   request_rejected,
+  /// A redis_hub (redis_hub.hpp, docs/redis.md) lost Redis, or could not reach it when it
+  /// started: messages are neither published nor received until it is back; local
+  /// subscribers keep their streams. The hub reconnects from a timer, `duration` after
+  /// the failure and then twice as long each time, up to its maximum. Reported once per
+  /// episode, however many attempts fail.
+  redis_lost,
+  /// A redis_hub is connected and caught up again: it ends the episode redis_lost began
+  /// (`duration`: how long Redis was away; `retries`: the attempts that failed; `count`:
+  /// the publishes that could not be relayed meanwhile).
+  redis_restored,
 };
 
 /// One event of a server. Strings are borrowed and valid only during the call.
 struct server_event {
   /// What happened; it says which of the fields below are filled in.
   server_event_kind kind;
-  /// accept_paused: why accept() failed (std::errc::too_many_files_open, ...).
+  /// accept_paused: why accept() failed (std::errc::too_many_files_open, ...);
+  /// redis_lost: why the connection ended or could not be made.
   std::error_code error{};
-  /// accept_paused: the delay before the first retry; accept_resumed: how long the server
-  /// did not accept.
+  /// accept_paused, redis_lost: the delay before the first retry; accept_resumed,
+  /// redis_restored: how long the episode lasted.
   std::chrono::milliseconds duration{};
-  /// accept_resumed: how many retries failed during the episode.
+  /// accept_resumed, redis_restored: how many retries failed during the episode.
   std::uint32_t retries = 0;
   /// request_rejected: the status sent (400 or 501).
   int status = 0;
-  /// request_rejected: what was wrong, a short phrase ("duplicate Content-Length").
+  /// request_rejected: what was wrong, a short phrase ("duplicate Content-Length");
+  /// redis_lost, redis_restored: the Redis server ("127.0.0.1:6379"); redis_lost adds
+  /// hiredis's own words after it.
   std::string_view what{};
   /// request_rejected: the client's address ("127.0.0.1", "::1").
   std::string_view peer_address{};
   /// request_rejected: the client's port.
   std::uint16_t peer_port = 0;
+  /// redis_restored: the publishes that could not be relayed during the episode.
+  std::uint64_t count = 0;
 };
 
 /// A short, stable name for `k` ("accept_paused", ...).
@@ -65,12 +80,26 @@ constexpr std::string_view to_string(server_event_kind k) noexcept {
     case server_event_kind::accept_paused: return "accept_paused";
     case server_event_kind::accept_resumed: return "accept_resumed";
     case server_event_kind::request_rejected: return "request_rejected";
+    case server_event_kind::redis_lost: return "redis_lost";
+    case server_event_kind::redis_restored: return "redis_restored";
   }
   return "unknown";
 }
 
-/// The default sink: one line on stderr for accept_paused; the other events are ignored.
+/// The default sink: one line on stderr for accept_paused, redis_lost and
+/// redis_restored; the other events are ignored.
 inline void log_server_event(const server_event& e) noexcept {
+  if (e.kind == server_event_kind::redis_lost) {
+    std::fprintf(stderr, "tether: lost Redis (%.*s); retrying in %lld ms and then less often\n", int(e.what.size()),
+                 e.what.data(), static_cast<long long>(e.duration.count()));
+    return;
+  }
+  if (e.kind == server_event_kind::redis_restored) {
+    std::fprintf(stderr, "tether: Redis %.*s is back after %lld ms; %llu publishes could not be relayed meanwhile\n",
+                 int(e.what.size()), e.what.data(), static_cast<long long>(e.duration.count()),
+                 static_cast<unsigned long long>(e.count));
+    return;
+  }
   if (e.kind != server_event_kind::accept_paused) return;
   std::string why;
   try {

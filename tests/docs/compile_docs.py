@@ -279,6 +279,16 @@ def main():
         packages += ["libevent_openssl", "openssl"]
     libs = subprocess.run(["pkg-config", "--cflags", "--libs"] + packages,
                           check=True, capture_output=True, text=True).stdout.split()
+    # tether/redis_hub.hpp needs hiredis (docs/redis.md): without it, blocks that use the
+    # hub are left out, and said to be.
+    hiredis = subprocess.run(["pkg-config", "--cflags", "--libs", "hiredis"], capture_output=True, text=True)
+    if hiredis.returncode == 0:
+        libs += hiredis.stdout.split()
+    else:
+        left_out = [b for b in blocks if any("redis_hub" in c for c in b.code)]
+        blocks = [b for b in blocks if b not in left_out]
+        source.write_text(unit(blocks))
+        print(f"hiredis not found: {len(left_out)} blocks that use tether::redis_hub left out")
     # Fragments call helpers that are declared, never defined, from functions nobody calls:
     # each function in a section of its own, and the linker drops the unreachable ones.
     gc = ["-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]

@@ -622,3 +622,39 @@ TEST_CASE("broker: a subscriber that joins while messages are on their way to it
   REQUIRE(early.wait_for(loop, "data: after\n\n"));
   CHECK(dechunk(early.data()) == "id: 1\ndata: before\n\nid: 2\ndata: in flight\n\nid: 3\ndata: after\n\n");
 }
+
+TEST_CASE("broker: relayed ids (external_ids) skip duplicates, and a Last-Event-ID ahead of this broker is trusted",
+          "[broker][relay]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  tether::broker broker{{.history = 8, .external_ids = true}};
+  tether::broker_endpoint endpoint{broker, loop};
+  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
+  const auto port = *srv.bind("127.0.0.1", 0);
+
+  CHECK(broker.publish("news", "local").error() == tether::errc::invalid_argument);  // ids come from elsewhere
+  CHECK(broker.relay(0, "news", "zero").error() == tether::errc::invalid_argument);
+  CHECK(*broker.relay(100, "news", "a") == 100);
+  CHECK(*broker.relay(250, "news", "b", "update") == 250);
+  CHECK(*broker.relay(250, "news", "b again") == 0);  // a duplicate: skipped
+  CHECK(*broker.relay(120, "news", "late") == 0);     // older than the newest: skipped
+  CHECK(broker.relay(260, "bad\nname", "x").error() == tether::errc::invalid_argument);
+  CHECK(broker.last_id() == 260);  // a relayed id counts as seen even when refused
+  CHECK(broker.history_size("news") == 2);
+
+  tt::client resumed(port);  // saw 100: gets 250 from history
+  resumed.send(sse_resume("100"));
+  REQUIRE(resumed.wait_for(loop, "id: 250\nevent: update\ndata: b\n\n"));
+  // Saw 400, given by another process this broker has not heard from yet: gets nothing
+  // up to 400 when those messages arrive, then what follows.
+  tt::client ahead(port);
+  ahead.send(sse_resume("400"));
+  REQUIRE(tt::run_until(loop, [&] { return endpoint.streams() == 2; }));
+  CHECK(*broker.relay(300, "news", "c") == 300);
+  CHECK(*broker.relay(400, "news", "d") == 400);
+  CHECK(*broker.relay(500, "news", "e") == 500);
+  REQUIRE(ahead.wait_for(loop, "id: 500\ndata: e\n\n"));
+  REQUIRE(resumed.wait_for(loop, "id: 500\ndata: e\n\n"));
+  CHECK(dechunk(ahead.data()) == "id: 500\ndata: e\n\n");
+  CHECK(dechunk(resumed.data()) == "id: 250\nevent: update\ndata: b\n\nid: 300\ndata: c\n\nid: 400\ndata: d\n\nid: 500\ndata: e\n\n");
+}
