@@ -59,14 +59,17 @@ class basic_multipart_stream {
   /// Starts the reply with Content-Type multipart/x-mixed-replace;boundary=`boundary`.
   /// Errors: errc::invalid_argument for a boundary that is empty, longer than 70
   /// characters or holds characters RFC 2046 does not allow.
-  static result<basic_multipart_stream> start(request_type& req, std::string_view boundary = "boundarydonotcross") {
+  /// The request's server decides the stream's type: `tether::multipart_stream::start(req)`
+  /// gives a `basic_multipart_stream<C>` for a request of any server (`basic_request<C>`).
+  template <class C>
+  static result<basic_multipart_stream<C>> start(basic_request<C>& req, std::string_view boundary = "boundarydonotcross") {
     if (!valid_boundary(boundary)) return errc::invalid_argument;
     std::string type = "multipart/x-mixed-replace;boundary=";
     type.append(boundary);
     if (auto ec = req.output_headers().set("Content-Type", type)) return ec;
-    auto s = basic_stream<Config>::start(req, 200);
+    auto s = basic_stream<C>::start(req, 200);
     if (!s) return s.error();
-    basic_multipart_stream out;
+    basic_multipart_stream<C> out;
     out.stream_ = std::move(*s);
     out.boundary_ = "--";
     out.boundary_.append(boundary);
@@ -169,6 +172,9 @@ class basic_multipart_stream {
       });
     }
   }
+
+  template <class>
+  friend class basic_multipart_stream;  // start() on one server's type makes another's
 
   basic_stream<Config> stream_;
   std::string boundary_;

@@ -9,6 +9,7 @@
 #include <tether/detail/accept_backoff.hpp>
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/push_fwd.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
@@ -94,6 +95,31 @@ class basic_server {
   using request = basic_request<config>;
   using request_handle = basic_request_handle<config>;
   using connection = basic_connection<config>;
+
+  // ----- helpers of this server's policies -----------------------------------------
+  //
+  // Name the server type once and take every helper from it: changing a policy then
+  // changes one line. Each helper is defined by its own header (or <tether/tether.hpp>);
+  // naming one here costs nothing until it is used. See docs/push.md.
+  //
+  //     using server_t = tether::basic_server<tether::eager_close<>, tether::reference_buffer>;
+  //     server_t::hub<> clients;                       // a hub of server_t::sse_stream
+  //     if (auto s = server_t::sse_stream::start(req)) (void)clients.subscribe(std::move(*s));
+
+  /// A streamed reply (stream.hpp) of this server.
+  using stream = basic_stream<config>;
+  /// A Server-Sent Events reply (sse.hpp) of this server.
+  using sse_stream = basic_sse_stream<config>;
+  /// A multipart/x-mixed-replace reply (multipart.hpp) of this server.
+  using multipart_stream = basic_multipart_stream<config>;
+  /// A long-poll waiting room (long_poll.hpp) for this server's requests.
+  using long_poll = basic_long_poll<config>;
+  /// A broker endpoint (broker_endpoint.hpp) serving this server's requests.
+  using broker_endpoint = basic_broker_endpoint<config>;
+  /// A hub (hub.hpp) of this server's streams: `hub<>` holds SSE streams,
+  /// `hub<multipart_stream>` multipart ones, `hub<stream>` plain streams.
+  template <class Stream = sse_stream>
+  using hub = basic_hub<Stream>;
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}

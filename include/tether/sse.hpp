@@ -5,7 +5,8 @@
 // and a blank line to dispatch. Comments (": text") keep proxies and clients from timing
 // the stream out. A stream starts with the headers that stop caching and proxy buffering.
 //
-//     auto s = tether::sse_stream_for<server>::start(req);      // or basic_sse_stream<Config>
+//     auto s = tether::sse_stream::start(req);   // the request's server decides the type
+//                                                // (or server_t::sse_stream::start(req))
 //     s->send({.id = "7", .event = "tick", .data = "line 1\nline 2"});
 //     s->comment("keep-alive");
 //
@@ -135,15 +136,18 @@ class basic_sse_stream {
   }
 
   /// Starts the event stream on `req`: Content-Type text/event-stream, no caching
-  /// (Cache-Control: no-cache), no proxy buffering (X-Accel-Buffering: no).
-  static result<basic_sse_stream> start(request_type& req) noexcept {
+  /// (Cache-Control: no-cache), no proxy buffering (X-Accel-Buffering: no). The
+  /// request's server decides the stream's type: `tether::sse_stream::start(req)` gives
+  /// a `basic_sse_stream<C>` for a request of any server (`basic_request<C>`).
+  template <class C>
+  static result<basic_sse_stream<C>> start(basic_request<C>& req) noexcept {
     auto h = req.output_headers();
     if (auto ec = h.set("Content-Type", "text/event-stream")) return ec;
     (void)h.set("Cache-Control", "no-cache");
     (void)h.set("X-Accel-Buffering", "no");
-    auto s = basic_stream<Config>::start(req, 200);
+    auto s = basic_stream<C>::start(req, 200);
     if (!s) return s.error();
-    basic_sse_stream out;
+    basic_sse_stream<C> out;
     out.stream_ = std::move(*s);
     return out;
   }
@@ -226,6 +230,9 @@ class basic_sse_stream {
     }
     (void)b->stream->write(static_bytes(":\n\n"));
   }
+
+  template <class>
+  friend class basic_sse_stream;  // start() on one server's type makes another's
 
   basic_stream<Config> stream_;
   std::unique_ptr<beat_state> beat_;  // null until heartbeat()

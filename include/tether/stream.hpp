@@ -55,8 +55,11 @@ class basic_stream {
   basic_stream& operator=(basic_stream&&) noexcept = default;
 
   /// Starts a streamed reply on `req` (inside its handler); see the framing table.
-  static result<basic_stream> start(request_type& req, int status = 200, const char* reason = nullptr) noexcept {
-    basic_stream s;
+  /// The request's server decides the stream's type: `tether::stream::start(req)` gives
+  /// a `basic_stream<C>` for a request of any server (`basic_request<C>`).
+  template <class C>
+  static result<basic_stream<C>> start(basic_request<C>& req, int status = 200, const char* reason = nullptr) noexcept {
+    basic_stream<C> s;
     const auto [major, minor] = req.version();
     // HTTP/1.0 has no chunked encoding: the body ends when the connection closes, and
     // start() refuses keep-alive for it (request.hpp, refuse_keep_alive_for_unsized_http10).
@@ -65,9 +68,11 @@ class basic_stream {
   }
 
   /// Starts a reply whose body is exactly `length` bytes (Content-Length, no chunking).
-  static result<basic_stream> start_sized(request_type& req, std::uint64_t length, int status = 200,
-                                          const char* reason = nullptr) noexcept {
-    basic_stream s;
+  /// The request's server decides the stream's type, as for start().
+  template <class C>
+  static result<basic_stream<C>> start_sized(basic_request<C>& req, std::uint64_t length, int status = 200,
+                                             const char* reason = nullptr) noexcept {
+    basic_stream<C> s;
     char digits[24];
     const auto r = std::to_chars(digits, digits + sizeof digits - 1, length);
     *r.ptr = '\0';
@@ -160,6 +165,9 @@ class basic_stream {
     (void)handle_.attach(*hook_);  // an ended stream: the hook is simply never told
     return {};
   }
+
+  template <class>
+  friend class basic_stream;  // start() on one server's type makes another's
 
   handle_type handle_;
   std::unique_ptr<reply_hook> hook_;  // null until on_writable() or on_end()
