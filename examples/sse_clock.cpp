@@ -24,8 +24,8 @@
 using namespace std::chrono_literals;
 // Fan-out: an event is encoded once; every stream references those bytes (or, for events
 // of at most 960 bytes such as these, gets a copy: cheaper than a reference in libevent).
+// The server type is named once; every helper comes from it (server::broker_endpoint).
 using server = tether::basic_server<tether::eager_close<>, tether::reference_buffer>;
-using broker_endpoint = tether::basic_broker_endpoint<server::config>;
 
 int main(int argc, char** argv) {
   const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   tether::event_loop loop;
   server srv{loop};
   tether::broker clock{{.history = 60}};         // a minute of ticks for clients that come back
-  broker_endpoint clients{clock, loop};         // this loop's subscribers
+  server::broker_endpoint clients{clock, loop};         // this loop's subscribers
 
   srv.route("/clock", [&](server::request& req) {
     if (auto last = tether::sse::last_event_id(req)) std::printf("client resumes after event %.*s\n", int(last->size()), last->data());
