@@ -40,11 +40,11 @@ int main(int argc, char** argv) {
   server::hub<server::multipart_stream> viewers;
   unsigned frame = 0;
 
-  srv.route("/", [](server::request& req) {
-    req.output_headers().add("Content-Type", "text/html");
-    req.reply(200, "<html><body><img src='/stream'></body></html>");
+  (void)srv.route("/", [](server::request& req) {
+    (void)req.output_headers().add("Content-Type", "text/html");
+    (void)req.reply(200, "<html><body><img src='/stream'></body></html>");
   });
-  srv.route("/stream", [&](server::request& req) {
+  (void)srv.route("/stream", [&](server::request& req) {
     if (auto v = tether::multipart_stream::start(req)) (void)viewers.subscribe(std::move(*v));  // the request decides the type
   });
 

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   tether::broker clock{{.history = 60}};         // a minute of ticks for clients that come back
   server::broker_endpoint clients{clock, loop};         // this loop's subscribers
 
-  srv.route("/clock", [&](server::request& req) {
+  (void)srv.route("/clock", [&](server::request& req) {
     if (auto last = tether::sse::last_event_id(req)) std::printf("client resumes after event %.*s\n", int(last->size()), last->data());
     (void)clients.subscribe(req, "clock");       // replays what it missed, then streams
   });

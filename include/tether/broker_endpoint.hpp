@@ -115,7 +115,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   /// errc::invalid_argument (400: a bad or repeated channel name, too many channels),
   /// errc::channel_full or errc::too_many_channels (503 with Retry-After), or the
   /// stream's own (errc::peer_gone...).
-  std::error_code subscribe(request_type& req, std::span<const std::string_view> channels,
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::span<const std::string_view> channels,
                             std::optional<std::uint64_t> last_id) {
     detail::join_result joined;
     if (auto ec = join(req, channels, last_id, joined)) return ec;
@@ -143,16 +143,16 @@ class basic_broker_endpoint : private detail::broker_inbox {
     return {};
   }
   /// As above; the last id is the request's Last-Event-ID header (what EventSource sends).
-  std::error_code subscribe(request_type& req, std::span<const std::string_view> channels) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::span<const std::string_view> channels) {
     return subscribe(req, channels, header_id(req));
   }
-  std::error_code subscribe(request_type& req, std::initializer_list<std::string_view> channels) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::initializer_list<std::string_view> channels) {
     return subscribe(req, std::span<const std::string_view>(channels.begin(), channels.size()), header_id(req));
   }
-  std::error_code subscribe(request_type& req, std::string_view channel) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::string_view channel) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), header_id(req));
   }
-  std::error_code subscribe(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), last_id);
   }
 
@@ -162,7 +162,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   /// history, or holds it until the next one (200) or the deadline (204). The reply's
   /// Event-Id header is the message's id. Without `last_id` only messages published
   /// from now on answer. Errors as subscribe().
-  std::error_code poll(request_type& req, std::span<const std::string_view> channels,
+  [[nodiscard]] std::error_code poll(request_type& req, std::span<const std::string_view> channels,
                        std::optional<std::uint64_t> last_id) {
     detail::join_result joined;
     if (auto ec = join(req, channels, last_id, joined)) return ec;
@@ -187,10 +187,10 @@ class basic_broker_endpoint : private detail::broker_inbox {
     push_poll(s);
     return {};
   }
-  std::error_code poll(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
+  [[nodiscard]] std::error_code poll(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
     return poll(req, std::span<const std::string_view>(&channel, 1), last_id);
   }
-  std::error_code poll(request_type& req, std::initializer_list<std::string_view> channels,
+  [[nodiscard]] std::error_code poll(request_type& req, std::initializer_list<std::string_view> channels,
                        std::optional<std::uint64_t> last_id) {
     return poll(req, std::span<const std::string_view>(channels.begin(), channels.size()), last_id);
   }
@@ -257,7 +257,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
 
   // ----- joining and leaving ----------------------------------------------------------
 
-  std::error_code join(request_type& req, std::span<const std::string_view> names, std::optional<std::uint64_t> last,
+  [[nodiscard]] std::error_code join(request_type& req, std::span<const std::string_view> names, std::optional<std::uint64_t> last,
                        detail::join_result& out) {
     bool ok = !names.empty() && names.size() <= options_.max_channels_per_subscriber;
     for (std::size_t i = 0; ok && i < names.size(); ++i) {
@@ -392,7 +392,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   // ----- delivery -------------------------------------------------------------------
 
   /// Queues one frame to an SSE subscriber (as the server's buffer policy says).
-  std::error_code write(subscriber* s, const detail::broker_message& m) noexcept {
+  [[nodiscard]] std::error_code write(subscriber* s, const detail::broker_message& m) noexcept {
     const auto ec = s->stream.write(m.sse);
     if (!ec) ++stats_.delivered;
     else if (ec == errc::would_block) ++stats_.refused;
@@ -401,7 +401,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
     return ec;
   }
 
-  std::error_code reply_with(request_type& req, const detail::broker_message& m) {
+  [[nodiscard]] std::error_code reply_with(request_type& req, const detail::broker_message& m) {
     char id[24];
     const auto r = std::to_chars(id, id + sizeof id - 1, m.id);
     *r.ptr = '\0';

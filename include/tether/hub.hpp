@@ -41,7 +41,7 @@ class basic_hub {
 
   /// Takes ownership of `stream`. Errors: errc::peer_gone (or reply_finished) if the
   /// stream has already ended; then nothing is subscribed.
-  std::error_code subscribe(Stream&& stream) {
+  [[nodiscard]] std::error_code subscribe(Stream&& stream) {
     auto n = acquire();
     n->stream = std::move(stream);
     if (auto ec = n->stream.handle().watch(*n)) {

@@ -48,7 +48,7 @@ class basic_long_poll {
   }
 
   /// Holds `req` (inside its handler) until a notify or the deadline.
-  std::error_code wait(request_type& req) {
+  [[nodiscard]] std::error_code wait(request_type& req) {
     slot* s = acquire();
     s->handle = req.hold();
     if (!s->handle) {

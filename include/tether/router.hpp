@@ -285,11 +285,14 @@ class router_binding<Config, router<Routes...>> final : public handler_holder_ba
   /// One evhttp_set_cb per distinct path; all or nothing. Errors:
   /// errc::invalid_argument if a path is already routed (errc::libevent_failure if
   /// libevent cannot allocate).
-  std::error_code install(evhttp* http) noexcept {
+  /// Errors: errc::invalid_argument (a path already routed: `failed` points at it) or
+  /// errc::libevent_failure; nothing stays installed then.
+  [[nodiscard]] std::error_code install(evhttp* http, const char*& failed) noexcept {
     static constexpr auto entries = make_entries(std::index_sequence_for<Routes...>{});
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (!entries[i].first_on_path) continue;
       if (const int rc = evhttp_set_cb(http, entries[i].path, entries[i].callback, this); rc != 0) {
+        failed = entries[i].path;
         for (std::size_t j = 0; j < i; ++j)
           if (entries[j].first_on_path) evhttp_del_cb(http, entries[j].path);
         return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);

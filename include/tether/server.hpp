@@ -66,6 +66,48 @@ struct listener {
   evhttp_bound_socket* native = nullptr;
 };
 
+namespace detail {
+
+/// The policies of a basic_server, checked in order with one sentence each. A failed
+/// check stands the default in for the faulty policy, so that nothing else about the
+/// server fails to compile: the sentence is the only error.
+template <class P>
+struct models_buffer_policy : std::bool_constant<buffer_policy<P>> {};
+
+template <class ClosePolicy, class BufferPolicy, class CloseCallback>
+struct server_policy_checks {
+  // bounded<> with bad marks is not instantiated: its marks get their own sentence.
+  static constexpr bool bad_marks = bad_bounded_marks<BufferPolicy>::value;
+  static constexpr bool buffer_ok =
+      std::conjunction_v<std::bool_constant<!bad_marks>, models_buffer_policy<BufferPolicy>>;
+
+  static_assert(close_policy<ClosePolicy>,
+                "tether::basic_server<ClosePolicy, ...>: ClosePolicy is not a close_policy: it needs the four static "
+                "noexcept hooks on_hold, on_resume, on_stream_start and on_stream_write, each void(tether::"
+                "connection_control&); add the missing one, or use tether::eager_close<> or tether::native_close "
+                "(docs/concepts/close_policy.md)");
+  static_assert(!close_policy<ClosePolicy> || !bad_marks,
+                "tether::bounded: the low-water mark must not exceed the high-water mark (Low <= High) and the "
+                "high-water mark must be positive: producers resume at Low, so lower Low or raise High "
+                "(docs/buffers/bounded.md)");
+  static_assert(!close_policy<ClosePolicy> || bad_marks || buffer_ok,
+                "tether::basic_server<..., BufferPolicy, ...>: BufferPolicy is not a buffer_policy: it needs "
+                "static std::error_code append(evbuffer*, std::string_view) noexcept and a member type flow "
+                "(tether::unbounded_flow); derive from tether::copy_buffer, reference_buffer or file_buffer, or use "
+                "tether::bounded<...> (docs/concepts/buffer_policy.md)");
+  static_assert(!close_policy<ClosePolicy> || !buffer_ok || close_callback<CloseCallback>,
+                "tether::basic_server<..., CloseCallback>: CloseCallback is not a close_callback: it must be "
+                "callable as f(const tether::close_event&) and nothrow-move-constructible; use "
+                "tether::close_function<> (any small callable) or a type whose operator() takes "
+                "const tether::close_event& (docs/concepts/close_callback.md)");
+
+  using config = server_config<std::conditional_t<close_policy<ClosePolicy>, ClosePolicy, eager_close<>>,
+                               std::conditional_t<buffer_ok, BufferPolicy, copy_buffer>,
+                               std::conditional_t<close_callback<CloseCallback>, CloseCallback, close_function<>>>;
+};
+
+}  // namespace detail
+
 /// An HTTP/1.x server over libevent's evhttp.
 ///
 /// @tparam ClosePolicy   how hang-ups are noticed (close_policy: eager_close<>, native_close)
@@ -87,11 +129,13 @@ struct listener {
 /// static routes (router.hpp; paths, methods and handlers known to the compiler), and
 /// runtime routes (route(path, handler), route(path, methods, handler)). Each path
 /// belongs to one of them; what no path matches goes to fallback(). See docs/routing.md.
-template <close_policy ClosePolicy = eager_close<>, buffer_policy BufferPolicy = copy_buffer,
-          close_callback CloseCallback = close_function<>>
+///
+/// A policy that does not model its concept is one compile error, a sentence that names
+/// the requirement, the fix and the page (detail::server_policy_checks).
+template <class ClosePolicy = eager_close<>, class BufferPolicy = copy_buffer, class CloseCallback = close_function<>>
 class basic_server {
  public:
-  using config = server_config<ClosePolicy, BufferPolicy, CloseCallback>;
+  using config = typename detail::server_policy_checks<ClosePolicy, BufferPolicy, CloseCallback>::config;
   using request = basic_request<config>;
   using request_handle = basic_request_handle<config>;
   using connection = basic_connection<config>;
@@ -205,76 +249,85 @@ class basic_server {
 
   /// Calls `handler` for requests whose path is exactly `path` (percent-decoded, query
   /// ignored), whatever their method.
-  /// Errors: errc::invalid_argument if `path` is already routed.
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if `path`
+  /// is already routed (by a runtime route or a router); nothing is changed then.
   template <class Handler>
-  std::error_code route(cstring_view path, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, Handler&& handler) {
     using H = std::decay_t<Handler>;
-    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
-    static_assert(request_handler<H, request>,
-                  "tether: a request handler must be callable as handler(req) with a server::request&");
-    auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
-    return adopt_route(path, &holder_type<H>::dispatch, std::move(holder));
+    if constexpr (!request_handler<H, request>) {
+      return refuse_handler<H>();
+    } else {
+      auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
+      return adopt_route(path, &holder_type<H>::dispatch, std::move(holder));
+    }
   }
 
   /// Calls `handler` for requests on `path` whose method is in `methods` (GET implies
   /// HEAD); other methods get 405 with an Allow header. `methods` are added to the
   /// server's allowed methods (see allow_methods).
-  /// Errors: errc::invalid_argument if `path` is already routed or `methods` is empty.
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if `path`
+  /// is already routed or `methods` is empty; nothing is changed then.
   template <class Handler>
-  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
     using H = std::decay_t<Handler>;
-    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
-    static_assert(request_handler<H, request>,
-                  "tether: a request handler must be callable as handler(req) with a server::request&");
-    if (methods.empty()) return make_error_code(errc::invalid_argument);
-    auto holder = std::make_unique<method_holder_type<H>>(this, methods, std::forward<Handler>(handler));
-    if (auto ec = adopt_route(path, &method_holder_type<H>::dispatch, std::move(holder))) return ec;
-    add_allowed_methods(methods);
-    return {};
+    if constexpr (!request_handler<H, request>) {
+      return refuse_handler<H>();
+    } else {
+      if (methods.empty())
+        return route_error(make_error_code(errc::invalid_argument), path.view(),
+                           "a route needs at least one method (tether::method::get, ...)");
+      auto holder = std::make_unique<method_holder_type<H>>(this, methods, std::forward<Handler>(handler));
+      if (auto err = adopt_route(path, &method_holder_type<H>::dispatch, std::move(holder))) return err;
+      add_allowed_methods(methods);
+      return {};
+    }
   }
 
   /// Installs a router of static routes (router.hpp): one libevent callback per distinct
   /// path, each switching over methods at compile time; 405 with an Allow header for
   /// other methods. The server keeps the router (moved or copied in) until it dies, and
   /// adds its methods to the allowed methods. All or nothing.
-  /// Errors: errc::invalid_argument if one of its paths is already routed (by a runtime
-  /// route or another router).
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if one of
+  /// its paths is already routed (by a runtime route or another router).
   template <router_type Router>
-  std::error_code route(Router&& table) {
+  [[nodiscard]] route_error route(Router&& table) {
     using router_t = std::remove_cvref_t<Router>;
     if constexpr (!detail::router_answers<request, router_t>::value) {
       // A route's handler cannot take this server's request: the error names the route.
       (void)sizeof(detail::router_handler_checks<request, router_t>);
-      return make_error_code(errc::invalid_argument);
+      return {};
     } else {
       using binding = detail::router_binding<config, router_t>;
       auto holder = std::make_unique<binding>(core_, router_t(std::forward<Router>(table)));
       handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-      if (auto ec = holder->install(http_.get())) return ec;
+      const char* failed = nullptr;
+      if (auto ec = holder->install(http_.get(), failed)) return route_error(ec, failed ? failed : "", why_not_routed(ec));
       handlers_.push_back(std::move(holder));
       add_allowed_methods(binding::methods());
       return {};
     }
   }
 
-  /// Stops routing `path` (routed at run time or by a router). Errors:
+  /// Stops routing `path` (routed at run time or by a router). Errors (route_error):
   /// errc::invalid_argument if it was not routed.
-  std::error_code unroute(cstring_view path) noexcept {
-    return evhttp_del_cb(http_.get(), path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_argument);
+  [[nodiscard]] route_error unroute(cstring_view path) {
+    if (evhttp_del_cb(http_.get(), path.c_str()) == 0) return {};
+    return route_error(make_error_code(errc::invalid_argument), path.view(), "the path is not routed");
   }
 
   /// Calls `handler` for every request no route matched (without one the server answers
-  /// 404 and closes the connection, as libevent does).
+  /// 404 and closes the connection, as libevent does). A second call replaces the first.
   template <class Handler>
   void fallback(Handler&& handler) {
     using H = std::decay_t<Handler>;
-    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
-    static_assert(request_handler<H, request>,
-                  "tether: a request handler must be callable as handler(req) with a server::request&");
-    auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
-    handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-    evhttp_set_gencb(http_.get(), &holder_type<H>::dispatch, holder.get());
-    handlers_.push_back(std::move(holder));
+    if constexpr (!request_handler<H, request>) {
+      (void)refuse_handler<H>();
+    } else {
+      auto holder = std::make_unique<holder_type<H>>(this, std::forward<Handler>(handler));
+      handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
+      evhttp_set_gencb(http_.get(), &holder_type<H>::dispatch, holder.get());
+      handlers_.push_back(std::move(holder));
+    }
   }
 
   // ----- limits (limits.hpp, docs/limits.md) --------------------------------------
@@ -341,11 +394,11 @@ class basic_server {
     evhttp_set_default_content_type(http_.get(), type.view().empty() ? nullptr : type.c_str());
   }
   /// Answers requests whose Host is `alias` as if it were this server.
-  std::error_code add_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code add_alias(cstring_view alias) noexcept {
     return evhttp_add_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                      : make_error_code(errc::invalid_argument);
   }
-  std::error_code remove_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code remove_alias(cstring_view alias) noexcept {
     return evhttp_remove_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                         : make_error_code(errc::invalid_argument);
   }
@@ -425,11 +478,28 @@ class basic_server {
   };
 
   template <class Holder>
-  std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), std::unique_ptr<Holder> holder) {
+  route_error adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), std::unique_ptr<Holder> holder) {
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-    if (const int rc = evhttp_set_cb(http_.get(), path.c_str(), dispatch, holder.get()); rc != 0)
-      return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
+    if (const int rc = evhttp_set_cb(http_.get(), path.c_str(), dispatch, holder.get()); rc != 0) {
+      const auto ec = make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
+      return route_error(ec, path.view(), why_not_routed(ec));
+    }
     handlers_.push_back(std::move(holder));
+    return {};
+  }
+  static const char* why_not_routed(std::error_code ec) noexcept {
+    return ec == errc::invalid_argument
+               ? "the path is already routed (by a runtime route or a router); unroute it first, or choose another path"
+               : "libevent could not add the route";
+  }
+
+  /// The one error for a handler this server cannot call (nothing else is compiled).
+  template <class H>
+  static route_error refuse_handler() noexcept {
+    static_assert(request_handler<H, request>,
+                  "tether: a request handler must be callable as handler(req) with this server's request& "
+                  "(server_t::request&, or auto& in a lambda; the result is ignored) "
+                  "(docs/concepts/request_handler.md)");
     return {};
   }
 

@@ -62,7 +62,7 @@ inline void field(std::string& out, std::string_view name, std::string_view valu
 
 /// Appends the wire form of `e` to `out`. Errors: errc::invalid_argument when `id` or
 /// `event` holds a line break or NUL (it would end the field early), or `id` holds NUL.
-inline std::error_code encode_to(std::string& out, const event& e) {
+[[nodiscard]] inline std::error_code encode_to(std::string& out, const event& e) {
   if (!detail::single_line(e.id) || !detail::single_line(e.event)) return make_error_code(errc::invalid_argument);
   if (!e.id.empty()) detail::field(out, "id", e.id);
   if (!e.event.empty()) detail::field(out, "event", e.event);
@@ -154,16 +154,16 @@ class basic_sse_stream {
 
   /// Sends one event. Errors: as basic_stream::write, and errc::invalid_argument for a
   /// malformed event.
-  std::error_code send(const sse::event& e) {
+  [[nodiscard]] std::error_code send(const sse::event& e) {
     thread_local std::string wire;  // reused: no allocation per event once warm
     wire.clear();
     if (auto ec = sse::encode_to(wire, e)) return ec;
     return stream_.write(std::string_view(wire));
   }
   /// Sends an event encoded once for many streams (sse::encode).
-  std::error_code send(const shared_bytes& encoded) noexcept { return stream_.write(encoded); }
+  [[nodiscard]] std::error_code send(const shared_bytes& encoded) noexcept { return stream_.write(encoded); }
   /// Sends a comment line (": text").
-  std::error_code comment(std::string_view text = {}) { return stream_.write(std::string_view(sse::comment(text))); }
+  [[nodiscard]] std::error_code comment(std::string_view text = {}) { return stream_.write(std::string_view(sse::comment(text))); }
 
   /// Sends a comment every `interval` until the stream ends, so that idle proxies and
   /// clients keep the connection open. Replaces an earlier heartbeat. The heartbeat's
@@ -171,7 +171,7 @@ class basic_sse_stream {
   /// carries a pointer); errors: std::errc::not_enough_memory, errc::libevent_failure,
   /// or the stream's own (errc::peer_gone...) when it has ended.
   template <class Rep, class Period>
-  std::error_code heartbeat(event_loop& loop, std::chrono::duration<Rep, Period> interval) {
+  [[nodiscard]] std::error_code heartbeat(event_loop& loop, std::chrono::duration<Rep, Period> interval) {
     if (!beat_) {
       beat_.reset(new (std::nothrow) beat_state);
       if (!beat_) return std::make_error_code(std::errc::not_enough_memory);
@@ -199,11 +199,11 @@ class basic_sse_stream {
 
   /// Writes already-encoded event-stream bytes.
   template <class... Bodies>
-  std::error_code write(Bodies&&... bodies) noexcept {
+  [[nodiscard]] std::error_code write(Bodies&&... bodies) noexcept {
     return stream_.write(std::forward<Bodies>(bodies)...);
   }
 
-  std::error_code end() noexcept {
+  [[nodiscard]] std::error_code end() noexcept {
     beat_.reset();
     return stream_.end();
   }

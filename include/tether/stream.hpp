@@ -87,7 +87,7 @@ class basic_stream {
   /// nothing was written), errc::would_block or errc::dropped (bounded policies),
   /// errc::length_mismatch (past a known length), errc::reply_finished (after end()).
   template <class... Bodies>
-  std::error_code write(Bodies&&... bodies) noexcept {
+  [[nodiscard]] std::error_code write(Bodies&&... bodies) noexcept {
     if (framing_ == framing::known_length) {
       const std::uint64_t n = (std::uint64_t{0} + ... + detail::body_size(bodies));
       if (n > remaining_) return make_error_code(errc::length_mismatch);
@@ -100,7 +100,7 @@ class basic_stream {
 
   /// Ends the body. A known-length stream ended short is closed instead (and reports
   /// errc::length_mismatch).
-  std::error_code end() noexcept {
+  [[nodiscard]] std::error_code end() noexcept {
     if (framing_ == framing::known_length && remaining_ != 0 && handle_.alive()) {
       handle_.close();
       return make_error_code(errc::length_mismatch);
@@ -127,7 +127,7 @@ class basic_stream {
   /// std::errc::not_enough_memory if that allocation fails. Set on a stream that has
   /// already ended, a callback never runs.
   template <class F>
-  std::error_code on_writable(F&& f) noexcept {
+  [[nodiscard]] std::error_code on_writable(F&& f) noexcept {
     if (auto ec = make_hook()) return ec;
     hook_->on_writable(std::forward<F>(f));
     return {};
@@ -136,7 +136,7 @@ class basic_stream {
   /// client or server gone. Runs before the connection's close callback. Replaces an
   /// earlier callback; errors as on_writable().
   template <class F>
-  std::error_code on_end(F&& f) noexcept {
+  [[nodiscard]] std::error_code on_end(F&& f) noexcept {
     if (auto ec = make_hook()) return ec;
     hook_->on_end(std::forward<F>(f));
     return {};
@@ -158,7 +158,7 @@ class basic_stream {
     return std::move(*this);
   }
 
-  std::error_code make_hook() noexcept {
+  [[nodiscard]] std::error_code make_hook() noexcept {
     if (hook_) return {};
     hook_.reset(new (std::nothrow) reply_hook);
     if (!hook_) return std::make_error_code(std::errc::not_enough_memory);

@@ -57,17 +57,17 @@ TEST_CASE("helpers: server_t::* and tether::*::start(req) serve a non-default se
   server_t::long_poll room{loop, 5s};
   std::optional<server_t::stream> raw;
 
-  srv.route("/events", [&](server_t::request& req) {
+  (void)srv.route("/events", [&](server_t::request& req) {
     if (auto s = tether::sse_stream::start(req)) (void)events.subscribe(std::move(*s));  // deduced
   });
-  srv.route("/old", [&](server_t::request& req) {
+  (void)srv.route("/old", [&](server_t::request& req) {
     if (auto s = tether::basic_sse_stream<config_t>::start(req)) (void)old_events.subscribe(std::move(*s));
   });
-  srv.route("/frames", [&](auto& req) {  // a generic handler: the request still decides
+  (void)srv.route("/frames", [&](auto& req) {  // a generic handler: the request still decides
     if (auto v = tether::multipart_stream::start(req)) (void)viewers.subscribe(std::move(*v));
   });
-  srv.route("/poll", [&](server_t::request& req) { (void)room.wait(req); });
-  srv.route("/raw", [&](server_t::request& req) {
+  (void)srv.route("/poll", [&](server_t::request& req) { (void)room.wait(req); });
+  (void)srv.route("/raw", [&](server_t::request& req) {
     if (auto s = server_t::stream::start(req)) raw.emplace(std::move(*s));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
