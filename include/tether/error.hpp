@@ -256,6 +256,7 @@ class [[nodiscard]] route_error {
   explicit operator bool() const noexcept { return bool(ec_); }
   /// The error code (errc::invalid_argument, errc::libevent_failure...); zero on success.
   const std::error_code& code() const noexcept { return ec_; }
+  /// The error code, for code that stores or passes a std::error_code (the path is lost).
   operator std::error_code() const noexcept { return ec_; }  // NOLINT: implicit by design
   /// The path the error is about (empty on success).
   const std::string& path() const noexcept { return path_; }
