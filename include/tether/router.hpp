@@ -105,7 +105,11 @@ template <std::size_t Position, class R>
 struct check_static_route {
   // Every route of a router must model tether::static_route (route.hpp); the notes that
   // follow this error name the rule this route breaks.
-  static_assert(static_route<R>, "tether::router: a route does not model tether::static_route");
+  static_assert(static_route<R>,
+                "tether::router: a route does not model tether::static_route: it needs a static path (starting "
+                "with '/', no '?' or '#'), a non-empty static method_set methods and a call operator; build it "
+                "with tether::get<\"/path\">(handler) (post, put, ...) or give your type those members "
+                "(docs/concepts/static_route.md)");
 };
 
 // Two routes of one router answer the same method on the same path. The template
@@ -115,7 +119,8 @@ template <std::size_t First, std::size_t Second, method Method, char... Path>
 struct duplicate_route {
   static_assert(First == Second,
                 "tether::router: two routes answer the same method on the same path (see duplicate_route's "
-                "template arguments: the routes' positions, the method, the path)");
+                "template arguments: the routes' positions, the method, the path); remove one, or give it "
+                "another method or path (docs/routing.md)");
 };
 
 struct no_error {};
@@ -156,7 +161,8 @@ template <std::size_t Position, char... Path>
 struct route_handler_not_callable {
   static_assert(Position != Position,
                 "tether: a route's handler must be callable as handler(req) with the server's request& (see "
-                "route_handler_not_callable's template arguments: the route's position, its path)");
+                "route_handler_not_callable's template arguments: the route's position, its path); take auto& "
+                "(docs/concepts/request_handler.md)");
 };
 
 template <std::size_t Position, class R, class Request, class Chars = std::make_index_sequence<route_path<R>.size()>>
