@@ -34,22 +34,22 @@ int main(int argc, char** argv) {
   int handled = 0, closes = 0;
   auto watch = [&](tether::request& req) {
     ++handled;
-    req.connection().on_close([&](const tether::close_event&) noexcept {
+    (void)req.connection().on_close([&](const tether::close_event&) noexcept {
       closed_at = clk::now();
       ++closes;
     });
   };
-  srv.route("/held", [&](tether::request& req) {
+  (void)srv.route("/held", [&](tether::request& req) {
     watch(req);
     kept.push_back(req.hold());
   });
-  srv.route("/stream", [&](tether::request& req) {
+  (void)srv.route("/stream", [&](tether::request& req) {
     watch(req);
     (void)req.start(200);
     (void)req.send_chunk("x");
     kept.push_back(req.hold());
   });
-  srv.route("/idle", [&](tether::request& req) {
+  (void)srv.route("/idle", [&](tether::request& req) {
     watch(req);
     (void)req.reply(200, "done");
   });

@@ -30,8 +30,8 @@ int main(int argc, char** argv) {
   tether::server server{loop};
   server.cache_date_header(date);
   server.fallback([](tether::request& req) {
-    req.output_headers().add("Content-Type", "text/plain");
-    req.reply(200, "hello");
+    (void)req.output_headers().add("Content-Type", "text/plain");
+    (void)req.reply(200, "hello");
   });
   if (!server.bind("127.0.0.1", *port)) return 1;
   loop.run();

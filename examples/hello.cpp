@@ -22,8 +22,8 @@ template <class Server>
 void setup(Server& server, bool fast) {
   server.cache_date_header(fast);
   server.fallback([](tether::request& req) {
-    req.output_headers().add("Content-Type", "text/plain");
-    req.reply(200, "hello");
+    (void)req.output_headers().add("Content-Type", "text/plain");
+    (void)req.reply(200, "hello");
   });
 }
 

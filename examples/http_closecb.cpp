@@ -31,13 +31,13 @@ int main(int argc, char** argv) {
   tether::server server{loop};
 
   server.fallback([](tether::request& req) {
-    req.connection().on_close([](const tether::close_event&) noexcept {
+    (void)req.connection().on_close([](const tether::close_event&) noexcept {
       std::puts("_close_callback");
       std::fflush(stdout);  // also when stdout is a pipe
     });
-    req.output_headers().add("Content-Type", "multipart/x-mixed-replace;boundary=boundarydonotcross");
-    req.start(200, "OK");
-    req.send_chunk("<html>");
+    (void)req.output_headers().add("Content-Type", "multipart/x-mixed-replace;boundary=boundarydonotcross");
+    (void)req.start(200, "OK");
+    (void)req.send_chunk("<html>");
   });
 
   if (auto bound = server.bind("0.0.0.0", *port); !bound) {

@@ -44,17 +44,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "https_hello: %s\n", ec.message().c_str());
     return 1;
   }
-  server.route("/stream", [](tether::request& req) {
-    req.connection().on_close([](const tether::close_event& e) noexcept {
+  (void)server.route("/stream", [](tether::request& req) {
+    (void)req.connection().on_close([](const tether::close_event& e) noexcept {
       std::printf("client left: %s\n", std::string(to_string(e.reason)).c_str());
       std::fflush(stdout);
     });
-    req.output_headers().add("Content-Type", "text/plain");
+    (void)req.output_headers().add("Content-Type", "text/plain");
     (void)req.start(200);  // a reply that stays open until the client leaves
     (void)req.send_chunk("hello over TLS, waiting...\n");
   });
   server.fallback([](tether::request& req) {
-    req.output_headers().add("Content-Type", "text/plain");
+    (void)req.output_headers().add("Content-Type", "text/plain");
     (void)req.reply(200, "hello over TLS\n");
   });
   const auto bound = server.bind("0.0.0.0", *port);

@@ -59,11 +59,11 @@ auto chat_routes(tether::broker& rooms) {
   return [&rooms](tether::server& srv, tether::event_loop& loop) {
     auto endpoint = std::make_unique<tether::broker_endpoint>(rooms, loop, tether::endpoint_options{.heartbeat = 15s});
     auto* e = endpoint.get();
-    srv.route("/poll", tether::method::get, [e](tether::request& req) { (void)e->poll(req, room_of(req), last_seen(req)); });
-    srv.route("/events", tether::method::get, [e](tether::request& req) {
+    (void)srv.route("/poll", tether::method::get, [e](tether::request& req) { (void)e->poll(req, room_of(req), last_seen(req)); });
+    (void)srv.route("/events", tether::method::get, [e](tether::request& req) {
       (void)e->subscribe(req, room_of(req), last_seen(req));
     });
-    srv.route("/send", tether::method::post, [&rooms](tether::request& req) {
+    (void)srv.route("/send", tether::method::post, [&rooms](tether::request& req) {
       const auto id = rooms.publish(room_of(req), req.body().to_string());
       if (!id) return (void)req.reply(400, id.error().message() + "\n");
       (void)req.reply(200, "message " + std::to_string(*id) + "\n");

@@ -18,8 +18,9 @@
 
 using namespace std::chrono_literals;
 // Frames by reference (no copy per viewer); at most 256 KiB waiting per viewer.
+// The server type is named once; every helper comes from it (server::multipart_stream,
+// server::hub): changing a policy changes this line only.
 using server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::reference_buffer, 256 * 1024, 64 * 1024>>;
-using viewer = tether::basic_multipart_stream<server::config>;
 
 // A small SVG "camera frame": a clock hand that turns.
 static std::string render(unsigned frame) {
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
 
   tether::event_loop loop;
   server srv{loop};
-  tether::hub<viewer> viewers;
+  server::hub<server::multipart_stream> viewers;
   unsigned frame = 0;
 
   (void)srv.route("/", tether::method::get, [](server::request& req) {
@@ -56,12 +57,12 @@ int main(int argc, char** argv) {
     (void)req.reply(200, page);
   });
   (void)srv.route("/stream", [&](server::request& req) {
-    if (auto v = viewer::start(req)) (void)viewers.subscribe(std::move(*v));
+    if (auto v = tether::multipart_stream::start(req)) (void)viewers.subscribe(std::move(*v));  // the request decides the type
   });
 
   tether::timer camera{loop, [&] {
     const tether::shared_bytes picture(render(++frame));
-    viewers.for_each([&](viewer& v) { (void)v.replace(picture, "image/svg+xml"); });
+    viewers.for_each([&](server::multipart_stream& v) { (void)v.replace(picture, "image/svg+xml"); });
   }};
   camera.start_periodic(once ? 5ms : 100ms);
 

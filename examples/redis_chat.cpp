@@ -57,9 +57,9 @@ int main(int argc, char** argv) {
   tether::redis_hub hub{chat, loop, redis};
   hub.on_event([&srv](const tether::server_event& e) { srv.report(e); });  // "lost Redis", once
 
-  srv.route("/events", [&](tether::request& req) { (void)clients.subscribe(req, "chat"); });
+  (void)srv.route("/events", [&](tether::request& req) { (void)clients.subscribe(req, "chat"); });
 
-  srv.route("/publish", tether::method::post, [&](tether::request& req) {
+  (void)srv.route("/publish", tether::method::post, [&](tether::request& req) {
     // Answered once Redis has numbered the message: 202 with its id, or 503.
     auto h = req.hold();
     auto ec = hub.publish("chat", req.body().to_string(), {}, [h](tether::result<std::uint64_t> id) mutable {
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  srv.route("/stats", [&](tether::request& req) {
+  (void)srv.route("/stats", [&](tether::request& req) {
     const auto& s = hub.stats();
     std::string out;
     const auto line = [&out](const char* name, std::uint64_t v) {

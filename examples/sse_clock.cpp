@@ -37,8 +37,8 @@
 using namespace std::chrono_literals;
 // Fan-out: an event is encoded once; every stream references those bytes (or, for events
 // of at most 960 bytes such as these, gets a copy: cheaper than a reference in libevent).
+// The server type is named once; every helper comes from it (server::broker_endpoint).
 using server = tether::basic_server<tether::eager_close<>, tether::reference_buffer>;
-using broker_endpoint = tether::basic_broker_endpoint<server::config>;
 
 // The page at /: an EventSource on this server's /clock, or on another clock's
 // (?source=http://host:port), which answers only if it allows this page's origin.
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   tether::event_loop loop;
   server srv{loop};
   tether::broker clock{{.history = 60}};         // a minute of ticks for clients that come back
-  broker_endpoint clients{clock, loop};         // this loop's subscribers
+  server::broker_endpoint clients{clock, loop};         // this loop's subscribers
 
   (void)srv.route("/", tether::method::get, [](server::request& req) {
     (void)req.output_headers().set("Content-Type", "text/html; charset=utf-8");

@@ -57,20 +57,19 @@ std::string stats_line() {
 template <class BufferPolicy>
 int serve(std::uint16_t port, const char* policy_name) {
   using server = tether::basic_server<tether::eager_close<>, BufferPolicy>;
-  using sse_stream = tether::basic_sse_stream<typename server::config>;
 
   tether::event_loop loop;
   server srv{loop};
   // The benchmark opens 10,000 streams plus its /stats requests: past the default
   // max_connections (docs/limits.md), which c_sse.c does not have either.
   srv.set_max_connections(tether::unlimited);
-  tether::hub<sse_stream> streams;
+  typename server::template hub<> streams;  // of server::sse_stream
 
   (void)srv.route("/events", [&](typename server::request& req) {
     const auto id = static_cast<std::uint32_t>(closed.size());
     closed.push_back(0);
     (void)req.connection().on_close([id](const tether::close_event& e) noexcept { count_close(id, e.reason); });
-    auto s = sse_stream::start(req);
+    auto s = tether::sse_stream::start(req);  // the request's server decides the type
     if (!s) return;
     ++counters.started;
     (void)streams.subscribe(std::move(*s));
@@ -96,7 +95,7 @@ int serve(std::uint16_t port, const char* policy_name) {
   // Signals through the loop (libevent's signal events), as c_sse.c does.
   struct signal_context {
     tether::event_loop* loop;
-    tether::hub<sse_stream>* streams;
+    typename server::template hub<>* streams;
     static void on_signal(evutil_socket_t sig, short, void* self) {
       auto* ctx = static_cast<signal_context*>(self);
       if (sig == SIGUSR1) {

@@ -205,7 +205,7 @@ class broker {
   /// Caps `channel`'s subscribers at `n` (0: the broker's max_subscribers), creating it
   /// if needed. Subscribers beyond a lowered cap stay; new ones are refused until the
   /// count is under it. Errors as publish.
-  std::error_code set_max_subscribers(std::string_view channel, std::size_t n) {
+  [[nodiscard]] std::error_code set_max_subscribers(std::string_view channel, std::size_t n) {
     if (!valid_name(channel)) return make_error_code(errc::invalid_argument);
     const std::lock_guard lock(mutex_);
     detail::broker_channel* ch = find(channel);
@@ -241,7 +241,7 @@ class broker {
   /// errc::channel_full when one is at its cap, errc::too_many_channels when a new one
   /// cannot be made. Registers the endpoint's interest where it had none, and collects
   /// the messages after `last` (if it names a message this broker gave out).
-  std::error_code join(std::span<const std::string_view> names, std::optional<std::uint64_t> last,
+  [[nodiscard]] std::error_code join(std::span<const std::string_view> names, std::optional<std::uint64_t> last,
                        detail::broker_inbox* inbox, detail::join_result& out) {
     const auto now = std::chrono::steady_clock::now();
     const std::lock_guard lock(mutex_);

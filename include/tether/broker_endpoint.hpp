@@ -131,7 +131,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   /// errc::invalid_argument (400: a bad or repeated channel name, too many channels),
   /// errc::channel_full or errc::too_many_channels (503 with Retry-After), or the
   /// stream's own (errc::peer_gone...).
-  std::error_code subscribe(request_type& req, std::span<const std::string_view> channels,
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::span<const std::string_view> channels,
                             std::optional<std::uint64_t> last_id) {
     detail::join_result joined;
     if (auto ec = join(req, channels, last_id, joined)) return ec;
@@ -159,19 +159,19 @@ class basic_broker_endpoint : private detail::broker_inbox {
     return {};
   }
   /// As above; the last id is the request's Last-Event-ID header (what EventSource sends).
-  std::error_code subscribe(request_type& req, std::span<const std::string_view> channels) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::span<const std::string_view> channels) {
     return subscribe(req, channels, header_id(req));
   }
   /// subscribe(req, {"news", "alerts"}): several channels, resumed from Last-Event-ID.
-  std::error_code subscribe(request_type& req, std::initializer_list<std::string_view> channels) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::initializer_list<std::string_view> channels) {
     return subscribe(req, std::span<const std::string_view>(channels.begin(), channels.size()), header_id(req));
   }
   /// One channel, resumed from the request's Last-Event-ID header.
-  std::error_code subscribe(request_type& req, std::string_view channel) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::string_view channel) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), header_id(req));
   }
   /// One channel, resumed after `last_id` (none: new messages only).
-  std::error_code subscribe(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
+  [[nodiscard]] std::error_code subscribe(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
     return subscribe(req, std::span<const std::string_view>(&channel, 1), last_id);
   }
 
@@ -181,7 +181,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   /// history, or holds it until the next one (200) or the deadline (204). The reply's
   /// Event-Id header is the message's id. Without `last_id` only messages published
   /// from now on answer. Errors as subscribe().
-  std::error_code poll(request_type& req, std::span<const std::string_view> channels,
+  [[nodiscard]] std::error_code poll(request_type& req, std::span<const std::string_view> channels,
                        std::optional<std::uint64_t> last_id) {
     detail::join_result joined;
     if (auto ec = join(req, channels, last_id, joined)) return ec;
@@ -207,11 +207,11 @@ class basic_broker_endpoint : private detail::broker_inbox {
     return {};
   }
   /// One channel; as poll(req, channels, last_id).
-  std::error_code poll(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
+  [[nodiscard]] std::error_code poll(request_type& req, std::string_view channel, std::optional<std::uint64_t> last_id) {
     return poll(req, std::span<const std::string_view>(&channel, 1), last_id);
   }
   /// poll(req, {"a", "b"}, last): several channels; as poll(req, channels, last_id).
-  std::error_code poll(request_type& req, std::initializer_list<std::string_view> channels,
+  [[nodiscard]] std::error_code poll(request_type& req, std::initializer_list<std::string_view> channels,
                        std::optional<std::uint64_t> last_id) {
     return poll(req, std::span<const std::string_view>(channels.begin(), channels.size()), last_id);
   }
@@ -280,7 +280,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
 
   // ----- joining and leaving ----------------------------------------------------------
 
-  std::error_code join(request_type& req, std::span<const std::string_view> names, std::optional<std::uint64_t> last,
+  [[nodiscard]] std::error_code join(request_type& req, std::span<const std::string_view> names, std::optional<std::uint64_t> last,
                        detail::join_result& out) {
     bool ok = !names.empty() && names.size() <= options_.max_channels_per_subscriber;
     for (std::size_t i = 0; ok && i < names.size(); ++i) {
@@ -415,7 +415,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   // ----- delivery -------------------------------------------------------------------
 
   /// Queues one frame to an SSE subscriber (as the server's buffer policy says).
-  std::error_code write(subscriber* s, const detail::broker_message& m) noexcept {
+  [[nodiscard]] std::error_code write(subscriber* s, const detail::broker_message& m) noexcept {
     const auto ec = s->stream.write(m.sse);
     if (!ec) ++stats_.delivered;
     else if (ec == errc::would_block) ++stats_.refused;
@@ -424,7 +424,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
     return ec;
   }
 
-  std::error_code reply_with(request_type& req, const detail::broker_message& m) {
+  [[nodiscard]] std::error_code reply_with(request_type& req, const detail::broker_message& m) {
     char id[24];
     const auto r = std::to_chars(id, id + sizeof id - 1, m.id);
     *r.ptr = '\0';

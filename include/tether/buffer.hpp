@@ -44,20 +44,20 @@ class buffer_ops {
   bool empty() const noexcept { return size() == 0; }
 
   /// Appends a copy of `bytes`.
-  std::error_code append(std::string_view bytes) const noexcept {
+  [[nodiscard]] std::error_code append(std::string_view bytes) const noexcept {
     if (bytes.empty()) return {};
     return evbuffer_add(ev(), bytes.data(), bytes.size()) == 0 ? std::error_code{}
                                                                : make_error_code(errc::libevent_failure);
   }
-  std::error_code append(std::span<const std::byte> bytes) const noexcept {
+  [[nodiscard]] std::error_code append(std::span<const std::byte> bytes) const noexcept {
     return append(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   }
   /// Moves every byte of `other` to the end of this buffer, without copying.
-  std::error_code append_buffer(evbuffer* other) const noexcept {
+  [[nodiscard]] std::error_code append_buffer(evbuffer* other) const noexcept {
     return evbuffer_add_buffer(ev(), other) == 0 ? std::error_code{} : make_error_code(errc::libevent_failure);
   }
   /// Inserts a copy of `bytes` at the front.
-  std::error_code prepend(std::string_view bytes) const noexcept {
+  [[nodiscard]] std::error_code prepend(std::string_view bytes) const noexcept {
     return evbuffer_prepend(ev(), bytes.data(), bytes.size()) == 0 ? std::error_code{}
                                                                     : make_error_code(errc::libevent_failure);
   }

@@ -137,10 +137,10 @@ concept buffer_policy_accepts = requires(evbuffer* b, Body&& body) {
 };
 
 namespace detail {
-inline std::error_code to_error(int rc) noexcept {
+[[nodiscard]] inline std::error_code to_error(int rc) noexcept {
   return rc == 0 ? std::error_code{} : make_error_code(errc::libevent_failure);
 }
-inline std::error_code copy_bytes(evbuffer* b, std::string_view bytes) noexcept {
+[[nodiscard]] inline std::error_code copy_bytes(evbuffer* b, std::string_view bytes) noexcept {
   if (bytes.empty()) return {};
   return to_error(evbuffer_add(b, bytes.data(), bytes.size()));
 }
@@ -161,7 +161,7 @@ inline constexpr std::size_t reference_min = 960;
 
 /// Copies `tail` into a fresh small chain at the end of `b` (evbuffer_reserve_space
 /// allocates for the requested size, unlike evbuffer_add).
-inline std::error_code append_small_tail(evbuffer* b, const char* tail, std::size_t n) noexcept {
+[[nodiscard]] inline std::error_code append_small_tail(evbuffer* b, const char* tail, std::size_t n) noexcept {
   if (n == 0) return {};
   evbuffer_iovec v{};
   if (evbuffer_reserve_space(b, static_cast<ev_ssize_t>(n), &v, 1) < 1 || v.iov_len < n)
@@ -180,7 +180,7 @@ struct copy_buffer {
   /// Never refuses a chunk (see unbounded_flow).
   using flow = unbounded_flow;
   /// Copies `bytes` to the end of `b`. Error: errc::libevent_failure if libevent cannot allocate.
-  static std::error_code append(evbuffer* b, std::string_view bytes) noexcept { return detail::copy_bytes(b, bytes); }
+  [[nodiscard]] static std::error_code append(evbuffer* b, std::string_view bytes) noexcept { return detail::copy_bytes(b, bytes); }
 };
 
 /// Queues shared_bytes and static_bytes by reference (evbuffer_add_reference): no copy;
@@ -193,11 +193,11 @@ struct reference_buffer {
   using flow = unbounded_flow;
   /// Copies plain bytes: nothing would keep them alive until libevent writes them.
   /// Error: errc::libevent_failure if libevent cannot allocate.
-  static std::error_code append(evbuffer* b, std::string_view bytes) noexcept { return detail::copy_bytes(b, bytes); }
+  [[nodiscard]] static std::error_code append(evbuffer* b, std::string_view bytes) noexcept { return detail::copy_bytes(b, bytes); }
   /// Queues `bytes` by reference, holding one count on the block until libevent has written
   /// them or dropped the connection (at most 960 bytes: copied).
   /// Error: errc::libevent_failure if libevent cannot allocate.
-  static std::error_code append(evbuffer* b, const shared_bytes& bytes) noexcept {
+  [[nodiscard]] static std::error_code append(evbuffer* b, const shared_bytes& bytes) noexcept {
     const std::string_view v = bytes.view();
     if (v.size() <= detail::reference_min) return detail::copy_bytes(b, v);
     const std::size_t body = v.size() - detail::zero_copy_tail;
@@ -210,7 +210,7 @@ struct reference_buffer {
   }
   /// Queues `bytes` by reference with no bookkeeping: they live for the whole program (at
   /// most 960 bytes: copied). Error: errc::libevent_failure if libevent cannot allocate.
-  static std::error_code append(evbuffer* b, static_bytes bytes) noexcept {
+  [[nodiscard]] static std::error_code append(evbuffer* b, static_bytes bytes) noexcept {
     const std::string_view v = bytes.view();
     if (v.size() <= detail::reference_min) return detail::copy_bytes(b, v);
     const std::size_t body = v.size() - detail::zero_copy_tail;
@@ -229,7 +229,7 @@ struct file_buffer : reference_buffer {
   /// Queues the range `r` of a file, sent by sendfile(2); the file stays open until it is
   /// written. Errors: errc::file_error (an empty file_range, or its last bytes could not be
   /// read), errc::libevent_failure.
-  static std::error_code append(evbuffer* b, const file_range& r) noexcept {
+  [[nodiscard]] static std::error_code append(evbuffer* b, const file_range& r) noexcept {
     if (!r.segment) return make_error_code(errc::file_error);
     if (r.length == 0) return {};
     // The last few bytes are read and copied (see detail::zero_copy_tail).
@@ -268,13 +268,24 @@ template <class Inner = copy_buffer, std::size_t High = 256 * 1024, std::size_t 
           slow_consumer_action Action = slow_consumer::wait>
 struct bounded : Inner {
   // Producers resume at Low; Low above High would mean resuming while still over.
-  static_assert(Low <= High, "tether::bounded: the low-water mark must not exceed the high-water mark");
-  static_assert(High > 0, "tether::bounded: the high-water mark must be positive");
+  static_assert(Low <= High,
+                "tether::bounded: the low-water mark must not exceed the high-water mark (Low <= High): producers "
+                "resume at Low, so lower Low or raise High (docs/buffers/bounded.md)");
+  static_assert(High > 0, "tether::bounded: the high-water mark must be positive (docs/buffers/bounded.md)");
   /// The policy that queues the bytes (copy_buffer, reference_buffer or file_buffer).
   using inner = Inner;
   /// The bound: `High`, `Low` and `Action` as constants.
   using flow = bounded_flow<High, Low, Action>;
   using Inner::append;
 };
+
+namespace detail {
+/// True for a bounded<> whose marks its own static_asserts refuse, found without
+/// instantiating it (so that a server names only that one error).
+template <class P>
+struct bad_bounded_marks : std::false_type {};
+template <class Inner, std::size_t High, std::size_t Low, class Action>
+struct bad_bounded_marks<bounded<Inner, High, Low, Action>> : std::bool_constant<(Low > High) || High == 0> {};
+}  // namespace detail
 
 TETHER_END_NAMESPACE

@@ -52,4 +52,45 @@ struct no_close_callback {
 template <std::size_t Capacity = 3 * sizeof(void*)>
 using close_function = inplace_function<void(const close_event&), Capacity>;
 
+namespace detail {
+
+/// What stops `on_close(f)` from storing `f` as a server's `Callback`, if anything; each
+/// fault has its own sentence (basic_connection::on_close).
+enum class close_callback_fault { none, no_callbacks, not_callable, too_large, over_aligned, throwing_move, wrong_type };
+
+template <class Callback>
+struct close_function_capacity {
+  static constexpr bool in_place = false;
+  static constexpr std::size_t value = static_cast<std::size_t>(-1);
+};
+template <std::size_t Capacity>
+struct close_function_capacity<close_function<Capacity>> {
+  static constexpr bool in_place = true;
+  static constexpr std::size_t value = Capacity;
+};
+
+template <class Callback, class F>
+constexpr close_callback_fault close_callback_fault_of() noexcept {
+  using T = std::remove_cvref_t<F>;
+  using capacity = close_function_capacity<Callback>;
+  if constexpr (std::is_same_v<Callback, no_close_callback>) {
+    return close_callback_fault::no_callbacks;
+  } else if constexpr (std::is_same_v<T, Callback>) {
+    return close_callback_fault::none;
+  } else if constexpr (!std::invocable<T&, const close_event&>) {
+    return close_callback_fault::not_callable;
+  } else if constexpr (capacity::in_place) {
+    if constexpr (sizeof(T) > capacity::value) return close_callback_fault::too_large;
+    else if constexpr (alignof(T) > alignof(std::max_align_t)) return close_callback_fault::over_aligned;
+    else if constexpr (!std::is_nothrow_move_constructible_v<T>) return close_callback_fault::throwing_move;
+    else return close_callback_fault::none;
+  } else if constexpr (!std::is_constructible_v<Callback, F&&>) {
+    return close_callback_fault::wrong_type;
+  } else {
+    return close_callback_fault::none;
+  }
+}
+
+}  // namespace detail
+
 TETHER_END_NAMESPACE

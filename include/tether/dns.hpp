@@ -59,18 +59,18 @@ class dns_resolver {
 
   /// Adds a nameserver: "192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53".
   /// Errors: errc::invalid_address.
-  std::error_code add_nameserver(cstring_view address) noexcept {
+  [[nodiscard]] std::error_code add_nameserver(cstring_view address) noexcept {
     return evdns_base_nameserver_ip_add(dns_, address.c_str()) == 0 ? std::error_code{}
                                                                      : make_error_code(errc::invalid_address);
   }
   /// Reads a hosts file ("/etc/hosts" format). Errors: errc::file_error.
-  std::error_code load_hosts(cstring_view path) noexcept {
+  [[nodiscard]] std::error_code load_hosts(cstring_view path) noexcept {
     return evdns_base_load_hosts(dns_, path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::file_error);
   }
 
   /// Sets a resolv.conf option (evdns_base_set_option): ("timeout:", "0.5"),
   /// ("attempts:", "2"), ("ndots:", "1")... Errors: errc::invalid_argument.
-  std::error_code set_option(cstring_view name, cstring_view value) noexcept {
+  [[nodiscard]] std::error_code set_option(cstring_view name, cstring_view value) noexcept {
     return evdns_base_set_option(dns_, name.c_str(), value.c_str()) == 0 ? std::error_code{}
                                                                          : make_error_code(errc::invalid_argument);
   }

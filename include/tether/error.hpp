@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <new>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -211,7 +212,7 @@ inline const std::error_category& category() noexcept {
 
 /// Makes `e` a std::error_code in tether::category(), so that `ec == tether::errc::peer_gone`
 /// works and `ec.message()` reads well (found by argument-dependent lookup).
-inline std::error_code make_error_code(errc e) noexcept {
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
 
@@ -260,7 +261,7 @@ class [[nodiscard]] result {
   explicit operator bool() const noexcept { return ok_; }
 
   /// The error; a default (zero) error_code when there is a value.
-  std::error_code error() const noexcept { return ok_ ? std::error_code{} : error_; }
+  [[nodiscard]] std::error_code error() const noexcept { return ok_ ? std::error_code{} : error_; }
 
   /// The value. Only when has_value() is true (not checked: use value() for a checked access).
   T& operator*() & noexcept { return value_; }
@@ -292,6 +293,51 @@ class [[nodiscard]] result {
     std::error_code error_;
   };
   bool ok_;
+};
+
+/// What a runtime route call (basic_server::route, unroute) did: nothing on success;
+/// otherwise the error code and the path it is about, so that the message names it.
+/// Converts to std::error_code and compares with error codes and conditions as one.
+///
+///     if (auto err = server.route("/status", status_handler)) {
+///       std::fprintf(stderr, "%s\n", err.message().c_str());
+///       // tether: route "/status": the path is already routed (by a runtime route or a
+///       // router); unroute it first, or choose another path
+///     }
+class [[nodiscard]] route_error {
+ public:
+  /// Success.
+  route_error() noexcept = default;
+  /// The error `ec` about `path`; `why` is the sentence message() puts after the path.
+  route_error(std::error_code ec, std::string_view path, const char* why) : ec_(ec), why_(why) {
+    if (ec_) path_.assign(path);  // a success keeps nothing (no allocation)
+  }
+
+  /// True on error.
+  explicit operator bool() const noexcept { return bool(ec_); }
+  /// The error code (errc::invalid_argument, errc::libevent_failure...); zero on success.
+  const std::error_code& code() const noexcept { return ec_; }
+  /// The error code, for code that stores or passes a std::error_code (the path is lost).
+  operator std::error_code() const noexcept { return ec_; }  // NOLINT: implicit by design
+  /// The path the error is about (empty on success).
+  const std::string& path() const noexcept { return path_; }
+  /// One sentence that names the path and the cause: `tether: route "/status": ...`.
+  std::string message() const {
+    if (!ec_) return "success";
+    std::string m = "tether: route \"";
+    m.append(path_);
+    m.append("\": ");
+    m.append(why_ ? why_ : ec_.message().c_str());
+    return m;
+  }
+
+  friend bool operator==(const route_error& e, const std::error_code& c) noexcept { return e.ec_ == c; }
+  friend bool operator==(const route_error& e, const std::error_condition& c) noexcept { return e.ec_ == c; }
+
+ private:
+  std::error_code ec_{};
+  std::string path_{};
+  const char* why_ = nullptr;
 };
 
 TETHER_END_NAMESPACE

@@ -67,14 +67,14 @@ class headers_ref {
   explicit headers_ref(evkeyvalq* h) noexcept : h_(h) {}
 
   /// Appends `name: value`. Duplicate names are allowed (Set-Cookie, Link, ...).
-  std::error_code add(cstring_view name, cstring_view value) const noexcept {
+  [[nodiscard]] std::error_code add(cstring_view name, cstring_view value) const noexcept {
     if (!detail::is_header_name(name.view()) || !detail::is_header_value(value.view()))
       return make_error_code(errc::invalid_argument);
     return evhttp_add_header(h_, name.c_str(), value.c_str()) == 0 ? std::error_code{}
                                                                     : make_error_code(errc::invalid_argument);
   }
   /// Removes every `name` header, then adds `name: value`.
-  std::error_code set(cstring_view name, cstring_view value) const noexcept {
+  [[nodiscard]] std::error_code set(cstring_view name, cstring_view value) const noexcept {
     if (!detail::is_header_name(name.view()) || !detail::is_header_value(value.view()))
       return make_error_code(errc::invalid_argument);
     while (evhttp_remove_header(h_, name.c_str()) == 0) {

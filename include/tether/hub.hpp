@@ -53,7 +53,7 @@ class basic_hub {
   /// subscribed, and the hub destroys it when its exchange ends. Errors: errc::peer_gone
   /// (or reply_finished) if the stream has already ended; it is destroyed and nothing is
   /// subscribed. Throws std::bad_alloc if no node can be allocated.
-  std::error_code subscribe(Stream&& stream) {
+  [[nodiscard]] std::error_code subscribe(Stream&& stream) {
     auto n = acquire();
     n->stream = std::move(stream);
     if (auto ec = n->stream.handle().watch(*n)) {

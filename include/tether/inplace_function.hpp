@@ -42,7 +42,10 @@ class inplace_function<R(Args...), Capacity> {
     using T = std::remove_cvref_t<F>;
     // The callable is stored in place: it must fit in Capacity bytes. Capture less (a
     // pointer to a larger object), or raise the capacity template argument.
-    static_assert(sizeof(T) <= Capacity, "tether: the callable is larger than the in-place capacity");
+    static_assert(sizeof(T) <= Capacity,
+                  "tether: the callable is larger than the in-place capacity: capture less (a pointer or reference "
+                  "to the state, or a std::unique_ptr to it), or raise the Capacity template argument "
+                  "(tether::close_function<64>) (docs/concepts/close_callback.md)");
     static_assert(alignof(T) <= alignof(std::max_align_t), "tether: the callable is over-aligned");
     // Moved when its owner moves; a throwing move could not be recovered from.
     static_assert(std::is_nothrow_move_constructible_v<T>, "tether: the callable must be nothrow-move-constructible");

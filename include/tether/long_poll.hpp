@@ -72,7 +72,7 @@ class basic_long_poll {
   /// errc::peer_gone (its client already left), errc::libevent_failure (its connection
   /// is gone). Throws std::bad_alloc if a slot cannot be allocated (after warm-up, slots
   /// are reused and none is allocated).
-  std::error_code wait(request_type& req) {
+  [[nodiscard]] std::error_code wait(request_type& req) {
     slot* s = acquire();
     s->handle = req.hold();
     if (!s->handle) {

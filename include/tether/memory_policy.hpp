@@ -373,7 +373,7 @@ namespace detail {
 template <class P>
 inline constexpr char memory_policy_id = 0;  // its address identifies P
 
-inline std::error_code install_memory_functions(const void* id, void* (*allocate)(std::size_t),
+[[nodiscard]] inline std::error_code install_memory_functions(const void* id, void* (*allocate)(std::size_t),
                                                 void* (*reallocate)(void*, std::size_t),
                                                 void (*deallocate)(void*)) noexcept {
   const std::lock_guard<std::mutex> lock(libevent_process.mutex);

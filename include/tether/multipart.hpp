@@ -75,14 +75,17 @@ class basic_multipart_stream {
   /// Starts the reply with Content-Type multipart/x-mixed-replace;boundary=`boundary`.
   /// Errors: errc::invalid_argument for a boundary that is empty, longer than 70
   /// characters or holds characters RFC 2046 does not allow.
-  static result<basic_multipart_stream> start(request_type& req, std::string_view boundary = "boundarydonotcross") {
+  /// The request's server decides the stream's type: `tether::multipart_stream::start(req)`
+  /// gives a `basic_multipart_stream<C>` for a request of any server (`basic_request<C>`).
+  template <class C>
+  static result<basic_multipart_stream<C>> start(basic_request<C>& req, std::string_view boundary = "boundarydonotcross") {
     if (!valid_boundary(boundary)) return errc::invalid_argument;
     std::string type = "multipart/x-mixed-replace;boundary=";
     type.append(boundary);
     if (auto ec = req.output_headers().set("Content-Type", type)) return ec;
-    auto s = basic_stream<Config>::start(req, 200);
+    auto s = basic_stream<C>::start(req, 200);
     if (!s) return s.error();
-    basic_multipart_stream out;
+    basic_multipart_stream<C> out;
     out.stream_ = std::move(*s);
     out.boundary_ = "--";
     out.boundary_.append(boundary);
@@ -92,7 +95,7 @@ class basic_multipart_stream {
 
   /// Sends one part with the given headers (Content-Length is added) and body.
   template <class Body>
-  std::error_code send_part(std::initializer_list<part_header> headers, Body&& body) {
+  [[nodiscard]] std::error_code send_part(std::initializer_list<part_header> headers, Body&& body) {
     thread_local std::string head;  // reused: no allocation per part once warm
     if (auto ec = part_head(head, headers, detail::body_size(body))) return ec;
     return stream_.write(std::string_view(head), std::forward<Body>(body), static_bytes("\r\n"));
@@ -101,7 +104,7 @@ class basic_multipart_stream {
   /// The frame-replacing producer: sends `frame` as a part of `content_type` now, or, if
   /// the client is slow (would_block/dropped), keeps it as the newest frame to send as
   /// soon as the output drains; an older kept frame is skipped.
-  std::error_code replace(shared_bytes frame, std::string_view content_type) {
+  [[nodiscard]] std::error_code replace(shared_bytes frame, std::string_view content_type) {
     if (!stream_.alive()) return stream_.peer_gone() ? make_error_code(errc::peer_gone) : make_error_code(errc::reply_finished);
     if (!latest_.empty()) {  // still waiting for room: this frame replaces the kept one
       ++skipped_;
@@ -122,7 +125,7 @@ class basic_multipart_stream {
   std::uint64_t skipped_frames() const noexcept { return skipped_; }
 
   /// Ends the reply with the closing boundary.
-  std::error_code end() {
+  [[nodiscard]] std::error_code end() {
     std::string close = "\r\n" + boundary_ + "--\r\n";
     (void)stream_.write(std::string_view(close));
     return stream_.end();
@@ -136,7 +139,7 @@ class basic_multipart_stream {
   explicit operator bool() const noexcept { return bool(stream_); }
   /// Writes raw bytes into the multipart body (already framed parts).
   template <class... Bodies>
-  std::error_code write(Bodies&&... bodies) noexcept {
+  [[nodiscard]] std::error_code write(Bodies&&... bodies) noexcept {
     return stream_.write(std::forward<Bodies>(bodies)...);
   }
 
@@ -156,7 +159,7 @@ class basic_multipart_stream {
     return true;
   }
 
-  std::error_code part_head(std::string& head, std::initializer_list<part_header> headers, std::uint64_t length) const {
+  [[nodiscard]] std::error_code part_head(std::string& head, std::initializer_list<part_header> headers, std::uint64_t length) const {
     head.assign(boundary_);
     head.append("\r\n");
     for (const auto& h : headers) {
@@ -176,7 +179,7 @@ class basic_multipart_stream {
 
   // When a bounded output drains, the kept frame (if any) goes out. (An unbounded policy
   // never refuses a part, so there is nothing to hear and no hook to allocate.)
-  std::error_code hook_writable() noexcept {
+  [[nodiscard]] std::error_code hook_writable() noexcept {
     if constexpr (!Config::buffer_policy::flow::bounded) {
       return {};
     } else {
@@ -190,6 +193,9 @@ class basic_multipart_stream {
       });
     }
   }
+
+  template <class>
+  friend class basic_multipart_stream;  // start() on one server's type makes another's
 
   basic_stream<Config> stream_;
   std::string boundary_;

@@ -97,7 +97,7 @@ inline void drop_body_for_head(evhttp_request* req) noexcept {
   evbuffer_drain(out, n);
 }
 
-inline std::error_code phase_error(phase ph, bool want_pending) noexcept {
+[[nodiscard]] inline std::error_code phase_error(phase ph, bool want_pending) noexcept {
   switch (ph) {
     case phase::pending: return want_pending ? std::error_code{} : make_error_code(errc::reply_not_started);
     case phase::streaming: return want_pending ? make_error_code(errc::reply_started) : std::error_code{};
@@ -167,7 +167,7 @@ struct exchange_ops {
   }
 
   template <class Body>
-  static std::error_code reply(server_core* core, exchange& ex, state* st, int status, const char* reason,
+  [[nodiscard]] static std::error_code reply(server_core* core, exchange& ex, state* st, int status, const char* reason,
                                Body&& body) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
@@ -184,7 +184,7 @@ struct exchange_ops {
     return {};
   }
 
-  static std::error_code send_error(server_core* core, exchange& ex, state* st, int status, const char* reason) noexcept {
+  [[nodiscard]] static std::error_code send_error(server_core* core, exchange& ex, state* st, int status, const char* reason) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     if (core && core->draining) [[unlikely]]
@@ -198,7 +198,7 @@ struct exchange_ops {
     return {};
   }
 
-  static std::error_code start(exchange& ex, state& st, int status, const char* reason) noexcept {
+  [[nodiscard]] static std::error_code start(exchange& ex, state& st, int status, const char* reason) noexcept {
     if (ex.ph != phase::pending) return phase_error(ex.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     refuse_keep_alive_for_unsized_http10(ex.req);
@@ -220,7 +220,7 @@ struct exchange_ops {
 
   /// Queues one chunk made of `bodies`, in order (one chunk on the wire).
   template <class... Bodies>
-  static std::error_code chunk(exchange& ex, state& st, Bodies&&... bodies) noexcept {
+  [[nodiscard]] static std::error_code chunk(exchange& ex, state& st, Bodies&&... bodies) noexcept {
     if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
     {
       connection_control ctl{st};
@@ -280,7 +280,7 @@ struct exchange_ops {
     return {};
   }
 
-  static std::error_code end(exchange& ex, state* st) noexcept {
+  [[nodiscard]] static std::error_code end(exchange& ex, state* st) noexcept {
     if (ex.ph != phase::streaming) return phase_error(ex.ph, false);
     if (st) {
       if constexpr (flow::bounded) st->flow.finish(ex.req);
@@ -295,14 +295,32 @@ struct exchange_ops {
     return {};
   }
 
-  /// A readable error for a body type the server's buffer policy cannot queue.
+  /// True if the server's buffer policy can queue every one of `Bodies`.
+  template <class... Bodies>
+  static constexpr bool accepts = (buffer_policy_accepts<buffer_policy, Bodies> && ...);
+
+  /// The one error for a body type the server's buffer policy cannot queue. The reply
+  /// calls call it instead of their body (if constexpr), so nothing else is compiled.
+  template <class... Bodies>
+  [[nodiscard]] static std::error_code refuse_bodies() noexcept {
+    (refuse_body<Bodies>(), ...);
+    return make_error_code(errc::invalid_argument);
+  }
   template <class Body>
-  static constexpr void check_body() noexcept {
-    // The server's BufferPolicy has no append() for this body type: plain bytes work with
-    // every policy, shared_bytes/static_bytes go by reference with reference_buffer or
-    // file_buffer, file ranges need file_buffer.
-    static_assert(buffer_policy_accepts<buffer_policy, Body>,
-                  "tether: this server's buffer policy cannot queue this body type");
+  static constexpr void refuse_body() noexcept {
+    if constexpr (!buffer_policy_accepts<buffer_policy, Body>) {
+      using B = std::remove_cvref_t<Body>;
+      static_assert(!std::is_same_v<B, file_range>,
+                    "tether: this server's buffer policy cannot queue a tether::file_range: file ranges are sent "
+                    "with sendfile(2) by tether::file_buffer only; declare the server as "
+                    "tether::basic_server<tether::eager_close<>, tether::file_buffer> (or bounded<tether::file_buffer, "
+                    "...>) (docs/buffers/file.md)");
+      static_assert(std::is_same_v<B, file_range>,
+                    "tether: this server's buffer policy cannot queue this body type: every shipped policy takes "
+                    "bytes (std::string_view, std::string, const char*), tether::shared_bytes and "
+                    "tether::static_bytes, and tether::file_buffer also tether::file_range; convert the body, or "
+                    "give your policy an append(evbuffer*, Body) overload (docs/concepts/buffer_policy.md)");
+    }
   }
 };
 
@@ -380,26 +398,26 @@ class basic_request {
   /// started: use end()), errc::peer_gone (the client left), errc::invalid_argument (a
   /// status outside 100 to 599); nothing is sent then.
   template <class Body>
-  std::error_code reply(int status, Body&& body) noexcept {
-    ops::template check_body<Body>();
-    return ops::reply(srv_, *ex_, st_, status, nullptr, std::forward<Body>(body));
+  [[nodiscard]] std::error_code reply(int status, Body&& body) noexcept {
+    if constexpr (!ops::template accepts<Body>) return ops::template refuse_bodies<Body>();
+    else return ops::reply(srv_, *ex_, st_, status, nullptr, std::forward<Body>(body));
   }
   /// Sends a complete reply with `status` and what the output buffer holds (usually nothing).
   /// Errors: as reply(status, body).
-  std::error_code reply(int status) noexcept { return ops::reply(srv_, *ex_, st_, status, nullptr, std::string_view{}); }
+  [[nodiscard]] std::error_code reply(int status) noexcept { return ops::reply(srv_, *ex_, st_, status, nullptr, std::string_view{}); }
   /// As above with an explicit reason phrase ("OK" is libevent's default for 200).
   template <class Body>
-  std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
-    ops::template check_body<Body>();
-    return ops::reply(srv_, *ex_, st_, status, reason.c_str(), std::forward<Body>(body));
+  [[nodiscard]] std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
+    if constexpr (!ops::template accepts<Body>) return ops::template refuse_bodies<Body>();
+    else return ops::reply(srv_, *ex_, st_, status, reason.c_str(), std::forward<Body>(body));
   }
   /// Sends libevent's HTML error page for `status`.
-  std::error_code send_error(int status, const char* reason = nullptr) noexcept {
+  [[nodiscard]] std::error_code send_error(int status, const char* reason = nullptr) noexcept {
     return ops::send_error(srv_, *ex_, st_, status, reason);
   }
   /// Starts a streamed reply: HTTP/1.1 chunked unless Content-Length was set; an
   /// HTTP/1.0 client gets a body that ends when the connection closes.
-  std::error_code start(int status, const char* reason = nullptr) noexcept {
+  [[nodiscard]] std::error_code start(int status, const char* reason = nullptr) noexcept {
     auto* st = promote();
     if (!st) return make_error_code(errc::libevent_failure);
     return ops::start(*ex_, *st, status, reason);
@@ -408,13 +426,16 @@ class basic_request {
   /// Under a bounded policy it may return errc::would_block or errc::dropped.
   /// Several bodies make one chunk, in order.
   template <class... Bodies>
-  std::error_code send_chunk(Bodies&&... bodies) noexcept {
-    (ops::template check_body<Bodies>(), ...);
-    if (!st_) return detail::phase_error(ex_->ph, false);
-    return ops::chunk(*ex_, *st_, std::forward<Bodies>(bodies)...);
+  [[nodiscard]] std::error_code send_chunk(Bodies&&... bodies) noexcept {
+    if constexpr (!ops::template accepts<Bodies...>) {
+      return ops::template refuse_bodies<Bodies...>();
+    } else {
+      if (!st_) return detail::phase_error(ex_->ph, false);
+      return ops::chunk(*ex_, *st_, std::forward<Bodies>(bodies)...);
+    }
   }
   /// Ends a streamed reply.
-  std::error_code end() noexcept { return ops::end(*ex_, st_); }
+  [[nodiscard]] std::error_code end() noexcept { return ops::end(*ex_, st_); }
 
   // ----- keeping it ---------------------------------------------------------------
 
@@ -593,56 +614,56 @@ class basic_request_handle {
   /// errc::reply_started (a stream was started: use end()), errc::empty_handle,
   /// errc::invalid_argument (a status outside 100 to 599).
   template <class Body>
-  std::error_code reply(int status, Body&& body) noexcept {
-    ops::template check_body<Body>();
-    return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::forward<Body>(body)); });
+  [[nodiscard]] std::error_code reply(int status, Body&& body) noexcept {
+    if constexpr (!ops::template accepts<Body>) return ops::template refuse_bodies<Body>();
+    else return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::forward<Body>(body)); });
   }
   /// Sends a complete reply with no body. Errors: as reply(status, body).
-  std::error_code reply(int status) noexcept {
+  [[nodiscard]] std::error_code reply(int status) noexcept {
     return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, nullptr, std::string_view{}); });
   }
   /// As reply(status, body) with a reason phrase of your own ("OK" is libevent's for 200);
   /// errc::invalid_argument also for a reason holding CR or LF.
   template <class Body>
-  std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
-    ops::template check_body<Body>();
-    return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, reason.c_str(), std::forward<Body>(body)); });
+  [[nodiscard]] std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
+    if constexpr (!ops::template accepts<Body>) return ops::template refuse_bodies<Body>();
+    else return with([&](auto& ex) { return ops::reply(st_->server, ex, st_, status, reason.c_str(), std::forward<Body>(body)); });
   }
   /// Sends libevent's HTML error page for `status` with `Connection: close`, so the
   /// connection closes once it is written. Errors: as reply(status, body).
-  std::error_code send_error(int status, const char* reason = nullptr) noexcept {
+  [[nodiscard]] std::error_code send_error(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::send_error(st_->server, ex, st_, status, reason); });
   }
   /// Starts a streamed reply (chunked for HTTP/1.1 unless a Content-Length header was added;
   /// ended by closing the connection for HTTP/1.0); send chunks with send_chunk(), finish
   /// with end(). The close policy watches the connection from here on.
   /// Errors: as reply(status, body).
-  std::error_code start(int status, const char* reason = nullptr) noexcept {
+  [[nodiscard]] std::error_code start(int status, const char* reason = nullptr) noexcept {
     return with([&](auto& ex) { return ops::start(ex, *st_, status, reason); });
   }
   /// Queues one chunk; under a bounded policy it may return errc::would_block (wait
   /// for reply_hook::on_writable) or errc::dropped.
   /// Several bodies make one chunk, in order.
   template <class... Bodies>
-  std::error_code send_chunk(Bodies&&... bodies) noexcept {
-    (ops::template check_body<Bodies>(), ...);
-    return with([&](auto& ex) { return ops::chunk(ex, *st_, std::forward<Bodies>(bodies)...); });
+  [[nodiscard]] std::error_code send_chunk(Bodies&&... bodies) noexcept {
+    if constexpr (!ops::template accepts<Bodies...>) return ops::template refuse_bodies<Bodies...>();
+    else return with([&](auto& ex) { return ops::chunk(ex, *st_, std::forward<Bodies>(bodies)...); });
   }
   /// Ends a streamed reply (the zero-length chunk, or the connection's close for HTTP/1.0).
   /// Errors: errc::reply_not_started (no start()), errc::peer_gone, errc::reply_finished,
   /// errc::empty_handle.
-  std::error_code end() noexcept {
+  [[nodiscard]] std::error_code end() noexcept {
     return with([&](auto& ex) { return ops::end(ex, st_); });
   }
   /// Links `hook` to this request: it hears when a bounded output is writable again and
   /// when the exchange ends (completed, client gone, server gone). Errors: as the reply
   /// calls, when the request is no longer waiting.
-  std::error_code attach(reply_hook& hook) noexcept {
+  [[nodiscard]] std::error_code attach(reply_hook& hook) noexcept {
     hook.detach();
     return watch(detail::reply_hook_access::watcher(hook));
   }
   /// Links a bare watcher (what reply_hook, hubs and long-poll queues are built on).
-  std::error_code watch(detail::exchange_watcher& w) noexcept {
+  [[nodiscard]] std::error_code watch(detail::exchange_watcher& w) noexcept {
     return with([&](auto& ex) -> std::error_code {
       if (ex.ph != detail::phase::pending && ex.ph != detail::phase::streaming) return detail::phase_error(ex.ph, false);
       detail::connection_core::unlink(w);
@@ -655,7 +676,7 @@ class basic_request_handle {
     return st_ && st_->seq == seq_ && !st_->closed ? st_->output_size() : 0;
   }
   /// Adds a header to the reply (before reply() or start()).
-  std::error_code add_header(cstring_view name, cstring_view value) noexcept {
+  [[nodiscard]] std::error_code add_header(cstring_view name, cstring_view value) noexcept {
     return with([&](auto& ex) -> std::error_code {
       if (ex.ph != detail::phase::pending) return detail::phase_error(ex.ph, true);
       return headers_ref(evhttp_request_get_output_headers(ex.req)).add(name, value);
@@ -681,7 +702,7 @@ class basic_request_handle {
   }
 
   template <class F>
-  std::error_code with(F&& f) noexcept {
+  [[nodiscard]] std::error_code with(F&& f) noexcept {
     if (!st_) return make_error_code(errc::empty_handle);
     if (st_->seq != seq_) return make_error_code(errc::reply_finished);
     return f(st_->ex);
@@ -721,23 +742,57 @@ class basic_connection {
   bool open() const noexcept { return evcon() != nullptr; }
 
   /// Sets the callback run once when this connection closes, whatever the reason (see
-  /// close_event). It is stored by value in the connection's state; a later call
-  /// replaces it. It also fires for a graceful close after a complete reply
-  /// (close_reason::completed) and on keep-alive connections after later requests.
+  /// close_event). It is stored by value in the connection's state. It also fires for a
+  /// graceful close after a complete reply (close_reason::completed) and on keep-alive
+  /// connections after later requests.
+  ///
+  /// One callback per connection: a second on_close on the same connection (a later
+  /// request on a keep-alive connection, or the same handler twice) REPLACES the first,
+  /// which is destroyed without being called; only the last one set runs, once. Errors:
+  /// errc::peer_gone when the connection is already gone (nothing is stored).
+  ///
+  /// A callback this server cannot store is one compile error that says why and what to
+  /// do (docs/concepts/close_callback.md).
   template <class F>
-  std::error_code on_close(F&& f) noexcept(std::is_nothrow_constructible_v<callback_type, F&&>) {
-    // This server was declared without close callbacks (no_close_callback). Declare it
-    // with tether::close_function<> (the default) or your callback's type instead.
-    static_assert(!std::is_same_v<callback_type, no_close_callback>,
-                  "tether: this server's close callback type is no_close_callback; it cannot take one");
-    // The callback is stored as the server's CloseCallback type (its third template
-    // argument). Pass an object of that type, or declare the server with
-    // tether::close_function<> to accept any small callable.
-    static_assert(std::is_constructible_v<callback_type, F&&>,
-                  "tether: on_close: the callback cannot be stored as this server's CloseCallback type");
+    requires(detail::close_callback_fault_of<callback_type, F>() == detail::close_callback_fault::none)
+  [[nodiscard]] std::error_code on_close(F&& f) noexcept(std::is_nothrow_constructible_v<callback_type, F&&>) {
     auto* st = state();
     if (!st) return make_error_code(errc::peer_gone);
     st->set_callback(callback_type(std::forward<F>(f)));
+    return {};
+  }
+  /// A callback this server cannot store: the one error that says why (nothing else of
+  /// the call is compiled).
+  template <class F>
+    requires(detail::close_callback_fault_of<callback_type, F>() != detail::close_callback_fault::none)
+  [[nodiscard]] std::error_code on_close(F&&) noexcept {
+    using fault = detail::close_callback_fault;
+    constexpr fault why = detail::close_callback_fault_of<callback_type, F>();
+    static_assert(why != fault::no_callbacks,
+                  "tether: on_close: this server keeps no close callback (its CloseCallback is "
+                  "tether::no_close_callback); declare it with tether::close_function<> (the default) or your "
+                  "callback's type to set one (docs/concepts/close_callback.md)");
+    static_assert(why != fault::not_callable,
+                  "tether: on_close: the callback must be callable as f(const tether::close_event&); give it that "
+                  "parameter: [](const tether::close_event& e) noexcept { ... } (docs/concepts/close_callback.md)");
+    static_assert(why != fault::too_large ||
+                      sizeof(std::remove_cvref_t<F>) <= detail::close_function_capacity<callback_type>::value,
+                  "tether: on_close: the callback is larger than the server's in-place close_function<Capacity> "
+                  "(3 pointers by default, never a heap block); capture less (a pointer or reference to the state, "
+                  "or a std::unique_ptr to it), or declare the server with a larger capacity: "
+                  "tether::basic_server<ClosePolicy, BufferPolicy, tether::close_function<64>> "
+                  "(docs/concepts/close_callback.md)");
+    static_assert(why != fault::over_aligned,
+                  "tether: on_close: the callback is over-aligned for close_function's storage; capture a pointer "
+                  "to the over-aligned object instead (docs/concepts/close_callback.md)");
+    static_assert(why != fault::throwing_move,
+                  "tether: on_close: the callback must be nothrow-move-constructible (tether moves it into the "
+                  "connection's state); capture what moves without throwing, or a pointer "
+                  "(docs/concepts/close_callback.md)");
+    static_assert(why != fault::wrong_type,
+                  "tether: on_close: this server stores close callbacks of one type (its CloseCallback template "
+                  "argument) and this callback has another; pass an object of that type, or declare the server "
+                  "with tether::close_function<> to take any small callable (docs/concepts/close_callback.md)");
     return {};
   }
 

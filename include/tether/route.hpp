@@ -87,9 +87,13 @@ template <auto Path, class Handler, method... Methods>
 struct check_route_declaration {
   // A route answers at least one method, e.g. tether::route<"/items", H, tether::method::get>
   // or tether::on<"/items", tether::method::get>(handler).
-  static_assert(sizeof...(Methods) > 0, "tether::route: a route needs at least one method");
+  static_assert(sizeof...(Methods) > 0,
+                "tether::route: a route needs at least one method: tether::on<\"/path\", tether::method::get>(handler), "
+                "or tether::get<\"/path\">(handler) (docs/routing.md)");
   // Paths match the request's decoded path exactly, without the query.
-  static_assert(valid_route_path(Path.view()), "tether::route: a route's path starts with '/' and has no '?' or '#'");
+  static_assert(valid_route_path(Path.view()),
+                "tether::route: a route's path starts with '/' and has no '?' or '#': the query is not part of "
+                "the path; read it with req.query_params() (docs/routing.md)");
 };
 
 // The parts of static_route, one rule each, so that a diagnostic names the rule broken.

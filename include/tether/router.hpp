@@ -108,7 +108,11 @@ template <std::size_t Position, class R>
 struct check_static_route {
   // Every route of a router must model tether::static_route (route.hpp); the notes that
   // follow this error name the rule this route breaks.
-  static_assert(static_route<R>, "tether::router: a route does not model tether::static_route");
+  static_assert(static_route<R>,
+                "tether::router: a route does not model tether::static_route: it needs a static path (starting "
+                "with '/', no '?' or '#'), a non-empty static method_set methods and a call operator; build it "
+                "with tether::get<\"/path\">(handler) (post, put, ...) or give your type those members "
+                "(docs/concepts/static_route.md)");
 };
 
 // Two routes of one router answer the same method on the same path. The template
@@ -118,7 +122,8 @@ template <std::size_t First, std::size_t Second, method Method, char... Path>
 struct duplicate_route {
   static_assert(First == Second,
                 "tether::router: two routes answer the same method on the same path (see duplicate_route's "
-                "template arguments: the routes' positions, the method, the path)");
+                "template arguments: the routes' positions, the method, the path); remove one, or give it "
+                "another method or path (docs/routing.md)");
 };
 
 struct no_error {};
@@ -159,7 +164,8 @@ template <std::size_t Position, char... Path>
 struct route_handler_not_callable {
   static_assert(Position != Position,
                 "tether: a route's handler must be callable as handler(req) with the server's request& (see "
-                "route_handler_not_callable's template arguments: the route's position, its path)");
+                "route_handler_not_callable's template arguments: the route's position, its path); take auto& "
+                "(docs/concepts/request_handler.md)");
 };
 
 template <std::size_t Position, class R, class Request, class Chars = std::make_index_sequence<route_path<R>.size()>>
@@ -288,11 +294,14 @@ class router_binding<Config, router<Routes...>> final : public handler_holder_ba
   /// One evhttp_set_cb per distinct path; all or nothing. Errors:
   /// errc::invalid_argument if a path is already routed (errc::libevent_failure if
   /// libevent cannot allocate).
-  std::error_code install(evhttp* http) noexcept {
+  /// Errors: errc::invalid_argument (a path already routed: `failed` points at it) or
+  /// errc::libevent_failure; nothing stays installed then.
+  [[nodiscard]] std::error_code install(evhttp* http, const char*& failed) noexcept {
     static constexpr auto entries = make_entries(std::index_sequence_for<Routes...>{});
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (!entries[i].first_on_path) continue;
       if (const int rc = evhttp_set_cb(http, entries[i].path, entries[i].callback, this); rc != 0) {
+        failed = entries[i].path;
         for (std::size_t j = 0; j < i; ++j)
           if (entries[j].first_on_path) evhttp_del_cb(http, entries[j].path);
         return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);

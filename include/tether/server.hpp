@@ -13,6 +13,7 @@
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/invoke_handler.hpp>
 #include <tether/detail/path_handlers.hpp>
+#include <tether/detail/push_fwd.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/drain.hpp>
 #include <tether/error.hpp>
@@ -89,6 +90,45 @@ struct virtual_host_link {
   evhttp* http = nullptr;
   bool parent_gone = false;
 };
+
+/// The policies of a basic_server, checked in order with one sentence each. A failed
+/// check stands the default in for the faulty policy, so that nothing else about the
+/// server fails to compile: the sentence is the only error.
+template <class P>
+struct models_buffer_policy : std::bool_constant<buffer_policy<P>> {};
+
+template <class ClosePolicy, class BufferPolicy, class CloseCallback>
+struct server_policy_checks {
+  // bounded<> with bad marks is not instantiated: its marks get their own sentence.
+  static constexpr bool bad_marks = bad_bounded_marks<BufferPolicy>::value;
+  static constexpr bool buffer_ok =
+      std::conjunction_v<std::bool_constant<!bad_marks>, models_buffer_policy<BufferPolicy>>;
+
+  static_assert(close_policy<ClosePolicy>,
+                "tether::basic_server<ClosePolicy, ...>: ClosePolicy is not a close_policy: it needs the four static "
+                "noexcept hooks on_hold, on_resume, on_stream_start and on_stream_write, each void(tether::"
+                "connection_control&); add the missing one, or use tether::eager_close<> or tether::native_close "
+                "(docs/concepts/close_policy.md)");
+  static_assert(!close_policy<ClosePolicy> || !bad_marks,
+                "tether::bounded: the low-water mark must not exceed the high-water mark (Low <= High) and the "
+                "high-water mark must be positive: producers resume at Low, so lower Low or raise High "
+                "(docs/buffers/bounded.md)");
+  static_assert(!close_policy<ClosePolicy> || bad_marks || buffer_ok,
+                "tether::basic_server<..., BufferPolicy, ...>: BufferPolicy is not a buffer_policy: it needs "
+                "static std::error_code append(evbuffer*, std::string_view) noexcept and a member type flow "
+                "(tether::unbounded_flow); derive from tether::copy_buffer, reference_buffer or file_buffer, or use "
+                "tether::bounded<...> (docs/concepts/buffer_policy.md)");
+  static_assert(!close_policy<ClosePolicy> || !buffer_ok || close_callback<CloseCallback>,
+                "tether::basic_server<..., CloseCallback>: CloseCallback is not a close_callback: it must be "
+                "callable as f(const tether::close_event&) and nothrow-move-constructible; use "
+                "tether::close_function<> (any small callable) or a type whose operator() takes "
+                "const tether::close_event& (docs/concepts/close_callback.md)");
+
+  using config = server_config<std::conditional_t<close_policy<ClosePolicy>, ClosePolicy, eager_close<>>,
+                               std::conditional_t<buffer_ok, BufferPolicy, copy_buffer>,
+                               std::conditional_t<close_callback<CloseCallback>, CloseCallback, close_function<>>>;
+};
+
 }  // namespace detail
 
 /// An HTTP/1.x server over libevent's evhttp.
@@ -112,19 +152,46 @@ struct virtual_host_link {
 /// static routes (router.hpp; paths, methods and handlers known to the compiler), and
 /// runtime routes (route(path, handler), route(path, methods, handler)). Each path
 /// belongs to one of them; what no path matches goes to fallback(). See docs/routing.md.
-template <close_policy ClosePolicy = eager_close<>, buffer_policy BufferPolicy = copy_buffer,
-          close_callback CloseCallback = close_function<>>
+///
+/// A policy that does not model its concept is one compile error, a sentence that names
+/// the requirement, the fix and the page (detail::server_policy_checks).
+template <class ClosePolicy = eager_close<>, class BufferPolicy = copy_buffer, class CloseCallback = close_function<>>
 class basic_server {
  public:
   /// The three policies as one type. Helpers take it as their template argument
   /// (basic_sse_stream<my_server::config>, basic_long_poll<my_server::config>, ...).
-  using config = server_config<ClosePolicy, BufferPolicy, CloseCallback>;
+  using config = typename detail::server_policy_checks<ClosePolicy, BufferPolicy, CloseCallback>::config;
   /// The type a handler receives (as `request&`); tether::request for tether::server.
   using request = basic_request<config>;
   /// What request::hold() returns: the request kept past its handler.
   using request_handle = basic_request_handle<config>;
   /// What request::connection() returns: a view of the connection, for on_close() and the peer.
   using connection = basic_connection<config>;
+
+  // ----- helpers of this server's policies -----------------------------------------
+  //
+  // Name the server type once and take every helper from it: changing a policy then
+  // changes one line. Each helper is defined by its own header (or <tether/tether.hpp>);
+  // naming one here costs nothing until it is used. See docs/push.md.
+  //
+  //     using server_t = tether::basic_server<tether::eager_close<>, tether::reference_buffer>;
+  //     server_t::hub<> clients;                       // a hub of server_t::sse_stream
+  //     if (auto s = server_t::sse_stream::start(req)) (void)clients.subscribe(std::move(*s));
+
+  /// A streamed reply (stream.hpp) of this server.
+  using stream = basic_stream<config>;
+  /// A Server-Sent Events reply (sse.hpp) of this server.
+  using sse_stream = basic_sse_stream<config>;
+  /// A multipart/x-mixed-replace reply (multipart.hpp) of this server.
+  using multipart_stream = basic_multipart_stream<config>;
+  /// A long-poll waiting room (long_poll.hpp) for this server's requests.
+  using long_poll = basic_long_poll<config>;
+  /// A broker endpoint (broker_endpoint.hpp) serving this server's requests.
+  using broker_endpoint = basic_broker_endpoint<config>;
+  /// A hub (hub.hpp) of this server's streams: `hub<>` holds SSE streams,
+  /// `hub<multipart_stream>` multipart ones, `hub<stream>` plain streams.
+  template <class Stream = sse_stream>
+  using hub = basic_hub<Stream>;
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
@@ -271,70 +338,83 @@ class basic_server {
 
   /// Calls `handler` for requests whose path is exactly `path` (percent-decoded, query
   /// ignored), whatever their method.
-  /// Errors: errc::invalid_argument if `path` is already routed.
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if `path`
+  /// is already routed (by a runtime route or a router); nothing is changed then.
   template <class Handler>
-  std::error_code route(cstring_view path, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, Handler&& handler) {
     using H = std::decay_t<Handler>;
-    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
-    static_assert(request_handler<H, request>,
-                  "tether: a request handler must be callable as handler(req) with a server::request&");
-    if (auto ec = handlers_.template route<H>(path, std::forward<Handler>(handler))) return ec;
-    add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
-    return {};
+    if constexpr (!request_handler<H, request>) {
+      return refuse_handler<H>();
+    } else {
+      if (auto ec = handlers_.template route<H>(path, std::forward<Handler>(handler)))
+        return route_error(ec, path.view(), why_not_routed(ec));
+      add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
+      return {};
+    }
   }
 
   /// Calls `handler` for requests on `path` whose method is in `methods` (GET implies
   /// HEAD); other methods get 405 with an Allow header. `methods` are added to the
   /// server's allowed methods (see allow_methods).
-  /// Errors: errc::invalid_argument if `path` is already routed or `methods` is empty.
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if `path`
+  /// is already routed or `methods` is empty; nothing is changed then.
   template <class Handler>
-  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
     using H = std::decay_t<Handler>;
-    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
-    static_assert(request_handler<H, request>,
-                  "tether: a request handler must be callable as handler(req) with a server::request&");
-    if (methods.empty()) return make_error_code(errc::invalid_argument);
-    methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
-    if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler))) return ec;
-    add_allowed_methods(methods);
-    return {};
+    if constexpr (!request_handler<H, request>) {
+      return refuse_handler<H>();
+    } else {
+      if (methods.empty())
+        return route_error(make_error_code(errc::invalid_argument), path.view(),
+                           "a route needs at least one method (tether::method::get, ...)");
+      methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
+      if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler)))
+        return route_error(ec, path.view(), why_not_routed(ec));
+      add_allowed_methods(methods);
+      return {};
+    }
   }
 
   /// Installs a router of static routes (router.hpp): one libevent callback per distinct
   /// path, each switching over methods at compile time; 405 with an Allow header for
   /// other methods. The server keeps the router (moved or copied in) until it dies, and
   /// adds its methods to the allowed methods. All or nothing.
-  /// Errors: errc::invalid_argument if one of its paths is already routed (by a runtime
-  /// route or another router).
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if one of
+  /// its paths is already routed (by a runtime route or another router).
   template <router_type Router>
-  std::error_code route(Router&& table) {
+  [[nodiscard]] route_error route(Router&& table) {
     using router_t = std::remove_cvref_t<Router>;
     if constexpr (!detail::router_answers<request, router_t>::value) {
       // A route's handler cannot take this server's request: the error names the route.
       (void)sizeof(detail::router_handler_checks<request, router_t>);
-      return make_error_code(errc::invalid_argument);
+      return {};
     } else {
-      auto methods = handlers_.route_router(std::forward<Router>(table));
-      if (!methods) return methods.error();
+      const char* failed = nullptr;
+      auto methods = handlers_.route_router(std::forward<Router>(table), failed);
+      if (!methods) return route_error(methods.error(), failed ? failed : "", why_not_routed(methods.error()));
       add_allowed_methods(*methods);
       return {};
     }
   }
 
-  /// Stops routing `path` (routed at run time or by a router). Errors:
+  /// Stops routing `path` (routed at run time or by a router). Errors (route_error):
   /// errc::invalid_argument if it was not routed.
-  std::error_code unroute(cstring_view path) noexcept { return handlers_.unroute(path); }
+  [[nodiscard]] route_error unroute(cstring_view path) {
+    if (auto ec = handlers_.unroute(path)) return route_error(ec, path.view(), "the path is not routed");
+    return {};
+  }
 
   /// Calls `handler` for every request no route matched (without one the server answers
-  /// 404 and closes the connection, as libevent does).
+  /// 404 and closes the connection, as libevent does). A second call replaces the first.
   template <class Handler>
   void fallback(Handler&& handler) {
     using H = std::decay_t<Handler>;
-    // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
-    static_assert(request_handler<H, request>,
-                  "tether: a request handler must be callable as handler(req) with a server::request&");
-    handlers_.template fallback<H>(std::forward<Handler>(handler));
-    add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
+    if constexpr (!request_handler<H, request>) {
+      (void)refuse_handler<H>();
+    } else {
+      handlers_.template fallback<H>(std::forward<Handler>(handler));
+      add_allowed_methods(handler_own_methods<H>);  // e.g. OPTIONS for a cors_handler
+    }
   }
 
   // ----- limits (limits.hpp, docs/limits.md) --------------------------------------
@@ -414,13 +494,13 @@ class basic_server {
   /// with this server's own routes, even where a virtual host's pattern would match it
   /// (virtual_host.hpp: aliases are tried before patterns). Errors:
   /// errc::invalid_argument if libevent cannot allocate.
-  std::error_code add_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code add_alias(cstring_view alias) noexcept {
     return evhttp_add_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                      : make_error_code(errc::invalid_argument);
   }
   /// Stops answering requests whose Host is `alias` as this server's.
   /// Errors: errc::invalid_argument if `alias` was not added.
-  std::error_code remove_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code remove_alias(cstring_view alias) noexcept {
     return evhttp_remove_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                         : make_error_code(errc::invalid_argument);
   }
@@ -503,6 +583,22 @@ class basic_server {
  private:
   template <close_policy, buffer_policy, close_callback>
   friend class basic_virtual_host;
+
+  static const char* why_not_routed(std::error_code ec) noexcept {
+    return ec == errc::invalid_argument
+               ? "the path is already routed (by a runtime route or a router); unroute it first, or choose another path"
+               : "libevent could not add the route";
+  }
+
+  /// The one error for a handler this server cannot call (nothing else is compiled).
+  template <class H>
+  static route_error refuse_handler() noexcept {
+    static_assert(request_handler<H, request>,
+                  "tether: a request handler must be callable as handler(req) with this server's request& "
+                  "(server_t::request&, or auto& in a lambda; the result is ignored) "
+                  "(docs/concepts/request_handler.md)");
+    return {};
+  }
 
   // ----- limits: installed once, from the constructor -------------------------------
 

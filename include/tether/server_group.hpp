@@ -147,7 +147,7 @@ inline result<int> bound_socket(const socket_address& a, bool reuseport, int bac
 /// Fails with address_in_use when any socket holds `a`'s port. SO_REUSEPORT lets every
 /// socket of the same user join a port, so without this check a second copy of a
 /// server would silently take half of the first one's connections.
-inline std::error_code port_is_free(const socket_address& a) noexcept {
+[[nodiscard]] inline std::error_code port_is_free(const socket_address& a) noexcept {
   auto probe = bound_socket(a, false, -1);
   if (!probe) return probe.error();
   ::close(*probe);
@@ -227,7 +227,7 @@ class basic_server_group {
   /// Errors as above.
   template <class Setup>
     requires detail::group_setup<Setup, Server>
-  std::error_code start(Setup setup) {
+  [[nodiscard]] std::error_code start(Setup setup) {
     if (started_) return make_error_code(errc::invalid_argument);
     return launch(std::move(setup));
   }
@@ -280,7 +280,7 @@ class basic_server_group {
   enum class go_state { waiting, run, abort };
 
   template <class Setup>
-  std::error_code launch(Setup setup) {
+  [[nodiscard]] std::error_code launch(Setup setup) {
     started_ = true;
     unsigned launched = 0;
     try {

@@ -5,7 +5,8 @@
 // and a blank line to dispatch. Comments (": text") keep proxies and clients from timing
 // the stream out. A stream starts with the headers that stop caching and proxy buffering.
 //
-//     auto s = tether::sse_stream_for<server>::start(req);      // or basic_sse_stream<Config>
+//     auto s = tether::sse_stream::start(req);   // the request's server decides the type
+//                                                // (or server_t::sse_stream::start(req))
 //     s->send({.id = "7", .event = "tick", .data = "line 1\nline 2"});
 //     s->comment("keep-alive");
 //
@@ -70,7 +71,7 @@ inline void field(std::string& out, std::string_view name, std::string_view valu
 
 /// Appends the wire form of `e` to `out`. Errors: errc::invalid_argument when `id` or
 /// `event` holds a line break or NUL (it would end the field early), or `id` holds NUL.
-inline std::error_code encode_to(std::string& out, const event& e) {
+[[nodiscard]] inline std::error_code encode_to(std::string& out, const event& e) {
   if (!detail::single_line(e.id) || !detail::single_line(e.event)) return make_error_code(errc::invalid_argument);
   if (!e.id.empty()) detail::field(out, "id", e.id);
   if (!e.event.empty()) detail::field(out, "event", e.event);
@@ -148,31 +149,34 @@ class basic_sse_stream {
   }
 
   /// Starts the event stream on `req`: Content-Type text/event-stream, no caching
-  /// (Cache-Control: no-cache), no proxy buffering (X-Accel-Buffering: no).
-  static result<basic_sse_stream> start(request_type& req) noexcept {
+  /// (Cache-Control: no-cache), no proxy buffering (X-Accel-Buffering: no). The
+  /// request's server decides the stream's type: `tether::sse_stream::start(req)` gives
+  /// a `basic_sse_stream<C>` for a request of any server (`basic_request<C>`).
+  template <class C>
+  static result<basic_sse_stream<C>> start(basic_request<C>& req) noexcept {
     auto h = req.output_headers();
     if (auto ec = h.set("Content-Type", "text/event-stream")) return ec;
     (void)h.set("Cache-Control", "no-cache");
     (void)h.set("X-Accel-Buffering", "no");
-    auto s = basic_stream<Config>::start(req, 200);
+    auto s = basic_stream<C>::start(req, 200);
     if (!s) return s.error();
-    basic_sse_stream out;
+    basic_sse_stream<C> out;
     out.stream_ = std::move(*s);
     return out;
   }
 
   /// Sends one event. Errors: as basic_stream::write, and errc::invalid_argument for a
   /// malformed event.
-  std::error_code send(const sse::event& e) {
+  [[nodiscard]] std::error_code send(const sse::event& e) {
     thread_local std::string wire;  // reused: no allocation per event once warm
     wire.clear();
     if (auto ec = sse::encode_to(wire, e)) return ec;
     return stream_.write(std::string_view(wire));
   }
   /// Sends an event encoded once for many streams (sse::encode).
-  std::error_code send(const shared_bytes& encoded) noexcept { return stream_.write(encoded); }
+  [[nodiscard]] std::error_code send(const shared_bytes& encoded) noexcept { return stream_.write(encoded); }
   /// Sends a comment line (": text").
-  std::error_code comment(std::string_view text = {}) { return stream_.write(std::string_view(sse::comment(text))); }
+  [[nodiscard]] std::error_code comment(std::string_view text = {}) { return stream_.write(std::string_view(sse::comment(text))); }
 
   /// Sends a comment every `interval` until the stream ends, so that idle proxies and
   /// clients keep the connection open. Replaces an earlier heartbeat. The heartbeat's
@@ -180,7 +184,7 @@ class basic_sse_stream {
   /// carries a pointer); errors: std::errc::not_enough_memory, errc::libevent_failure,
   /// or the stream's own (errc::peer_gone...) when it has ended.
   template <class Rep, class Period>
-  std::error_code heartbeat(event_loop& loop, std::chrono::duration<Rep, Period> interval) {
+  [[nodiscard]] std::error_code heartbeat(event_loop& loop, std::chrono::duration<Rep, Period> interval) {
     if (!beat_) {
       beat_.reset(new (std::nothrow) beat_state);
       if (!beat_) return std::make_error_code(std::errc::not_enough_memory);
@@ -209,12 +213,12 @@ class basic_sse_stream {
 
   /// Writes already-encoded event-stream bytes.
   template <class... Bodies>
-  std::error_code write(Bodies&&... bodies) noexcept {
+  [[nodiscard]] std::error_code write(Bodies&&... bodies) noexcept {
     return stream_.write(std::forward<Bodies>(bodies)...);
   }
 
   /// Stops the heartbeat and ends the stream. Errors: as basic_stream::end().
-  std::error_code end() noexcept {
+  [[nodiscard]] std::error_code end() noexcept {
     beat_.reset();
     return stream_.end();
   }
@@ -246,6 +250,9 @@ class basic_sse_stream {
     }
     (void)b->stream->write(static_bytes(":\n\n"));
   }
+
+  template <class>
+  friend class basic_sse_stream;  // start() on one server's type makes another's
 
   basic_stream<Config> stream_;
   std::unique_ptr<beat_state> beat_;  // null until heartbeat()

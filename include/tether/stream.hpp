@@ -75,8 +75,11 @@ class basic_stream {
   basic_stream& operator=(basic_stream&&) noexcept = default;
 
   /// Starts a streamed reply on `req` (inside its handler); see the framing table.
-  static result<basic_stream> start(request_type& req, int status = 200, const char* reason = nullptr) noexcept {
-    basic_stream s;
+  /// The request's server decides the stream's type: `tether::stream::start(req)` gives
+  /// a `basic_stream<C>` for a request of any server (`basic_request<C>`).
+  template <class C>
+  static result<basic_stream<C>> start(basic_request<C>& req, int status = 200, const char* reason = nullptr) noexcept {
+    basic_stream<C> s;
     const auto [major, minor] = req.version();
     // HTTP/1.0 has no chunked encoding: the body ends when the connection closes, and
     // start() refuses keep-alive for it (request.hpp, refuse_keep_alive_for_unsized_http10).
@@ -85,9 +88,11 @@ class basic_stream {
   }
 
   /// Starts a reply whose body is exactly `length` bytes (Content-Length, no chunking).
-  static result<basic_stream> start_sized(request_type& req, std::uint64_t length, int status = 200,
-                                          const char* reason = nullptr) noexcept {
-    basic_stream s;
+  /// The request's server decides the stream's type, as for start().
+  template <class C>
+  static result<basic_stream<C>> start_sized(basic_request<C>& req, std::uint64_t length, int status = 200,
+                                             const char* reason = nullptr) noexcept {
+    basic_stream<C> s;
     char digits[24];
     const auto r = std::to_chars(digits, digits + sizeof digits - 1, length);
     *r.ptr = '\0';
@@ -102,7 +107,7 @@ class basic_stream {
   /// nothing was written), errc::would_block or errc::dropped (bounded policies),
   /// errc::length_mismatch (past a known length), errc::reply_finished (after end()).
   template <class... Bodies>
-  std::error_code write(Bodies&&... bodies) noexcept {
+  [[nodiscard]] std::error_code write(Bodies&&... bodies) noexcept {
     if (framing_ == framing::known_length) {
       const std::uint64_t n = (std::uint64_t{0} + ... + detail::body_size(bodies));
       if (n > remaining_) return make_error_code(errc::length_mismatch);
@@ -115,7 +120,7 @@ class basic_stream {
 
   /// Ends the body. A known-length stream ended short is closed instead (and reports
   /// errc::length_mismatch).
-  std::error_code end() noexcept {
+  [[nodiscard]] std::error_code end() noexcept {
     if (framing_ == framing::known_length && remaining_ != 0 && handle_.alive()) {
       handle_.close();
       return make_error_code(errc::length_mismatch);
@@ -143,7 +148,7 @@ class basic_stream {
   /// std::errc::not_enough_memory if that allocation fails. Set on a stream that has
   /// already ended, a callback never runs.
   template <class F>
-  std::error_code on_writable(F&& f) noexcept {
+  [[nodiscard]] std::error_code on_writable(F&& f) noexcept {
     if (auto ec = make_hook()) return ec;
     hook_->on_writable(std::forward<F>(f));
     return {};
@@ -152,7 +157,7 @@ class basic_stream {
   /// client or server gone. Runs before the connection's close callback. Replaces an
   /// earlier callback; errors as on_writable().
   template <class F>
-  std::error_code on_end(F&& f) noexcept {
+  [[nodiscard]] std::error_code on_end(F&& f) noexcept {
     if (auto ec = make_hook()) return ec;
     hook_->on_end(std::forward<F>(f));
     return {};
@@ -177,13 +182,16 @@ class basic_stream {
     return std::move(*this);
   }
 
-  std::error_code make_hook() noexcept {
+  [[nodiscard]] std::error_code make_hook() noexcept {
     if (hook_) return {};
     hook_.reset(new (std::nothrow) reply_hook);
     if (!hook_) return std::make_error_code(std::errc::not_enough_memory);
     (void)handle_.attach(*hook_);  // an ended stream: the hook is simply never told
     return {};
   }
+
+  template <class>
+  friend class basic_stream;  // start() on one server's type makes another's
 
   handle_type handle_;
   std::unique_ptr<reply_hook> hook_;  // null until on_writable() or on_end()

@@ -389,22 +389,22 @@ class uri {
   // ----- setters: each checks its part as libevent does; nullopt removes it ---------
 
   /// Sets or removes the scheme (a letter, then letters, digits, `+`, `-`, `.`).
-  std::error_code set_scheme(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_scheme); }
+  [[nodiscard]] std::error_code set_scheme(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_scheme); }
   /// Sets or removes the userinfo (percent-encode what RFC 3986 does not allow there).
-  std::error_code set_userinfo(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_userinfo); }
+  [[nodiscard]] std::error_code set_userinfo(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_userinfo); }
   /// A name, an IPv4 address, or an IPv6 literal in brackets ("[::1]").
-  std::error_code set_host(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_host); }
+  [[nodiscard]] std::error_code set_host(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_host); }
   /// Sets or removes the port.
-  std::error_code set_port(std::optional<std::uint16_t> p) noexcept {
+  [[nodiscard]] std::error_code set_port(std::optional<std::uint16_t> p) noexcept {
     return evhttp_uri_set_port(u_.get(), p ? static_cast<int>(*p) : -1) == 0 ? std::error_code{}
                                                                                 : make_error_code(errc::invalid_uri);
   }
   /// Checked against the uri's syntax (strict unless it was parsed nonconformant).
-  std::error_code set_path(std::string_view v) { return set(std::optional<std::string_view>(v), &evhttp_uri_set_path); }
+  [[nodiscard]] std::error_code set_path(std::string_view v) { return set(std::optional<std::string_view>(v), &evhttp_uri_set_path); }
   /// Sets or removes the query (checked against the uri's syntax).
-  std::error_code set_query(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_query); }
+  [[nodiscard]] std::error_code set_query(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_query); }
   /// Sets or removes the fragment (checked against the uri's syntax).
-  std::error_code set_fragment(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_fragment); }
+  [[nodiscard]] std::error_code set_fragment(std::optional<std::string_view> v) { return set(v, &evhttp_uri_set_fragment); }
 
   /// The URI as text (evhttp_uri_join).
   /// Errors: errc::invalid_uri if the parts do not make a URI (a host with a path that
@@ -425,7 +425,7 @@ class uri {
  private:
   uri(evhttp_uri* u, unsigned flags) noexcept : u_(u), flags_(flags) {}
 
-  std::error_code set(std::optional<std::string_view> v, int (*setter)(evhttp_uri*, const char*)) {
+  [[nodiscard]] std::error_code set(std::optional<std::string_view> v, int (*setter)(evhttp_uri*, const char*)) {
     if (!v) return setter(u_.get(), nullptr) == 0 ? std::error_code{} : make_error_code(errc::invalid_uri);
     if (detail::contains_nul(*v)) return make_error_code(errc::invalid_uri);
     const std::string copy(*v);

@@ -127,7 +127,8 @@ class basic_virtual_host {
       (void)sizeof(detail::router_handler_checks<request, router_t>);
       return make_error_code(errc::invalid_argument);
     } else {
-      auto methods = handlers_.route_router(std::forward<Router>(table));
+      const char* failed = nullptr;  // the path a failure is about (route_error on the server)
+      auto methods = handlers_.route_router(std::forward<Router>(table), failed);
       if (!methods) return methods.error();
       if (attached()) parent_->add_allowed_methods(*methods);
       return {};

@@ -7,7 +7,7 @@ int main() {
   auto mine = [](const tether::close_event&) noexcept {};
   tether::basic_server<tether::eager_close<>, tether::copy_buffer, decltype(mine)> srv{loop};
   srv.fallback([](auto& req) {
-    req.connection().on_close([](const tether::close_event&) noexcept {});
+    (void)req.connection().on_close([](const tether::close_event&) noexcept {});
     (void)req.reply(200);
   });
 }

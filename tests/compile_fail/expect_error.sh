@@ -5,6 +5,9 @@
 # lines passes only if every line matches somewhere in the diagnostics (a sentence, and
 # the name of what is at fault, are often on different lines).
 #
+# It also passes only if the compiler reports exactly ONE error: the sentence is the whole
+# diagnosis, and no cascade follows it (issue 12). Notes under it are welcome.
+#
 # Only the compiler's own lines count ("file:line:col: error: ...", "file: In
 # instantiation of ..."), not the source lines it quotes under them: a quoted line of
 # tether's source mentions the concept or the member whatever went wrong.
@@ -21,9 +24,15 @@ missing=$(printf '%s\n' "$pattern" | while IFS= read -r p; do
   [ -z "$p" ] && continue
   printf '%s\n' "$diagnostics" | grep -Eq -- "$p" || printf '%s\n' "$p"
 done)
-if [ -z "$missing" ]; then
-  exit 0
+if [ -n "$missing" ]; then
+  echo "compilation failed, but the diagnostics do not match: $missing"
+  printf '%s\n' "$out" | head -40
+  exit 1
 fi
-echo "compilation failed, but the diagnostics do not match: $missing"
-printf '%s\n' "$out" | head -40
-exit 1
+errors=$(printf '%s\n' "$diagnostics" | grep -Ec '^[^ :]+:[0-9]+:[0-9]+: (fatal )?error: ')
+if [ "$errors" -ne 1 ]; then
+  echo "expected exactly one error (the sentence), but the compiler reported $errors:"
+  printf '%s\n' "$diagnostics" | grep -E '^[^ :]+:[0-9]+:[0-9]+: (fatal )?error: ' | cut -c1-300
+  exit 1
+fi
+exit 0

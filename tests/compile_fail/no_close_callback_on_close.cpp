@@ -5,7 +5,7 @@ int main() {
   tether::event_loop loop;
   tether::basic_server<tether::eager_close<>, tether::copy_buffer, tether::no_close_callback> srv{loop};
   srv.fallback([](auto& req) {
-    req.connection().on_close(tether::no_close_callback{});
+    (void)req.connection().on_close(tether::no_close_callback{});
     (void)req.reply(200);
   });
 }

@@ -59,7 +59,7 @@ TEST_CASE("exemplars: a typed close callback and a stateful handler drive a real
   tether::event_loop loop;
   server srv{loop};
   srv.fallback([&](server::request& req) {
-    req.connection().on_close(departure_log{&log});
+    (void)req.connection().on_close(departure_log{&log});
     counting_handler{&answered}(req);
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -69,4 +69,31 @@ TEST_CASE("exemplars: a typed close callback and a stateful handler drive a real
   c.reset();
   REQUIRE(tt::run_until(loop, [&] { return !log.empty(); }));
   CHECK(log == std::vector<tether::close_reason>{tether::close_reason::peer_reset});
+}
+
+TEST_CASE("close_callback: a second on_close on a keep-alive connection replaces the first", "[concepts][close_callback]") {
+  // Documented in docs/concepts/close_callback.md: one callback per connection; the last
+  // one set runs, once; the earlier one is destroyed without being called.
+  tether::event_loop loop;
+  tether::server srv{loop};
+  std::vector<std::string> ran;
+  int requests = 0;
+  srv.fallback([&](tether::request& req) {
+    const int n = ++requests;
+    REQUIRE_FALSE(req.connection().on_close([&ran, n](const tether::close_event&) noexcept {
+      ran.push_back("callback of request " + std::to_string(n));
+    }));
+    (void)req.reply(200, "request " + std::to_string(n) + "\n");
+  });
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client c(port);
+  c.send("GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(loop, "request 1\n"));
+  c.send("GET /2 HTTP/1.1\r\nHost: t\r\n\r\n");  // the same connection (keep-alive)
+  REQUIRE(c.wait_for(loop, "request 2\n"));
+  CHECK(ran.empty());  // replacing does not call the first
+  c.close();
+  REQUIRE(tt::run_until(loop, [&] { return !ran.empty(); }));
+  tt::run_for(loop, std::chrono::milliseconds(20));  // nothing else follows
+  CHECK(ran == std::vector<std::string>{"callback of request 2"});
 }

@@ -68,7 +68,7 @@ TEST_CASE("close_policy: a user-written policy drives a real server", "[concepts
   srv->set_max_unread_input(tether::unlimited);
   server::request_handle held;
   srv->fallback([&](server::request& req) {
-    req.connection().on_close([&](const tether::close_event& e) { reasons.push_back(e.reason); });
+    (void)req.connection().on_close([&](const tether::close_event& e) { reasons.push_back(e.reason); });
     held = req.hold();
   });
   const auto port = *srv->bind("127.0.0.1", 0);

@@ -29,7 +29,7 @@ TEST_CASE("callbacks by type: a stateful close callback, a handle and a hook cos
   tether::reply_hook hook;
   srv.fallback([&](server::request& req) {
     ++served;
-    req.connection().on_close(session_counter{&closed, served});
+    (void)req.connection().on_close(session_counter{&closed, served});
     held = req.hold();
     (void)held.attach(hook);
     (void)held.reply(200, "ok");

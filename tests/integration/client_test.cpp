@@ -90,13 +90,13 @@ struct server_fixture {
 
   server_fixture() {
     srv.allow_methods(tether::method_set::all());
-    srv.route("/hello", [this](tether::request& req) {
+    (void)srv.route("/hello", [this](tether::request& req) {
       ++requests;
       (void)req.output_headers().add("Content-Type", "text/plain");
       (void)req.output_headers().add("X-Test", "yes");
       (void)req.reply(200, "hello");
     });
-    srv.route("/echo", [this](tether::request& req) {
+    (void)srv.route("/echo", [this](tether::request& req) {
       ++requests;
       std::string out(to_string(req.method()));
       out += "|" + std::string(req.input_headers().find("Host").value_or("-"));
@@ -105,7 +105,7 @@ struct server_fixture {
       out += "|" + req.body().to_string();
       (void)req.reply(200, out);
     });
-    srv.route("/query", [this](tether::request& req) {
+    (void)srv.route("/query", [this](tether::request& req) {
       ++requests;
       auto q = req.query_params();
       if (!q) {
@@ -116,11 +116,11 @@ struct server_fixture {
       for (auto [name, value] : *q) out += "[" + std::string(name) + "=" + std::string(value) + "]";
       (void)req.reply(200, out);
     });
-    srv.route("/big", [this](tether::request& req) {
+    (void)srv.route("/big", [this](tether::request& req) {
       ++requests;
       (void)req.reply(200, pattern(4 << 20));
     });
-    srv.route("/stream", [this](tether::request& req) {
+    (void)srv.route("/stream", [this](tether::request& req) {
       ++requests;
       auto s = std::make_unique<streamer>();
       s->handle = req.hold();
@@ -138,11 +138,11 @@ struct server_fixture {
       s->tick->start_periodic(2ms);
       streams.push_back(std::move(s));
     });
-    srv.route("/hold", [this](tether::request& req) {
+    (void)srv.route("/hold", [this](tether::request& req) {
       ++requests;
       held.push_back(req.hold());
     });
-    srv.route("/hangup", [this](tether::request& req) {
+    (void)srv.route("/hangup", [this](tether::request& req) {
       ++requests;
       (void)req.output_headers().add("Content-Length", "100");
       auto h = req.hold();
@@ -150,19 +150,19 @@ struct server_fixture {
       (void)h.send_chunk("partial");
       held.push_back(h);
     });
-    srv.route("/hangup-chunked", [this](tether::request& req) {
+    (void)srv.route("/hangup-chunked", [this](tether::request& req) {
       ++requests;
       auto h = req.hold();
       (void)h.start(200);
       (void)h.send_chunk("first piece");
       held.push_back(h);
     });
-    srv.route("/close", [this](tether::request& req) {
+    (void)srv.route("/close", [this](tether::request& req) {
       ++requests;
       (void)req.output_headers().add("Connection", "close");
       (void)req.reply(200, "bye");
     });
-    srv.route("/peer", [this](tether::request& req) {
+    (void)srv.route("/peer", [this](tether::request& req) {
       ++requests;
       (void)req.connection().on_close([this](const tether::close_event&) noexcept { ++server_closes; });
       (void)req.reply(200, std::string(req.connection().peer_address()) + ":" +

@@ -61,22 +61,22 @@ struct matrix_server {
 
   matrix_server() {
     auto record = [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };
-    srv->route("/hold", [this, record](tether::request& req) {
+    (void)srv->route("/hold", [this, record](tether::request& req) {
       ++handlers_run;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       held = req.hold();
     });
-    srv->route("/stream", [this, record](tether::request& req) {
+    (void)srv->route("/stream", [this, record](tether::request& req) {
       ++handlers_run;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       REQUIRE_FALSE(req.start(200));
       REQUIRE_FALSE(req.send_chunk("tick\n"));
       stream = req.hold();
       producer.start_periodic(100ms);
     });
-    srv->route("/fast", [this, record](tether::request& req) {
+    (void)srv->route("/fast", [this, record](tether::request& req) {
       ++handlers_run;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       REQUIRE_FALSE(req.reply(200, "fast-reply"));
     });
     port = *srv->bind("127.0.0.1", 0);

@@ -74,15 +74,15 @@ struct behind_nginx {
         c->when = std::chrono::steady_clock::now();
       });
     };
-    srv.route("/events", [this, watch](tether::request& req) {
+    (void)srv.route("/events", [this, watch](tether::request& req) {
       watch(req);
       if (auto s = tether::sse_stream::start(req)) sse.emplace(std::move(*s));
     });
-    srv.route("/events/raw", [this, watch](tether::request& req) {
+    (void)srv.route("/events/raw", [this, watch](tether::request& req) {
       watch(req);
       if (auto s = tether::stream::start(req)) raw.emplace(std::move(*s));
     });
-    srv.route("/poll", [this, watch](tether::request& req) {
+    (void)srv.route("/poll", [this, watch](tether::request& req) {
       watch(req);
       forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
       (void)polls.wait(req);

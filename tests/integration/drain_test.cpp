@@ -141,13 +141,13 @@ TEST_CASE("drain: under load, every accepted request gets a complete response or
   const std::string big(1024 * 1024, 'x');
 
   auto record = [&closes](const tether::close_event& e) noexcept { closes.push_back({e.reason, e.aborted}); };
-  srv.route("/hello", [](tether::request& req) { (void)req.reply(200, "hello"); });
-  srv.route("/big", [&](tether::request& req) { (void)req.reply(200, big); });
-  srv.route("/poll", [&](tether::request& req) {
+  (void)srv.route("/hello", [](tether::request& req) { (void)req.reply(200, "hello"); });
+  (void)srv.route("/big", [&](tether::request& req) { (void)req.reply(200, big); });
+  (void)srv.route("/poll", [&](tether::request& req) {
     (void)req.connection().on_close(record);
     (void)room.wait(req);
   });
-  srv.route("/stream", [&](tether::request& req) {
+  (void)srv.route("/stream", [&](tether::request& req) {
     (void)req.connection().on_close(record);
     if (auto s = tether::stream::start(req)) (void)streams.subscribe(std::move(*s));
   });
@@ -296,7 +296,7 @@ TEST_CASE("drain: at the deadline what is left is closed hard, reported, and the
   std::vector<close_record> closes;
   std::optional<tether::stream> flood;
   const std::string chunk(64 * 1024, 'f');
-  srv.route("/flood", [&](tether::request& req) {
+  (void)srv.route("/flood", [&](tether::request& req) {
     (void)req.connection().on_close([&closes](const tether::close_event& e) noexcept {
       closes.push_back({e.reason, e.aborted});
     });
@@ -372,7 +372,7 @@ TEST_CASE("drain: a server group drains every loop, and join() returns", "[drain
   tether::server_group group{{.threads = 2}};
   auto port = group.start("127.0.0.1", 0, [](tether::server& srv) {
     auto streams = std::make_unique<tether::hub<tether::stream>>();
-    srv.route("/stream", [s = streams.get()](tether::request& req) {
+    (void)srv.route("/stream", [s = streams.get()](tether::request& req) {
       if (auto st = tether::stream::start(req)) {
         (void)st->write(std::string_view("hello\n"));
         (void)s->subscribe(std::move(*st));

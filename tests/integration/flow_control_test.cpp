@@ -43,8 +43,8 @@ struct flow_fixture {
   std::uint16_t port = 0;
 
   flow_fixture() {
-    srv->route("/stream", [this](typename server_type::request& req) {
-      req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
+    (void)srv->route("/stream", [this](typename server_type::request& req) {
+      (void)req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
       shrink_server_send_buffer(req);
       REQUIRE_FALSE(req.start(200));
       stream = req.hold();

@@ -197,7 +197,7 @@ int sigpipe_scenario(bool through_event_loop) {
     else srv.emplace(base);
     server_t::request_handle held;
     bool closed = false;
-    srv->route("/hold", [&](server_t::request& req) {
+    (void)srv->route("/hold", [&](server_t::request& req) {
       (void)req.connection().on_close([&closed](const tether::close_event&) { closed = true; });
       held = req.hold();
     });
@@ -302,7 +302,7 @@ int emfile_scenario(int report) {
     if (e.kind == tether::server_event_kind::accept_paused) ++events.paused;
     if (e.kind == tether::server_event_kind::accept_resumed) ++events.resumed;
   });
-  srv.route("/", [](tether::request& req) { (void)req.reply(200, "served"); });
+  (void)srv.route("/", [](tether::request& req) { (void)req.reply(200, "served"); });
   const auto port = srv.bind("127.0.0.1", 0);
   if (!port) return 10;
   const bool valgrind = under_valgrind();  // its accept4() wrapper closes what it cannot return
@@ -564,7 +564,7 @@ TEST_CASE("EMFILE: accept(fd) listeners back off too, and a server without failu
       paused += e.kind == tether::server_event_kind::accept_paused;
       resumed += e.kind == tether::server_event_kind::accept_resumed;
     });
-    srv.route("/", [](tether::request& req) { (void)req.reply(200, "served"); });
+    (void)srv.route("/", [](tether::request& req) { (void)req.reply(200, "served"); });
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -610,13 +610,13 @@ TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() is close-
   tether::event_loop loop;
   tether::server srv{loop};
   tether::request_handle held;
-  srv.route("/inline", [](tether::request& req) {
+  (void)srv.route("/inline", [](tether::request& req) {
     (void)req.start(200);
     (void)req.send_chunk("streamed body");
     (void)req.end();
   });
-  srv.route("/held", [&](tether::request& req) { held = req.hold(); });
-  srv.route("/sized", [](tether::request& req) {
+  (void)srv.route("/held", [&](tether::request& req) { held = req.hold(); });
+  (void)srv.route("/sized", [](tether::request& req) {
     (void)req.output_headers().set("Content-Length", "5");
     (void)req.start(200);
     (void)req.send_chunk("sized");
@@ -721,7 +721,7 @@ TEST_CASE("smuggling: a refused request on a tracked keep-alive connection repor
   std::vector<tether::close_event> closes;
   tether::server srv{loop};
   int handled = 0;
-  srv.route("/", [&](tether::request& req) {
+  (void)srv.route("/", [&](tether::request& req) {
     ++handled;
     (void)req.connection().on_close([&closes](const tether::close_event& e) { closes.push_back(e); });
     (void)req.reply(200, "first");
@@ -763,7 +763,7 @@ TEST_CASE("smuggling: well-formed heads near the rules are still served", "[hard
   tether::server srv{loop};
   int rejected = 0;
   srv.on_event([&rejected](const tether::server_event& e) { rejected += e.kind == tether::server_event_kind::request_rejected; });
-  srv.route("/", [](tether::request& req) {
+  (void)srv.route("/", [](tether::request& req) {
     const auto [major, minor] = req.version();
     (void)req.reply(200, "handled / " + std::to_string(major) + "." + std::to_string(minor) + " " + req.body().to_string());
   });

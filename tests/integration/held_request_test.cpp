@@ -41,9 +41,9 @@ constexpr const char* hold_request = "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n";
 
 TEST_CASE("held request: a stray CRLF neither crashes the server nor loses the late reply", "[held][stray]") {
   fixture f;
-  f.srv->route("/hold", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](tether::request& req) {
     ++f.handled;
-    req.connection().on_close(f.recorder());
+    (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
   });
   const auto port = f.bind();
@@ -60,11 +60,11 @@ TEST_CASE("held request: a stray CRLF neither crashes the server nor loses the l
 
 TEST_CASE("held request: a request pipelined behind a held one is served after it, in order", "[held][pipeline]") {
   fixture f;
-  f.srv->route("/hold", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](tether::request& req) {
     ++f.handled;
     f.held = req.hold();
   });
-  f.srv->route("/fast", [&](tether::request& req) {
+  (void)f.srv->route("/fast", [&](tether::request& req) {
     ++f.handled;
     (void)req.reply(200, "second");
   });
@@ -84,9 +84,9 @@ TEST_CASE("held request: a request pipelined behind a held one is served after i
 TEST_CASE("held request: a client that floods while held is cut off at the policy's limit", "[held][flood]") {
   using small_limit = tether::basic_server<tether::eager_close<4096>>;
   fixture<small_limit> f;
-  f.srv->route("/hold", [&](small_limit::request& req) {
+  (void)f.srv->route("/hold", [&](small_limit::request& req) {
     ++f.handled;
-    req.connection().on_close(f.recorder());
+    (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
   });
   const auto port = f.bind();
@@ -105,9 +105,9 @@ TEST_CASE("held request: the server timeout does not cut a long-poll, but cuts t
           "[held][timeout]") {
   fixture f;
   f.srv->set_timeout(200ms);
-  f.srv->route("/hold", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](tether::request& req) {
     ++f.handled;
-    req.connection().on_close(f.recorder());
+    (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
   });
   const auto port = f.bind();
@@ -126,9 +126,9 @@ TEST_CASE("held request: the server timeout does not cut a long-poll, but cuts t
 TEST_CASE("native_close: a held request is blind to a hang-up until the application writes", "[held][native]") {
   using native = tether::basic_server<tether::native_close>;
   fixture<native> f;
-  f.srv->route("/hold", [&](native::request& req) {
+  (void)f.srv->route("/hold", [&](native::request& req) {
     ++f.handled;
-    req.connection().on_close(f.recorder());
+    (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
   });
   const auto port = f.bind();
@@ -147,9 +147,9 @@ TEST_CASE("native_close: a held request is blind to a hang-up until the applicat
 TEST_CASE("server shutdown: open connections get server_shutdown and handles outlive the server",
           "[held][shutdown]") {
   fixture f;
-  f.srv->route("/hold", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](tether::request& req) {
     ++f.handled;
-    req.connection().on_close(f.recorder());
+    (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
   });
   const auto port = f.bind();
@@ -170,7 +170,7 @@ TEST_CASE("handles: a handle to an earlier request on a keep-alive connection re
           "[handle]") {
   fixture f;
   std::vector<tether::request_handle> handles;
-  f.srv->route("/once", [&](tether::request& req) {
+  (void)f.srv->route("/once", [&](tether::request& req) {
     ++f.handled;
     handles.push_back(req.hold());
     (void)handles.back().reply(200, "reply-" + std::to_string(f.handled));
@@ -190,7 +190,7 @@ TEST_CASE("handles: a handle to an earlier request on a keep-alive connection re
 TEST_CASE("handles: the reply calls report misuse without touching libevent", "[handle]") {
   fixture f;
   std::vector<std::error_code> results;
-  f.srv->route("/misuse", [&](tether::request& req) {
+  (void)f.srv->route("/misuse", [&](tether::request& req) {
     results.push_back(req.send_chunk("x"));          // not started
     results.push_back(req.end());                    // not started
     results.push_back(req.reply(42));                // bad status
@@ -220,7 +220,7 @@ TEST_CASE("handles: the reply calls report misuse without touching libevent", "[
 
 TEST_CASE("abandoned requests: a handler that neither replies nor holds gets a 500 sent for it", "[abandon]") {
   fixture f;
-  f.srv->route("/forgot", [&](tether::request&) { ++f.handled; });
+  (void)f.srv->route("/forgot", [&](tether::request&) { ++f.handled; });
   const auto port = f.bind();
   tt::client c(port);
   c.send("GET /forgot HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -232,8 +232,8 @@ TEST_CASE("abandoned requests: dropping the last handle answers a held request a
           "[abandon][handle]") {
   fixture f;
   tether::request_handle stream;
-  f.srv->route("/hold", [&](tether::request& req) { f.held = req.hold(); });
-  f.srv->route("/stream", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](tether::request& req) { f.held = req.hold(); });
+  (void)f.srv->route("/stream", [&](tether::request& req) {
     (void)req.start(200);
     (void)req.send_chunk("part");
     stream = req.hold();
@@ -252,9 +252,9 @@ TEST_CASE("abandoned requests: dropping the last handle answers a held request a
 
 TEST_CASE("exceptions: a throwing handler yields a 500, mid-stream it closes the connection", "[exceptions]") {
   fixture f;
-  f.srv->route("/throw", [&](tether::request&) { throw std::runtime_error("handler failure"); });
-  f.srv->route("/throw-mid-stream", [&](tether::request& req) {
-    req.connection().on_close(f.recorder());
+  (void)f.srv->route("/throw", [&](tether::request&) { throw std::runtime_error("handler failure"); });
+  (void)f.srv->route("/throw-mid-stream", [&](tether::request& req) {
+    (void)req.connection().on_close(f.recorder());
     (void)req.start(200);
     (void)req.send_chunk("partial");
     throw std::runtime_error("stream failure");
@@ -273,17 +273,17 @@ TEST_CASE("exceptions: a throwing handler yields a 500, mid-stream it closes the
 TEST_CASE("close reasons: Connection: close, HTTP/1.0 streams and server-side close", "[close][reasons]") {
   fixture f;
   tether::request_handle h;
-  f.srv->route("/done", [&](tether::request& req) {
-    req.connection().on_close(f.recorder());
+  (void)f.srv->route("/done", [&](tether::request& req) {
+    (void)req.connection().on_close(f.recorder());
     (void)req.reply(200, "done");
   });
-  f.srv->route("/stream10", [&](tether::request& req) {
-    req.connection().on_close(f.recorder());
+  (void)f.srv->route("/stream10", [&](tether::request& req) {
+    (void)req.connection().on_close(f.recorder());
     (void)req.start(200);
     h = req.hold();
   });
-  f.srv->route("/kick", [&](tether::request& req) {
-    req.connection().on_close(f.recorder());
+  (void)f.srv->route("/kick", [&](tether::request& req) {
+    (void)req.connection().on_close(f.recorder());
     h = req.hold();
   });
   const auto port = f.bind();
@@ -325,12 +325,12 @@ TEST_CASE("close callbacks: a later on_close replaces the earlier one; state liv
   fixture f;
   int first = 0;
   std::vector<int> ids;
-  f.srv->route("/a", [&](tether::request& req) {
-    req.connection().on_close([&first](const tether::close_event&) { ++first; });
+  (void)f.srv->route("/a", [&](tether::request& req) {
+    (void)req.connection().on_close([&first](const tether::close_event&) { ++first; });
     (void)req.reply(200, "a");
   });
-  f.srv->route("/b", [&](tether::request& req) {
-    req.connection().on_close([&ids, id = 42](const tether::close_event&) { ids.push_back(id); });
+  (void)f.srv->route("/b", [&](tether::request& req) {
+    (void)req.connection().on_close([&ids, id = 42](const tether::close_event&) { ids.push_back(id); });
     (void)req.reply(200, "b");
   });
   const auto port = f.bind();
@@ -356,8 +356,8 @@ TEST_CASE("exceptions: close callbacks, reply hooks and timers that throw are co
     ++hook_ran;
     throw std::runtime_error("hook failure");
   });
-  f.srv->route("/hold", [&](tether::request& req) {
-    req.connection().on_close([&](const tether::close_event&) {
+  (void)f.srv->route("/hold", [&](tether::request& req) {
+    (void)req.connection().on_close([&](const tether::close_event&) {
       ++close_callback_ran;
       throw std::runtime_error("close callback failure");
     });
@@ -381,7 +381,7 @@ TEST_CASE("exceptions: close callbacks, reply hooks and timers that throw are co
   CHECK(ticks >= 3);
   ++after;
   // The loop survived all three and still serves.
-  f.srv->route("/ok", [](tether::request& req) { (void)req.reply(200, "still-serving"); });
+  (void)f.srv->route("/ok", [](tether::request& req) { (void)req.reply(200, "still-serving"); });
   tt::client d(port);
   d.send("GET /ok HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(d.wait_for(f.loop, "still-serving"));

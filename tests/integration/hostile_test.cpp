@@ -109,46 +109,46 @@ struct hostile_server {
   explicit hostile_server(const std::function<void(tether::server&)>& configure = {}) {
     if (configure) configure(srv);
     auto record = [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };
-    srv.route("/hello", [this, record](tether::request& req) {
+    (void)srv.route("/hello", [this, record](tether::request& req) {
       ++handled;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       (void)req.reply(200, "hello");
     });
-    srv.route("/plain", [this](tether::request& req) {  // untracked: no close callback, no handle
+    (void)srv.route("/plain", [this](tether::request& req) {  // untracked: no close callback, no handle
       ++handled;
       (void)req.reply(200, "plain");
     });
-    srv.route("/hold", [this, record](tether::request& req) {
+    (void)srv.route("/hold", [this, record](tether::request& req) {
       ++handled;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       held.push_back(req.hold());
     });
-    srv.route("/stream", [this, record](tether::request& req) {  // examples/http_closecb
+    (void)srv.route("/stream", [this, record](tether::request& req) {  // examples/http_closecb
       ++handled;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       (void)req.output_headers().add("Content-Type", "multipart/x-mixed-replace;boundary=b");
       auto s = tether::stream::start(req);
       REQUIRE(s);
       REQUIRE_FALSE(s->write("<html>"));
       streams.push_back(std::move(*s));
     });
-    srv.route("/sse", [this, record](tether::request& req) {  // examples/sse_clock
+    (void)srv.route("/sse", [this, record](tether::request& req) {  // examples/sse_clock
       ++handled;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       auto s = tether::sse_stream::start(req);
       REQUIRE(s);
       REQUIRE_FALSE(s->send({.data = "hello"}));
       REQUIRE_FALSE(s->heartbeat(loop, 10s));  // sparse, as in examples/sse_clock: no write to check on
       events.push_back(std::move(*s));
     });
-    srv.route("/big", [this, record](tether::request& req) {
+    (void)srv.route("/big", [this, record](tether::request& req) {
       ++handled;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       (void)req.reply(200, std::string(8 * MiB, 'b'));
     });
-    srv.route("/produce", [this, record](tether::request& req) {
+    (void)srv.route("/produce", [this, record](tether::request& req) {
       ++handled;
-      req.connection().on_close(record);
+      (void)req.connection().on_close(record);
       // A small kernel send buffer, so that the reply's output backs up in libevent within
       // a few chunks instead of after megabytes of loopback buffering.
       const int small = 4096;
@@ -158,7 +158,7 @@ struct hostile_server {
       streams.push_back(std::move(*s));
       producer.start_periodic(std::chrono::milliseconds(produce_every_ms));
     });
-    srv.route("/post", [this](tether::request& req) {
+    (void)srv.route("/post", [this](tether::request& req) {
       ++handled;
       (void)req.reply(200, std::to_string(req.body().size()));
     });

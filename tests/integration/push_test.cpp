@@ -172,7 +172,7 @@ TEST_CASE("long-poll: data, deadline, and clients that leave while held", "[long
   tether::server srv{loop};
   tether::long_poll room{loop, 150ms};
   srv.fallback([&](tether::request& req) {
-    req.connection().on_close([&](const tether::close_event&) { ++closes; });
+    (void)req.connection().on_close([&](const tether::close_event&) { ++closes; });
     REQUIRE_FALSE(room.wait(req));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -302,7 +302,7 @@ TEST_CASE("broker: SSE frames carry ids, and a client that reconnects with Last-
   tether::server srv{loop};
   tether::broker broker;
   tether::broker_endpoint endpoint{broker, loop};
-  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
+  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   auto first = std::make_unique<tt::client>(port);
@@ -351,7 +351,7 @@ TEST_CASE("broker: a long-poll that comes back with the last id it saw gets what
   tether::server srv{loop};
   tether::broker broker;
   tether::broker_endpoint endpoint{broker, loop, {.poll_timeout = 150ms}};
-  srv.route("/poll", [&](tether::request& req) {
+  (void)srv.route("/poll", [&](tether::request& req) {
     REQUIRE_FALSE(endpoint.poll(req, "chat", tether::parse_message_id(tether::sse::last_event_id(req).value_or(""))));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -393,8 +393,8 @@ TEST_CASE("broker: a subscriber of several channels gets each of their messages 
   tether::server srv{loop};
   tether::broker broker;
   tether::broker_endpoint endpoint{broker, loop};
-  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, {"a", "b"})); });
-  srv.route("/poll", [&](tether::request& req) {
+  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, {"a", "b"})); });
+  (void)srv.route("/poll", [&](tether::request& req) {
     REQUIRE_FALSE(endpoint.poll(req, {"b", "c"}, tether::parse_message_id(tether::sse::last_event_id(req).value_or(""))));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -431,8 +431,8 @@ TEST_CASE("broker: a channel's cap answers 503 with Retry-After, and admits agai
   endpoint.on_leave([&](std::string_view ch, std::size_t n) { left.emplace_back(std::string(ch), n); });
   endpoint.on_join([&](std::string_view ch, std::size_t n) { joined.emplace_back(std::string(ch), n); });
   std::vector<std::error_code> results;
-  srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, "room")); });
-  srv.route("/poll", [&](tether::request& req) { results.push_back(endpoint.poll(req, "room", std::nullopt)); });
+  (void)srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, "room")); });
+  (void)srv.route("/poll", [&](tether::request& req) { results.push_back(endpoint.poll(req, "room", std::nullopt)); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   tt::client a(port), b(port), c(port), d(port);
@@ -471,7 +471,7 @@ TEST_CASE("broker: channel names, history bounds, gaps and the channel registry"
   tether::broker_endpoint endpoint{broker, loop};
   std::string channel;
   std::vector<std::error_code> results;
-  srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, channel)); });
+  (void)srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, channel)); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   SECTION("bad names: 400 from a subscription, invalid_argument from publish") {
@@ -547,8 +547,8 @@ TEST_CASE("broker: subscribers who vanish leave at once; a destroyed endpoint en
   {
     tether::server srv{loop};
     auto endpoint = std::make_unique<tether::broker_endpoint>(broker, loop);
-    srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint->subscribe(req, "x")); });
-    srv.route("/poll", [&](tether::request& req) { REQUIRE_FALSE(endpoint->poll(req, "x", std::nullopt)); });
+    (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint->subscribe(req, "x")); });
+    (void)srv.route("/poll", [&](tether::request& req) { REQUIRE_FALSE(endpoint->poll(req, "x", std::nullopt)); });
     port = *srv.bind("127.0.0.1", 0);
     std::vector<std::unique_ptr<tt::client>> streams, polls;
     for (int i = 0; i < 30; ++i) {
@@ -599,10 +599,10 @@ TEST_CASE("broker: a subscriber that joins while messages are on their way to it
   tether::server srv{loop};
   tether::broker broker;
   tether::broker_endpoint endpoint{broker, loop};
-  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "x")); });
+  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "x")); });
   // Publishes first: the message is queued for this loop (which already has a subscriber
   // on x) and is in history, so the resume replays it and the queue brings it again.
-  srv.route("/late", [&](tether::request& req) {
+  (void)srv.route("/late", [&](tether::request& req) {
     REQUIRE(broker.publish("x", "in flight"));
     REQUIRE_FALSE(endpoint.subscribe(req, "x"));
   });
@@ -629,7 +629,7 @@ TEST_CASE("broker: relayed ids (external_ids) skip duplicates, and a Last-Event-
   tether::server srv{loop};
   tether::broker broker{{.history = 8, .external_ids = true}};
   tether::broker_endpoint endpoint{broker, loop};
-  srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
+  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   CHECK(broker.publish("news", "local").error() == tether::errc::invalid_argument);  // ids come from elsewhere

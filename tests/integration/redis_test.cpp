@@ -101,8 +101,8 @@ struct instance {
 
   instance(tether::event_loop& loop, const tether::redis_options& o)
       : srv{loop}, endpoint{broker, loop}, hub{broker, loop, o} {
-    srv.route("/events", [this](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "chat")); });
-    srv.route("/hello", [](tether::request& req) { (void)req.reply(200, "hello"); });
+    (void)srv.route("/events", [this](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "chat")); });
+    (void)srv.route("/hello", [](tether::request& req) { (void)req.reply(200, "hello"); });
     hub.on_event([this](const tether::server_event& e) {
       events.push_back(e);
       events.back().what = {};

@@ -366,7 +366,7 @@ TEST_CASE("static routes: a request held by a static route notices the client ha
   std::vector<tether::close_reason> reasons;
   tether::request_handle held;
   tether::server srv{loop, tether::router{tether::get<"/wait">([&](tether::request& req) {
-                       req.connection().on_close([&](const tether::close_event& e) { reasons.push_back(e.reason); });
+                       (void)req.connection().on_close([&](const tether::close_event& e) { reasons.push_back(e.reason); });
                        held = req.hold();
                      })}};
   conversation c(loop, *srv.bind("127.0.0.1", 0));

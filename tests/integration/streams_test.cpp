@@ -23,7 +23,7 @@ struct stream_fixture {
   template <class Start>
   explicit stream_fixture(Start start) {
     srv->fallback([this, start](tether::request& req) {
-      req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
+      (void)req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
       auto s = start(req);
       REQUIRE(s);
       stream.emplace(std::move(*s));
@@ -111,7 +111,7 @@ TEST_CASE("stream: writing after the client left is a checked no-op, and produce
     int writes = 0;
     std::optional<tether::server> srv{std::in_place, loop};
     srv->fallback([&](tether::request& req) {
-      req.connection().on_close([&](const tether::close_event&) { producer_running_at_close.push_back(producer->running()); });
+      (void)req.connection().on_close([&](const tether::close_event&) { producer_running_at_close.push_back(producer->running()); });
       stream.emplace(std::move(*tether::stream::start(req)));
       producer.emplace(loop, *stream, 5ms, [&](tether::stream& s) {
         ++writes;

@@ -156,7 +156,7 @@ TEST_CASE("server_group: stop() from another thread, from a handler, and before 
   SECTION("a request handler on one loop stops them all") {
     tether::server_group group{{.threads = 2}};
     auto port = group.start("127.0.0.1", 0, [&group](tether::server& srv) {
-      srv.route("/stop", [&group](tether::request& req) {
+      (void)srv.route("/stop", [&group](tether::request& req) {
         (void)req.reply(200, "stopping");
         group.stop();
       });
@@ -453,10 +453,10 @@ struct broker_fixture {
         left.push_back({index, std::this_thread::get_id(), std::string(ch), total});
       });
       auto* e = endpoint.get();
-      srv.route("/a", [e](tether::request& req) { (void)e->subscribe(req, "a"); });
-      srv.route("/b", [e](tether::request& req) { (void)e->subscribe(req, "b"); });
-      srv.route("/ab", [e](tether::request& req) { (void)e->subscribe(req, {"a", "b"}); });
-      srv.route("/poll", [e](tether::request& req) {
+      (void)srv.route("/a", [e](tether::request& req) { (void)e->subscribe(req, "a"); });
+      (void)srv.route("/b", [e](tether::request& req) { (void)e->subscribe(req, "b"); });
+      (void)srv.route("/ab", [e](tether::request& req) { (void)e->subscribe(req, {"a", "b"}); });
+      (void)srv.route("/poll", [e](tether::request& req) {
         (void)e->poll(req, "c", tether::parse_message_id(tether::sse::last_event_id(req).value_or("")));
       });
       const auto port = srv.bind("127.0.0.1", 0);

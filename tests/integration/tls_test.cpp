@@ -147,7 +147,7 @@ TEST_CASE("use_tls and https_client refuse a context of the other role", "[tls][
 
 TEST_CASE("https: a request and its reply, and several on one kept-alive connection", "[tls][request]") {
   https_fixture f;
-  f.srv->route("/hello", [&](tether::request& req) {
+  (void)f.srv->route("/hello", [&](tether::request& req) {
     ++f.handled;
     (void)req.reply(200, "hello over tls");
   });
@@ -297,7 +297,7 @@ TEST_CASE("https: a held request notices a client that vanishes without close_no
   const auto how = GENERATE(ending::reset, ending::fin, ending::close_notify);
   CAPTURE(static_cast<int>(how));
   https_fixture f;
-  f.srv->route("/hold", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](tether::request& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
@@ -328,7 +328,7 @@ TEST_CASE("https: a held request notices a client that vanishes without close_no
 TEST_CASE("https: native_close stays blind to a held request's client, as over TCP", "[tls][close][held]") {
   using native_server = tether::basic_server<tether::native_close>;
   https_fixture<native_server> f;
-  f.srv->route("/hold", [&](native_server::request& req) {
+  (void)f.srv->route("/hold", [&](native_server::request& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
@@ -350,7 +350,7 @@ TEST_CASE("https: a streamed reply over TLS, and its client vanishing mid-stream
   const bool reset = GENERATE(true, false);
   CAPTURE(reset);
   https_fixture f;
-  f.srv->route("/stream", [&](tether::request& req) {
+  (void)f.srv->route("/stream", [&](tether::request& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     (void)req.start(200);
@@ -389,7 +389,7 @@ TEST_CASE("https: the server ends a TLS connection with close_notify", "[tls][cl
 
 TEST_CASE("https: a stream that ends is received whole by the HTTPS client", "[tls][stream]") {
   https_fixture f;
-  f.srv->route("/count", [&](tether::request& req) {
+  (void)f.srv->route("/count", [&](tether::request& req) {
     (void)req.start(200);
     for (int i = 0; i < 100; ++i) (void)req.send_chunk(std::to_string(i) + "\n");
     (void)req.end();
@@ -410,8 +410,8 @@ TEST_CASE("https: file_buffer bodies are sent without sendfile, byte for byte", 
   https_fixture<file_server> f;
   auto file = tether::file::open(path);
   REQUIRE(file);
-  f.srv->route("/whole", [&](file_server::request& req) { (void)req.reply(200, file->all()); });
-  f.srv->route("/range", [&](file_server::request& req) {
+  (void)f.srv->route("/whole", [&](file_server::request& req) { (void)req.reply(200, file->all()); });
+  (void)f.srv->route("/range", [&](file_server::request& req) {
     (void)req.start(200);
     (void)req.send_chunk(file->range(1000, 26));
     (void)req.send_chunk(file->range(size - 3, 100));  // clamped to the last 3 bytes

@@ -90,8 +90,8 @@ TEST_CASE("reference_buffer sends shared_bytes without copying and releases them
   server_fixture<tether::reference_buffer> f;
   const tether::shared_bytes body(std::string(big, 'b'));
   tether::request_handle unused;
-  f.srv.route("/whole", [&](auto& req) { (void)req.reply(200, body); });
-  f.srv.route("/chunks", [&](auto& req) {
+  (void)f.srv.route("/whole", [&](auto& req) { (void)req.reply(200, body); });
+  (void)f.srv.route("/chunks", [&](auto& req) {
     (void)req.start(200);
     for (int i = 0; i < 4; ++i) (void)req.send_chunk(body);
     (void)req.send_chunk(tether::static_bytes("static-tail"));
@@ -181,8 +181,8 @@ TEST_CASE("file_buffer serves files and ranges by sendfile, outside the heap", "
     auto file = tether::file::open(path);
     REQUIRE(file);
     CHECK(file->size() == big);
-    f.srv.route("/whole", [&](auto& req) { (void)req.reply(200, file->all()); });
-    f.srv.route("/range", [&](auto& req) {
+    (void)f.srv.route("/whole", [&](auto& req) { (void)req.reply(200, file->all()); });
+    (void)f.srv.route("/range", [&](auto& req) {
       (void)req.start(200);
       (void)req.send_chunk(file->range(26 * 1000, 26));
       (void)req.send_chunk(file->range(big - 3, 100));  // clamped to the last 3 bytes

@@ -438,13 +438,13 @@ TEST_CASE("pooled_memory installed: evhttp serves a tether server and an evhttp 
   tether::event_loop loop;
   tether::server srv{loop};
   std::size_t body_bytes = 0;
-  srv.route("/echo-size", [&](tether::request& req) {
+  (void)srv.route("/echo-size", [&](tether::request& req) {
     body_bytes = req.body().size();
-    req.output_headers().add("X-Size", std::to_string(body_bytes));
+    (void)req.output_headers().add("X-Size", std::to_string(body_bytes));
     (void)req.reply(200, std::string(body_bytes, 'r'));
   });
   srv.fallback([](tether::request& req) {
-    req.output_headers().add("Content-Type", "text/plain");
+    (void)req.output_headers().add("Content-Type", "text/plain");
     (void)req.reply(200, "hello");
   });
   const auto port = *srv.bind("127.0.0.1", 0);

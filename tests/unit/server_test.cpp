@@ -52,6 +52,45 @@ TEST_CASE("server: routes by exact path, falls back, rejects duplicates, and unr
   REQUIRE(c.wait_for(loop, "fallback:/a"));
 }
 
+TEST_CASE("server: a duplicate runtime route's error names the path, and changes nothing", "[server][routes]") {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  auto status = [](tether::request& r) { (void)r.reply(200, "first"); };
+  REQUIRE_FALSE(srv.route("/status", status));
+  const tether::route_error again = srv.route("/status", [](tether::request& r) { (void)r.reply(200, "second"); });
+  REQUIRE(again);
+  CHECK(again == tether::errc::invalid_argument);
+  CHECK(again == std::errc::invalid_argument);
+  CHECK(again.path() == "/status");
+  CHECK(again.message() ==
+        "tether: route \"/status\": the path is already routed (by a runtime route or a router); unroute it first, "
+        "or choose another path");
+  const std::error_code as_code = again;  // still an error code for code that wants one
+  CHECK(as_code == tether::errc::invalid_argument);
+  // With methods, and a router claiming it: the same sentence, the same path.
+  CHECK(srv.route("/status", tether::method::get, status).path() == "/status");
+  const auto by_router = srv.route(tether::router{
+      tether::get<"/free">([](auto& r) { (void)r.reply(200); }),
+      tether::get<"/status">([](auto& r) { (void)r.reply(200); }),
+  });
+  CHECK(by_router.path() == "/status");
+  CHECK(by_router.message().find("already routed") != std::string::npos);
+  CHECK(srv.route("/m", tether::method_set{}, status).message() ==
+        "tether: route \"/m\": a route needs at least one method (tether::method::get, ...)");
+  CHECK(srv.unroute("/nowhere").message() == "tether: route \"/nowhere\": the path is not routed");
+  // A success carries nothing.
+  const auto ok = srv.route("/other", status);
+  CHECK_FALSE(ok);
+  CHECK(ok.path().empty());
+  // The first route still answers: nothing was replaced (the router installed none of its paths).
+  const auto port = *srv.bind("127.0.0.1", 0);
+  tt::client c(port);
+  c.send("GET /status HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(loop, "first"));
+  c.send("GET /free HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(loop, "404"));
+}
+
 TEST_CASE("server: exposes the request's method, target, host, headers, body and version", "[server][request]") {
   tether::event_loop loop;
   tether::server srv{loop};

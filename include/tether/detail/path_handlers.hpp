@@ -51,14 +51,15 @@ class path_handlers {
   }
 
   /// Installs a router (the caller checked that its handlers take this request type).
-  /// Returns the methods it serves, for the caller's allowed methods.
+  /// Returns the methods it serves, for the caller's allowed methods; on error, `failed`
+  /// is the path that could not be claimed.
   template <class Router>
-  result<method_set> route_router(Router&& table) {
+  result<method_set> route_router(Router&& table, const char*& failed) {
     using router_t = std::remove_cvref_t<Router>;
     using binding = router_binding<Config, router_t>;
     auto holder = std::make_unique<binding>(*core_, router_t(std::forward<Router>(table)));
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
-    if (auto ec = holder->install(http_)) return ec;
+    if (auto ec = holder->install(http_, failed)) return ec;
     handlers_.push_back(std::move(holder));
     return binding::methods();
   }

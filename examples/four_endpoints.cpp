@@ -1,0 +1,107 @@
+// Example: the four endpoints of issue 12's new user, on one server: an SSE broadcast, a
+// long-poll chat, a multipart stream and a JSON status. The server type is named once;
+// every helper comes from it (server_t::hub<>, server_t::long_poll, ...) or takes its
+// type from the request (tether::sse_stream::start(req)), so changing a policy is a
+// one-line change. It includes only the headers it uses.
+//
+// Usage: four_endpoints [PORT]   (default 8080; 0 picks a free port; the port is printed)
+//   $ curl -N localhost:8080/events                 # SSE: "tick" every second, and "chat"
+//   $ curl localhost:8080/chat                      # long-poll: waits up to 25 s (204 if quiet)
+//   $ curl -d 'hello' localhost:8080/chat           # answers the waiting polls, tells /events
+//   $ curl -N localhost:8080/frames                 # multipart/x-mixed-replace SVG frames
+//   $ curl localhost:8080/status                    # {"events":1,"waiting":0,"viewers":1,...}
+// A client that goes away (curl killed, tab closed) leaves its hub or room at once.
+#include <tether/event_loop.hpp>
+#include <tether/hub.hpp>
+#include <tether/long_poll.hpp>
+#include <tether/multipart.hpp>
+#include <tether/router.hpp>
+#include <tether/server.hpp>
+#include <tether/sse.hpp>
+#include <tether/timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+using namespace std::chrono_literals;
+
+// The one line that names the policies: events and frames are encoded once and shared by
+// every client (reference_buffer); eager_close notices a vanished poller at once.
+using server_t = tether::basic_server<tether::eager_close<>, tether::reference_buffer>;
+
+namespace {
+
+std::string frame_svg(unsigned n) {
+  return "<svg xmlns='http://www.w3.org/2000/svg' width='120' height='40'><text x='8' y='26'>frame " +
+         std::to_string(n) + "</text></svg>";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string_view port_text = argc > 1 ? argv[1] : "8080";
+  const auto port = port_text == "0" ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(port_text);
+  if (!port) {
+    std::fprintf(stderr, "Usage: four_endpoints [PORT]\n");
+    return 1;
+  }
+
+  tether::event_loop loop;
+  server_t::hub<> events;                              // SSE subscribers (server_t::sse_stream)
+  server_t::hub<server_t::multipart_stream> viewers;   // multipart viewers
+  server_t::long_poll chat{loop, 25s};                 // held GET /chat requests
+  std::uint64_t messages = 0;
+  unsigned frames = 0;
+
+  auto routes = tether::router{
+      // SSE broadcast: every subscriber gets the same encoded bytes.
+      tether::get<"/events">([&](auto& req) {
+        if (auto s = tether::sse_stream::start(req)) (void)events.subscribe(std::move(*s));
+      }),
+      // Long-poll chat: GET waits for the next message; POST says one.
+      tether::get<"/chat">([&](auto& req) { (void)chat.wait(req); }),
+      tether::post<"/chat">([&](auto& req) {
+        const std::string text = req.body().to_string();
+        const std::string id = std::to_string(++messages);
+        const std::size_t answered = chat.notify_all(std::string_view(text));
+        if (auto event = tether::sse::encode({.id = id, .event = "chat", .data = text})) (void)events.publish(*event);
+        (void)req.reply(200, "message " + id + " to " + std::to_string(answered) + " waiting\n");
+      }),
+      // Multipart stream: each viewer always gets the newest frame.
+      tether::get<"/frames">([&](auto& req) {
+        if (auto v = tether::multipart_stream::start(req)) (void)viewers.subscribe(std::move(*v));
+      }),
+      // JSON status.
+      tether::get<"/status">([&](auto& req) {
+        const std::string json = "{\"events\":" + std::to_string(events.size()) +
+                                 ",\"waiting\":" + std::to_string(chat.waiting()) +
+                                 ",\"viewers\":" + std::to_string(viewers.size()) +
+                                 ",\"messages\":" + std::to_string(messages) + "}\n";
+        (void)req.output_headers().set("Content-Type", "application/json");
+        (void)req.reply(200, json);
+      }),
+  };
+  server_t srv{loop, routes};
+
+  tether::timer tick{loop, [&] {
+    if (auto event = tether::sse::encode({.event = "tick", .data = std::to_string(++frames)})) (void)events.publish(*event);
+  }};
+  tick.start_periodic(1s);
+  tether::timer camera{loop, [&] {
+    const tether::shared_bytes picture(frame_svg(frames));
+    viewers.for_each([&](server_t::multipart_stream& v) { (void)v.replace(picture, "image/svg+xml"); });
+  }};
+  camera.start_periodic(100ms);
+
+  const auto bound = srv.bind(*port == 0 ? "127.0.0.1" : "0.0.0.0", *port);
+  if (!bound) {
+    std::fprintf(stderr, "four_endpoints: cannot listen on port %u: %s\n", unsigned{*port}, bound.error().message().c_str());
+    return 1;
+  }
+  std::printf("four_endpoints: listening on port %u\n", unsigned{*bound});
+  std::fflush(stdout);
+  loop.run();
+}

@@ -1,0 +1,12 @@
+// A close callback that cannot take a close_event: the sentence says which parameter it
+// needs, and nothing else is reported.
+#include <tether/tether.hpp>
+
+int main() {
+  tether::event_loop loop;
+  tether::server srv{loop};
+  srv.fallback([](tether::request& req) {
+    (void)req.connection().on_close([](int) noexcept {});
+    (void)req.reply(200);
+  });
+}
