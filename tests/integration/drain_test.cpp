@@ -434,18 +434,6 @@ std::string example_path(const char* name) {
   return path ? path : "";
 }
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
-
 /// An example program run as a child, stdout and stderr discarded into a pipe we drain.
 class example_child {
  public:
@@ -544,7 +532,7 @@ TEST_CASE("drain: every example stopped with SIGTERM drains and exits with statu
       continue;
     }
     SECTION(std::string(ex.name) + " " + ex.args[0]) {
-      const std::uint16_t port = free_port();
+      const std::uint16_t port = tt::free_port();
       std::vector<std::string> args;
       for (const auto& a : ex.args) args.push_back(a == "PORT" ? std::to_string(port) : a);
       example_child child{path, args};
@@ -569,7 +557,7 @@ TEST_CASE("drain: the client example stopped with SIGTERM while it streams exits
     WARN("TETHER_EXAMPLE_SSE_CLOCK or TETHER_EXAMPLE_CLIENT not set: skipped");
     return;
   }
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = tt::free_port();
   example_child server{server_path, {std::to_string(port)}};
   REQUIRE(connect_when_listening(port));
   example_child streaming{client_path, {"--stream", "http://127.0.0.1:" + std::to_string(port) + "/clock"}};

@@ -16,18 +16,6 @@
 
 namespace {
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
-
 /// The example in a child process, stdout on a pipe; SIGTERM and reaped on destruction.
 class process {
  public:
@@ -132,7 +120,7 @@ std::string status_becomes(std::uint16_t port, std::string_view expected, int ms
 TEST_CASE("example four_endpoints: SSE broadcast, long-poll chat, multipart stream and JSON status", "[example]") {
   const char* path = std::getenv("TETHER_EXAMPLE_FOUR_ENDPOINTS");
   REQUIRE(path);
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = tt::free_port();
   process server(path, std::to_string(port));
   REQUIRE(server.wait_output("four_endpoints: listening on port " + std::to_string(port), 5000 * tt::time_scale()));
 

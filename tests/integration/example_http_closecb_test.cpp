@@ -19,18 +19,6 @@ std::string example_path() {
   return p ? p : "";
 }
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
-
 // A child process running the example with stdout on a pipe.
 class example_process {
  public:
@@ -201,7 +189,7 @@ struct nc_process {
 
 TEST_CASE("examples/http_closecb: the seed's five steps", "[example][seed]") {
   REQUIRE_FALSE(example_path().empty());
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = tt::free_port();
   // 1) Launch the server.
   example_process server({std::to_string(port)});
 
@@ -231,7 +219,7 @@ TEST_CASE("examples/http_closecb: the seed's five steps", "[example][seed]") {
 }
 
 TEST_CASE("examples/http_closecb: a client that resets is noticed the same way", "[example][seed]") {
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = tt::free_port();
   example_process server({std::to_string(port)});
   const int fd = connect_with_retry(port);
   REQUIRE(fd >= 0);

@@ -495,12 +495,6 @@ class https_hello_process {
   std::string text_;
 };
 
-std::uint16_t unused_port() {
-  tether::event_loop loop;
-  tether::server srv{loop};
-  return *srv.bind("127.0.0.1", 0);  // closed again when srv dies
-}
-
 }  // namespace
 
 TEST_CASE("example https_hello: serves HTTPS with the given certificate, and notices a vanished client",
@@ -512,7 +506,7 @@ TEST_CASE("example https_hello: serves HTTPS with the given certificate, and not
   }
   const auto& c = tt::test_certs::get();
   tether::event_loop loop;
-  const std::uint16_t port = unused_port();
+  const std::uint16_t port = tt::free_port();
   https_hello_process server(path, {std::to_string(port), c.path("server.pem"), c.path("server.key")});
   REQUIRE(server.wait_output(loop, "listening on " + std::to_string(port)));
   auto r = https_get(loop, port, tt::client_options(), "/anything");

@@ -94,6 +94,23 @@ inline void run_for(tether::event_loop& loop, std::chrono::milliseconds d) {
   detail::run_until_unscaled(loop, [] { return false; }, scaled(d));
 }
 
+/// A loopback port free right now, for a server in another process (an example program)
+/// that takes its port on the command line: bound, read back and closed again. Another
+/// program may take it in between; the kernel does not hand it out again at once.
+inline std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("free_port: socket failed");
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("free_port: no loopback port");
+  return ntohs(sa.sin_port);
+}
+
 /// A client socket the test drives by hand; the loop keeps running in between.
 class client {
  public:
