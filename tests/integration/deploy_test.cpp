@@ -62,6 +62,8 @@ struct behind_nginx {
   std::optional<tether::stream> raw;
   close_count closes;
   std::string forwarded_for;
+  tether::client_address client;          // client_address_of, trusting nginx (127.0.0.1)
+  tether::client_address client_untrusted;  // client_address_of, trusting nobody
   std::uint16_t port = 0;
   std::uint16_t front = 0;
   std::unique_ptr<tt::nginx_process> nginx;
@@ -85,6 +87,8 @@ struct behind_nginx {
     srv.route("/poll", [this, watch](tether::request& req) {
       watch(req);
       forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
+      client = tether::client_address_of(req, tether::proxy_trust{.proxies = {"127.0.0.1"}});
+      client_untrusted = tether::client_address_of(req, tether::proxy_trust{});
       (void)polls.wait(req);
     });
     auto bound = srv.bind("127.0.0.1", 0);
@@ -166,4 +170,20 @@ TEST_CASE("deploy: a long-poll is answered through nginx, which says who the cli
   CHECK(c.wait_for(f.loop, "\r\n\r\nnews\n"));
   CHECK(c.data().rfind("HTTP/1.1 200", 0) == 0);
   CHECK_FALSE(c.eof());  // nginx keeps the client's connection
+}
+
+TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one the client wrote", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  tt::client c{f.front};
+  // A forged entry: nginx appends the address it saw ($proxy_add_x_forwarded_for).
+  c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.66\r\n"
+         "Forwarded: for=203.0.113.67\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+  CHECK(f.forwarded_for == "203.0.113.66, 127.0.0.1");
+  CHECK(f.client.address == "127.0.0.1");
+  CHECK(f.client.source == tether::address_source::header);
+  CHECK(f.client_untrusted.address == "127.0.0.1");  // nginx itself, the socket peer
+  CHECK(f.client_untrusted.source == tether::address_source::socket_peer);
 }
