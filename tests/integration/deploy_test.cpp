@@ -218,15 +218,18 @@ TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in
   if (!have_nginx()) return;
   behind_nginx f;
   INFO(f.nginx->error_log());
-  f.srv.set_idle_timeout(1000ms);
+  f.srv.set_idle_timeout(tt::scaled(1000ms));  // run_for below scales too
   {
     tt::client c{f.front};
     c.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
     REQUIRE(c.wait_for(f.loop, "hello from A"));
     c.close();  // the browser leaves between requests: its keep-alive connection was idle
   }
+  const auto left = std::chrono::steady_clock::now();
   tt::run_for(f.loop, 300ms);
   // The upstream connection belonged to no request: nginx keeps it for the next one.
+  INFO("close reason " << static_cast<int>(f.closes.reason) << " after "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(f.closes.when - left).count() << " ms");
   CHECK(f.closes.n == 0);
   tt::client d{f.front};
   d.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -260,7 +263,7 @@ TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race i
   if (!have_nginx()) return;
   behind_nginx f;
   INFO(f.nginx->error_log());
-  f.srv.set_idle_timeout(300ms);
+  f.srv.set_idle_timeout(tt::scaled(300ms));  // the gaps below scale too
   tt::client c{f.front};
   int ok = 0, bad = 0;
   const std::chrono::milliseconds gaps[] = {250ms, 290ms, 295ms, 300ms, 305ms, 310ms, 350ms};
