@@ -10,6 +10,7 @@
 #include <tether/bufferevent.hpp>
 #include <tether/bytes.hpp>
 #include <tether/client.hpp>
+#include <tether/client_address.hpp>
 #include <tether/client_message.hpp>
 #include <tether/client_options.hpp>
 #include <tether/close_callback.hpp>

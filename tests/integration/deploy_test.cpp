@@ -22,7 +22,7 @@ namespace {
 
 /// The ```nginx block under `<!-- deploy-test: nginx.conf -->` in docs/deploy.md, with the
 /// test's ports in place of the documented ones.
-std::string deploy_config(std::uint16_t upstream_port, std::uint16_t listen_port) {
+std::string deploy_config(const std::vector<std::uint16_t>& upstream_ports, std::uint16_t listen_port) {
   const char* root = std::getenv("TETHER_SOURCE_ROOT");
   REQUIRE(root);
   std::ifstream in(std::string(root) + "/docs/deploy.md");
@@ -42,7 +42,9 @@ std::string deploy_config(std::uint16_t upstream_port, std::uint16_t listen_port
     REQUIRE(at != std::string::npos);
     conf.replace(at, from.size(), to);
   };
-  replace("server 127.0.0.1:8080;", "server 127.0.0.1:" + std::to_string(upstream_port) + ";");
+  std::string servers;
+  for (auto p : upstream_ports) servers += (servers.empty() ? "" : "\n    ") + ("server 127.0.0.1:" + std::to_string(p) + ";");
+  replace("server 127.0.0.1:8080;", servers);
   replace("listen 80;", "listen 127.0.0.1:" + std::to_string(listen_port) + ";");
   return conf;
 }
@@ -60,13 +62,19 @@ struct behind_nginx {
   tether::long_poll polls{loop, 30s};
   std::optional<tether::sse_stream> sse;
   std::optional<tether::stream> raw;
+  std::optional<tether::multipart_stream> parts;
+  std::vector<std::uint16_t> hello_peers;  // nginx's source port for each /hello tether served
   close_count closes;
   std::string forwarded_for;
+  tether::client_address client;          // client_address_of, trusting nginx (127.0.0.1)
+  tether::client_address client_untrusted;  // client_address_of, trusting nobody
   std::uint16_t port = 0;
   std::uint16_t front = 0;
+  std::optional<tether::server> second;  // another tether server, on the upstream's second line
+  int second_served = 0;
   std::unique_ptr<tt::nginx_process> nginx;
 
-  behind_nginx() {
+  explicit behind_nginx(bool two_upstreams = false) {
     auto watch = [this](tether::request& req) {
       (void)req.connection().on_close([c = &closes](const tether::close_event& e) noexcept {
         ++c->n;
@@ -85,13 +93,35 @@ struct behind_nginx {
     (void)srv.route("/poll", [this, watch](tether::request& req) {
       watch(req);
       forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
+      client = tether::client_address_of(req, tether::proxy_trust{.proxies = {"127.0.0.1"}});
+      client_untrusted = tether::client_address_of(req, tether::proxy_trust{});
       (void)polls.wait(req);
+    });
+    srv.route("/events/multipart", [this, watch](tether::request& req) {
+      watch(req);
+      if (auto s = tether::multipart_stream::start(req)) parts.emplace(std::move(*s));
+    });
+    srv.route("/hello", [this, watch](tether::request& req) {
+      watch(req);
+      hello_peers.push_back(req.connection().peer_port());
+      (void)req.reply(200, "hello from A");
     });
     auto bound = srv.bind("127.0.0.1", 0);
     REQUIRE(bound);
     port = *bound;
+    std::vector<std::uint16_t> upstreams{port};
+    if (two_upstreams) {
+      second.emplace(loop);
+      second->route("/hello", [this](tether::request& req) {
+        ++second_served;
+        (void)req.reply(200, "hello from B");
+      });
+      auto b2 = second->bind("127.0.0.1", 0);
+      REQUIRE(b2);
+      upstreams.push_back(*b2);
+    }
     front = tt::free_loopback_port();
-    nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port, deploy_config(port, front));
+    nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port, deploy_config(upstreams, front));
   }
 };
 
@@ -166,4 +196,112 @@ TEST_CASE("deploy: a long-poll is answered through nginx, which says who the cli
   CHECK(c.wait_for(f.loop, "\r\n\r\nnews\n"));
   CHECK(c.data().rfind("HTTP/1.1 200", 0) == 0);
   CHECK_FALSE(c.eof());  // nginx keeps the client's connection
+}
+
+TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one the client wrote", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  tt::client c{f.front};
+  // A forged entry: nginx appends the address it saw ($proxy_add_x_forwarded_for).
+  c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.66\r\n"
+         "Forwarded: for=203.0.113.67\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+  CHECK(f.forwarded_for == "203.0.113.66, 127.0.0.1");
+  CHECK(f.client.address == "127.0.0.1");
+  CHECK(f.client.source == tether::address_source::header);
+  CHECK(f.client_untrusted.address == "127.0.0.1");  // nginx itself, the socket peer
+  CHECK(f.client_untrusted.source == tether::address_source::socket_peer);
+}
+
+TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in nginx's pool", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  f.srv.set_idle_timeout(tt::scaled(1000ms));  // run_for below scales too
+  {
+    tt::client c{f.front};
+    c.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    REQUIRE(c.wait_for(f.loop, "hello from A"));
+    c.close();  // the browser leaves between requests: its keep-alive connection was idle
+  }
+  const auto left = std::chrono::steady_clock::now();
+  tt::run_for(f.loop, 300ms);
+  // The upstream connection belonged to no request: nginx keeps it for the next one.
+  INFO("close reason " << static_cast<int>(f.closes.reason) << " after "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(f.closes.when - left).count() << " ms");
+  CHECK(f.closes.n == 0);
+  tt::client d{f.front};
+  d.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  REQUIRE(d.wait_for(f.loop, "hello from A"));
+  REQUIRE(f.hello_peers.size() == 2);
+  CHECK(f.hello_peers[1] == f.hello_peers[0]);  // the same upstream connection, reused
+  CHECK(f.closes.n == 0);
+  // It ends when tether's idle timeout (or nginx's keepalive_timeout) ends it: once.
+  REQUIRE(tt::run_until(f.loop, [&] { return f.closes.n > 0; }, 3000ms));
+  CHECK(f.closes.reason == tether::close_reason::timeout);
+  tt::run_for(f.loop, 100ms);
+  CHECK(f.closes.n == 1);
+}
+
+TEST_CASE("deploy: a multipart/x-mixed-replace stream passes through nginx part by part", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  tt::client c{f.front};
+  c.send("GET /events/multipart HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.parts.has_value(); }));
+  REQUIRE_FALSE(f.parts->send_part({{"Content-Type", "text/plain"}}, std::string_view("frame one")));
+  CHECK(c.wait_for(f.loop, "frame one", 2000ms));
+  CHECK(c.data().find("multipart/x-mixed-replace") != std::string::npos);
+  REQUIRE_FALSE(f.parts->send_part({{"Content-Type", "text/plain"}}, std::string_view("frame two")));
+  CHECK(c.wait_for(f.loop, "frame two", 2000ms));
+  CHECK_FALSE(c.eof());
+}
+
+TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race into 502s", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f;
+  INFO(f.nginx->error_log());
+  f.srv.set_idle_timeout(tt::scaled(300ms));  // the gaps below scale too
+  tt::client c{f.front};
+  int ok = 0, bad = 0;
+  const std::chrono::milliseconds gaps[] = {250ms, 290ms, 295ms, 300ms, 305ms, 310ms, 350ms};
+  constexpr int rounds = 21;
+  for (int i = 0; i < rounds; ++i) {
+    c.clear();
+    c.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    if (c.wait_for(f.loop, "hello from A", 3000ms)) ++ok;
+    else {
+      ++bad;
+      UNSCOPED_INFO("request " << i << ": " << c.data());
+    }
+    tt::run_for(f.loop, gaps[i % std::size(gaps)]);
+  }
+  CHECK(bad == 0);
+  CHECK(ok == rounds);
+  // The race was on: tether did close idle upstream connections between requests.
+  CHECK(f.closes.n > 0);
+  CHECK(f.nginx->error_log().find("upstream prematurely closed") == std::string::npos);
+}
+
+TEST_CASE("deploy: two tether servers behind one nginx upstream both serve", "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  behind_nginx f{true};
+  INFO(f.nginx->error_log());
+  int from_a = 0, from_b = 0;
+  for (int i = 0; i < 8; ++i) {
+    tt::client c{f.front};
+    c.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] {
+      c.pump();
+      return c.data().find("hello from ") != std::string::npos;
+    }));
+    if (c.data().find("hello from A") != std::string::npos) ++from_a;
+    if (c.data().find("hello from B") != std::string::npos) ++from_b;
+  }
+  CHECK(from_a + from_b == 8);
+  CHECK(from_a > 0);
+  CHECK(from_b > 0);
+  CHECK(f.second_served == from_b);
 }
