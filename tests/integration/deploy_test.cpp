@@ -97,11 +97,11 @@ struct behind_nginx {
       client_untrusted = tether::client_address_of(req, tether::proxy_trust{});
       (void)polls.wait(req);
     });
-    srv.route("/events/multipart", [this, watch](tether::request& req) {
+    (void)srv.route("/events/multipart", [this, watch](tether::request& req) {
       watch(req);
       if (auto s = tether::multipart_stream::start(req)) parts.emplace(std::move(*s));
     });
-    srv.route("/hello", [this, watch](tether::request& req) {
+    (void)srv.route("/hello", [this, watch](tether::request& req) {
       watch(req);
       hello_peers.push_back(req.connection().peer_port());
       (void)req.reply(200, "hello from A");
@@ -112,7 +112,7 @@ struct behind_nginx {
     std::vector<std::uint16_t> upstreams{port};
     if (two_upstreams) {
       second.emplace(loop);
-      second->route("/hello", [this](tether::request& req) {
+      (void)second->route("/hello", [this](tether::request& req) {
         ++second_served;
         (void)req.reply(200, "hello from B");
       });
