@@ -470,7 +470,7 @@ class basic_server {
   /// sockets. tls.hpp's use_tls() calls it (an HTTPS server); it is rarely called directly.
   /// The server releases `t` (t.release) when it is replaced or the server is destroyed.
   void set_transport(detail::transport t) noexcept {
-    core_.sendfile = t.make == nullptr;  // file ranges are read and encrypted, not sendfile'd
+    core_.plain_socket = t.make == nullptr;  // TLS: file ranges are read and encrypted, chunks go through the bufferevent
     core_.guards.set_transport(t);
   }
 
