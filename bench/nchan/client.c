@@ -16,8 +16,10 @@
  *     CPU-second; also per wall second;
  *  5. SSE hang-ups: every subscriber closes (half RST, half FIN, at a quiet point); the
  *     time until the server's descriptors went down by N, and the CLOSE_WAIT sockets left;
- *  6. long-poll (unless -L ""): N requests GET LP_PATH held by the server; the memory per
- *     held request; then every one closes (FIN); the time until the server released them.
+ *  6. long-poll (unless -L ""): N requests GET LP_PATH held by the server (lp_bytes_per_request:
+ *     the VmRSS they added, which after phase 5 is mostly memory the SSE subscribers freed,
+ *     so no per-request figure); then every one closes (FIN); the time until the server
+ *     released them.
  *
  * Prints key=value lines on stdout; progress on stderr. Exit 0 if every check passed, 1 if
  * one failed, 2 on a setup error. Every wait is bounded in time.
