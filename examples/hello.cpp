@@ -4,7 +4,7 @@
 //
 // Usage: hello [--fast] [--threads N] [PORT]       (default 8080)
 //   --fast       the same server with tether's opt-in fast policies (see docs/performance.md)
-//   --threads N  N loops on N threads, each with its own SO_REUSEPORT socket on PORT
+//   --threads N  N loops on N threads sharing PORT, connections balanced between them
 //                (a tether::server_group, docs/scaling.md); 0 means one per core.
 //                Without it: one loop on the main thread.
 // SIGTERM or Ctrl-C drains it (docs/drain.md): replies in progress finish, idle
