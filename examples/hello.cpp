@@ -6,7 +6,7 @@
 //   --fast       the same server with tether's opt-in fast policies (see docs/performance.md)
 //   --lean       the same handler on the lean engine, tether's own HTTP/1.1 core
 //                (tether::lean_server, docs/engine.md); not with --threads
-//   --threads N  N loops on N threads, each with its own SO_REUSEPORT socket on PORT
+//   --threads N  N loops on N threads sharing PORT, connections balanced between them
 //                (a tether::server_group, docs/scaling.md); 0 means one per core.
 //                Without it: one loop on the main thread.
 // SIGTERM or Ctrl-C drains it (docs/drain.md): replies in progress finish, idle

@@ -1,11 +1,14 @@
 // bench/loops/loops_hello.cpp - examples/hello's server on a server group, counting what
 // each loop serves: the measured side of bench/loops/run.
 //
-// Usage: loops_hello PORT LOOPS [reuseport|shared]
-//   reuseport  server_group::start(address, port): one SO_REUSEPORT socket per loop (the
-//              kernel hashes each connection to a socket)
-//   shared     one listening socket, a duplicate of it adopted by every loop's server
-//              (every loop's listener watches the same queue; whoever accepts first wins)
+// Usage: loops_hello PORT LOOPS [balanced|reuseport|shared]
+//   balanced   server_group::start(address, port) with accept_mode::balanced (the default):
+//              one listening socket; a loop more than one connection above the least
+//              loaded one stops accepting until the others caught up
+//   reuseport  accept_mode::reuseport: one SO_REUSEPORT socket per loop (the kernel
+//              hashes each connection to a socket)
+//   shared     one listening socket adopted by every loop's server with no balance
+//              (group.start(setup) and server::accept(fd)): whoever accepts first wins
 //
 // Every path answers 200 "hello" (text/plain), as examples/hello does. On SIGTERM the
 // group drains and the program prints one line per loop on stdout:
@@ -49,18 +52,19 @@ void setup(tether::server& server, unsigned index) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: loops_hello PORT LOOPS [reuseport|shared]\n");
+    std::fprintf(stderr, "usage: loops_hello PORT LOOPS [balanced|reuseport|shared]\n");
     return 2;
   }
   const auto port = tether::parse_port(argv[1]);
   const unsigned loops = static_cast<unsigned>(std::atoi(argv[2]));
-  const std::string_view mode = argc > 3 ? argv[3] : "reuseport";
-  if (!port || loops < 1 || loops > counts.size() || (mode != "reuseport" && mode != "shared")) {
-    std::fprintf(stderr, "usage: loops_hello PORT LOOPS [reuseport|shared]\n");
+  const std::string_view mode = argc > 3 ? argv[3] : "balanced";
+  if (!port || loops < 1 || loops > counts.size() || (mode != "balanced" && mode != "reuseport" && mode != "shared")) {
+    std::fprintf(stderr, "usage: loops_hello PORT LOOPS [balanced|reuseport|shared]\n");
     return 2;
   }
-  tether::server_group group{{.threads = loops, .signal_drain = std::chrono::seconds(5)}};
-  if (mode == "reuseport") {
+  const auto accept = mode == "reuseport" ? tether::accept_mode::reuseport : tether::accept_mode::balanced;
+  tether::server_group group{{.threads = loops, .accept = accept, .signal_drain = std::chrono::seconds(5)}};
+  if (mode != "shared") {
     auto bound = group.start("127.0.0.1", *port, [](tether::server& s, tether::event_loop&, unsigned i) { setup(s, i); });
     if (!bound) {
       std::fprintf(stderr, "loops_hello: %s\n", bound.error().message().c_str());

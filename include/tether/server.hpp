@@ -85,6 +85,10 @@ template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback C
 class basic_virtual_host;
 
 namespace detail {
+struct group_access;  // server_group.hpp: a group's accept balance reaches its servers' listeners
+}  // namespace detail
+
+namespace detail {
 /// What a server knows of a virtual host attached to it: the server detaches it before it
 /// frees its own evhttp (which would free the virtual host's too).
 struct virtual_host_link {
@@ -598,6 +602,7 @@ class basic_server {
  private:
   template <close_policy, buffer_policy, close_callback>
   friend class basic_virtual_host;
+  friend struct detail::group_access;
 
   static const char* why_not_routed(std::error_code ec) noexcept {
     return ec == errc::invalid_argument

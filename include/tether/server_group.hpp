@@ -1,11 +1,14 @@
 // tether/server_group.hpp - one server per core: N event loops, one thread each.
 //
 // A server_group runs N loops, each on its own thread with its own server. Every loop
-// listens on the same address and port through a socket of its own, all opened with
-// SO_REUSEPORT: the kernel spreads incoming connections over the sockets (by a hash of
-// the connection's addresses and ports), so each loop accepts and serves its share, and
-// no loop ever touches another's connections. A connection lives and dies on the loop
-// that accepted it: the close path, limits and timeouts work per loop exactly as they do
+// listens on the same address and port. By default (accept_mode::balanced) they share one
+// listening socket, and a loop that has more than one connection above the least loaded
+// loop stops accepting until the others caught up, so the loops hold equal shares of the
+// open connections. With accept_mode::reuseport each loop has a socket of its own, all
+// opened with SO_REUSEPORT, and the kernel spreads connections by a hash of their
+// addresses and ports (fair on average, not balanced: docs/scaling.md). Either way no loop
+// ever touches another's connections: a connection lives and dies on the loop that
+// accepted it, and the close path, limits and timeouts work per loop exactly as they do
 // for a lone server.
 //
 // Routes and policies are set up once, by a callable the group calls on each loop's
@@ -25,7 +28,7 @@
 // evthread_use_pthreads() (see wakeup.hpp).
 /// @file
 /// tether::basic_server_group: one server per core, each on its own loop and thread,
-/// sharing one port through SO_REUSEPORT. See docs/scaling.md.
+/// sharing one port (one balanced socket, or SO_REUSEPORT). See docs/scaling.md.
 #pragma once
 
 #include <tether/config.hpp>
@@ -40,6 +43,7 @@
 #include <event2/event.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -67,12 +71,25 @@
 
 TETHER_BEGIN_NAMESPACE
 
+/// How a server_group's loops share its port (start(address, port, setup)).
+enum class accept_mode : std::uint8_t {
+  /// One listening socket watched by every loop. A loop that has more than one connection
+  /// above the least loaded loop stops accepting until the others have caught up, so the
+  /// loops' shares of open connections never differ by more than about one.
+  balanced,
+  /// One SO_REUSEPORT socket per loop: the kernel hashes each connection to a socket, a
+  /// random spread that is fair on average only (docs/scaling.md has the figures).
+  reuseport,
+};
+
 /// How a server_group runs.
 struct group_options {
   /// Loops (and threads). 0: std::thread::hardware_concurrency(), at least 1.
   unsigned threads = 0;
-  /// listen(2) backlog of each loop's socket.
+  /// listen(2) backlog of each listening socket.
   int backlog = 1024;
+  /// How the loops share the port: one balanced socket, or one SO_REUSEPORT socket each.
+  accept_mode accept = accept_mode::balanced;
   /// How each loop's event_base is created.
   loop_options loop{};
   /// If above zero, SIGTERM and SIGINT drain the group within this deadline (a
@@ -162,6 +179,72 @@ inline std::uint16_t local_port(int fd) noexcept {
                                        : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
+/// What a group reaches inside its servers (friend of basic_server).
+struct group_access {
+  template <class S>
+  static void observe_count(S& s, void (*f)(void*, std::size_t) noexcept, void* arg) noexcept {
+    s.core_.guards.observe_count(f, arg);
+  }
+  template <class S>
+  static void hold_accepts(S& s, bool on) noexcept {
+    s.backoff_.hold(on);
+  }
+};
+
+/// accept_mode::balanced: who may accept. Every loop reports its open connections (on its
+/// own thread, at each accept and close); a loop more than `slack` connections above the
+/// least loaded one holds its listener, the others accept. One mutex orders the reports,
+/// so every decision is taken on exact counts: the least loaded loop never wants to hold,
+/// and a loop whose wish changed because of another loop's report is signalled (its
+/// eventfd) and applies it on its own thread. The mutex is taken per accept and per close,
+/// never per request.
+class accept_balance {
+ public:
+  static constexpr std::size_t slack = 1;
+
+  explicit accept_balance(unsigned loops) : slots_(new slot[loops]), n_(loops) {}
+
+  /// Loop `i`'s eventfd, signalled when its wish changes (the group's worker owns it).
+  void set_wake(unsigned i, wake_fd* w) noexcept { slots_[i].wake = w; }
+
+  /// Loop `i`'s thread: it has `open` connections now (or, with no count, re-evaluate).
+  /// Returns whether loop `i` must hold its listener.
+  bool report(unsigned i, std::size_t open) noexcept {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    slots_[i].open = open;
+    return decide(i);
+  }
+  bool reevaluate(unsigned i) noexcept {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return decide(i);
+  }
+
+ private:
+  struct slot {
+    std::size_t open = 0;
+    bool held = false;  // what the loop applied last
+    wake_fd* wake = nullptr;
+  };
+
+  bool decide(unsigned i) noexcept {
+    std::size_t least = slots_[0].open;
+    for (unsigned j = 1; j < n_; ++j) least = std::min(least, slots_[j].open);
+    for (unsigned j = 0; j < n_; ++j) {
+      const bool want = slots_[j].open > least + slack;
+      if (j == i) {
+        slots_[j].held = want;
+      } else if (want != slots_[j].held && slots_[j].wake) {
+        slots_[j].wake->signal();  // it decides again, on its own thread
+      }
+    }
+    return slots_[i].held;
+  }
+
+  std::mutex mutex_;
+  std::unique_ptr<slot[]> slots_;
+  unsigned n_;
+};
+
 }  // namespace detail
 
 /// N servers of type `Server` on N loops and threads, serving one port. See the file
@@ -186,13 +269,14 @@ class basic_server_group {
     join();
   }
 
-  /// Opens one SO_REUSEPORT socket per loop on `address`:`port` (0 picks a free port,
-  /// shared by all), starts the threads, calls `setup` on each loop's thread, and
-  /// returns the port once every loop is set up and serving.
+  /// Listens on `address`:`port` (0 picks a free port, shared by all) as
+  /// group_options::accept says: one socket that every loop watches (balanced), or one
+  /// SO_REUSEPORT socket per loop. Starts the threads, calls `setup` on each loop's
+  /// thread, and returns the port once every loop is set up and serving.
   ///
   /// Errors, with nothing left running: errc::invalid_address, the system's reason for a
   /// socket that cannot be bound (std::errc::address_in_use when a process listens on
-  /// the port without SO_REUSEPORT, permission_denied...), errc::invalid_argument when
+  /// the port, permission_denied...), errc::invalid_argument when
   /// the group was started before, an error_code `setup` returned. An exception `setup`
   /// throws on a loop's thread is rethrown here.
   template <class Setup>
@@ -201,10 +285,31 @@ class basic_server_group {
     if (started_) return errc::invalid_argument;
     auto where = detail::socket_address::parse(address.view(), port);
     if (!where) return where.error();
-    if (port != 0)
-      if (auto ec = detail::port_is_free(*where)) return ec;
     std::vector<int> fds;
-    for (unsigned i = 0; i < options_.threads; ++i) {
+    if (options_.accept == accept_mode::balanced) {
+      // One socket (no SO_REUSEPORT: a process already on the port makes bind fail), a
+      // descriptor of it for every loop.
+      auto fd = detail::bound_socket(*where, false, options_.backlog);
+      if (!fd) return fd.error();
+      fds.push_back(*fd);
+      for (unsigned i = 1; i < options_.threads; ++i) {
+        const int d = ::fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+        if (d < 0) {
+          const int err = errno;
+          for (int f : fds) ::close(f);
+          return std::error_code(err, std::system_category());
+        }
+        fds.push_back(d);
+      }
+      port = detail::local_port(*fd);
+      if (options_.threads > 1) {
+        balance_ = std::make_unique<detail::accept_balance>(options_.threads);
+        for (unsigned i = 0; i < options_.threads; ++i) balance_->set_wake(i, &workers_[i].balance);
+      }
+    }
+    if (options_.accept == accept_mode::reuseport && port != 0)
+      if (auto ec = detail::port_is_free(*where)) return ec;
+    for (unsigned i = 0; options_.accept == accept_mode::reuseport && i < options_.threads; ++i) {
       auto fd = detail::bound_socket(*where, true, options_.backlog);
       if (!fd) {
         for (int f : fds) ::close(f);
@@ -273,7 +378,8 @@ class basic_server_group {
 
  private:
   struct worker {
-    detail::wake_fd stop;  // stop() signals it; the loop's thread watches it
+    detail::wake_fd stop;     // stop() signals it; the loop's thread watches it
+    detail::wake_fd balance;  // accept_mode::balanced: the loop's wish to accept changed
     int listen_fd = -1;    // until the loop's server adopts it
     std::thread thread;
   };
@@ -332,6 +438,25 @@ class basic_server_group {
     Server* server;
   };
 
+  /// accept_mode::balanced: what a loop's observer and wake-up event need.
+  struct balance_context {
+    detail::accept_balance* balance;
+    detail::wake_fd* wake;
+    Server* server;
+    unsigned index;
+  };
+  // The loop's count of open connections changed (an accept, a close).
+  static void on_count(void* arg, std::size_t open) noexcept {
+    auto* ctx = static_cast<balance_context*>(arg);
+    detail::group_access::hold_accepts(*ctx->server, ctx->balance->report(ctx->index, open));
+  }
+  // Another loop's report changed what this one should do.
+  static void on_balance(evutil_socket_t, short, void* arg) noexcept {
+    auto* ctx = static_cast<balance_context*>(arg);
+    ctx->wake->consume();
+    detail::group_access::hold_accepts(*ctx->server, ctx->balance->reevaluate(ctx->index));
+  }
+
   static void on_stop(evutil_socket_t, short, void* arg) noexcept {
     auto* ctx = static_cast<loop_context*>(arg);
     ctx->wake->consume();
@@ -355,6 +480,22 @@ class basic_server_group {
       if (index == 0 && options_.signal_drain.count() > 0) signals.emplace(loop, *this, options_.signal_drain);
       unique_event stop_ev{event_new(loop.native(), w.stop.fd(), EV_READ | EV_PERSIST, &on_stop, &stop_ctx)};
       if (!stop_ev || event_add(stop_ev.get(), nullptr) != 0) throw std::bad_alloc{};
+      // accept_mode::balanced: the server reports its open connections; destroyed (and
+      // the observer removed) before the server.
+      balance_context balance_ctx{balance_.get(), &w.balance, &srv, index};
+      unique_event balance_ev;
+      struct unobserve {
+        Server* srv;
+        ~unobserve() {
+          if (srv) detail::group_access::observe_count(*srv, nullptr, nullptr);
+        }
+      } observing{nullptr};
+      if (balance_) {
+        balance_ev.reset(event_new(loop.native(), w.balance.fd(), EV_READ | EV_PERSIST, &on_balance, &balance_ctx));
+        if (!balance_ev || event_add(balance_ev.get(), nullptr) != 0) throw std::bad_alloc{};
+        detail::group_access::observe_count(srv, &on_count, &balance_ctx);
+        observing.srv = &srv;
+      }
       using state_t = detail::setup_result_t<Setup, Server>;
       auto serve = [&](std::error_code ec) {
         if (!ec && w.listen_fd >= 0) {
@@ -386,6 +527,7 @@ class basic_server_group {
   std::unique_ptr<worker[]> workers_;
   std::atomic<bool> stopping_{false};
   std::atomic<long long> drain_ms_{-1};  // drain()'s deadline; -1 until it is called
+  std::unique_ptr<detail::accept_balance> balance_;  // accept_mode::balanced, 2 loops or more
   bool started_ = false;
   std::uint16_t port_ = 0;
 

@@ -79,14 +79,27 @@ class accept_backoff {
     timer_ = nullptr;
   }
 
-  /// Takes over `listener`'s accept errors; a listener added while paused starts paused.
+  /// Takes over `listener`'s accept errors; a listener added while paused (or held)
+  /// starts paused.
   void watch(evconnlistener* listener) noexcept {
     evconnlistener_set_error_cb(listener, &on_accept_error);
-    if (state_ == state::paused) evconnlistener_disable(listener);
+    if (state_ == state::paused || held_) evconnlistener_disable(listener);
   }
 
   /// True from an accept failure until the retries succeed.
   bool paused() const noexcept { return state_ != state::accepting; }
+
+  /// Holds (or releases) the listeners for a reason other than a failure: a server group
+  /// that balances its loops (server_group.hpp, accept_balance) holds a loop that has more
+  /// than its share of connections. The listeners accept only when neither a failure nor
+  /// a hold stops them; a retry's probation does not enable a held listener.
+  void hold(bool on) noexcept {
+    if (held_ == on) return;
+    held_ = on;
+    if (state_ != state::paused) set_listeners(!on);
+  }
+  /// True while hold(true) holds the listeners.
+  bool held() const noexcept { return held_; }
 
  private:
   enum class state : std::uint8_t { accepting, paused, probation };
@@ -139,7 +152,7 @@ class accept_backoff {
     auto* b = static_cast<accept_backoff*>(self);
     if (b->state_ == state::paused) {
       b->state_ = state::probation;
-      b->set_listeners(true);
+      if (!b->held_) b->set_listeners(true);
       b->arm();
       return;
     }
@@ -172,6 +185,7 @@ class accept_backoff {
   std::chrono::milliseconds delay_ = first_delay;
   std::uint32_t retries_ = 0;
   state state_ = state::accepting;
+  bool held_ = false;
 };
 
 }  // namespace detail

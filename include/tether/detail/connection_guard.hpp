@@ -175,6 +175,13 @@ class guard_set {
 
   /// Connections open (or being opened) on this server.
   std::size_t size() const noexcept { return live_; }
+  /// Calls `f(arg, open)` whenever the count of open connections changes: after an
+  /// accept (from evhttp's bevcb, inside the listener's accept loop) and after a close.
+  /// One observer; null removes it. A server group's accept balance (server_group.hpp).
+  void observe_count(void (*f)(void*, std::size_t) noexcept, void* arg) noexcept {
+    count_observer_ = f;
+    count_observer_arg_ = arg;
+  }
 
   connection_guard* find(const evhttp_connection* evcon) const noexcept { return by_evcon_.find(evcon); }
 
@@ -296,6 +303,7 @@ class guard_set {
       connection_guard* g = pool_.acquire();
       g->set = this;
       ++live_;
+      if (count_observer_) count_observer_(count_observer_arg_, live_);
       return g;
     } catch (...) {
       return nullptr;
@@ -304,6 +312,7 @@ class guard_set {
   void release(connection_guard& g) noexcept {
     --live_;
     pool_.release(&g);
+    if (count_observer_) count_observer_(count_observer_arg_, live_);
   }
 
   void begin(connection_guard& g, guard_phase p) noexcept {
@@ -759,6 +768,8 @@ class guard_set {
   node_pool<connection_guard> pool_;
   connection_guard* heads_[4] = {};
   std::size_t live_ = 0;
+  void (*count_observer_)(void*, std::size_t) noexcept = nullptr;  // observe_count
+  void* count_observer_arg_ = nullptr;
   std::uint32_t tick_ = 0;
   long period_ms_ = 1000;
   bool wake_pending_ = false;
