@@ -35,6 +35,8 @@
 #include <tether/request.hpp>
 #include <tether/route.hpp>
 #include <tether/server.hpp>
+#include <tether/sse.hpp>
+#include <tether/stream.hpp>
 #include <tether/uri.hpp>
 
 #include <event2/event.h>
@@ -44,6 +46,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -317,6 +320,12 @@ struct lean_core {
   /// Room for one more read: moves the unconsumed bytes to the front, or grows the
   /// buffer up to the head limit plus max_unread_input. False if the client passed it.
   bool make_room(conn& c) noexcept {
+    if (c.in_cap == 0) {  // given back by shed_buffers()
+      c.in.reset(new (std::nothrow) char[4096]);
+      if (!c.in) return false;
+      c.in_cap = 4096;
+      return true;
+    }
     if (c.in_len < c.in_cap) return true;
     const std::size_t keep = c.head_live ? std::min(c.head_at, c.in_pos) : c.in_pos;
     if (keep > 0) {
@@ -442,6 +451,7 @@ struct lean_core {
     }
     if (!c.head_live && c.in_pos == c.in_len) c.in_pos = c.in_len = 0;
     if (!c.closed && c.pending_output() > 0) flush(c);
+    if (!c.closed) shed_buffers(c);
     if (!c.closed && c.ph != lean_phase::pending && c.ph != lean_phase::streaming && c.pending_output() == 0 &&
         c.unread() == 0 && !c.parser.in_body() && c.deadline_kind != lean_deadline::idle)
       set_deadline(c, lean_deadline::idle);
@@ -623,8 +633,29 @@ struct lean_core {
       close(c, close_reason::slow_consumer);
       return make_error_code(errc::limit_exceeded);
     }
+    const http1::chunk_header h(bytes.size());
+    if (!c.in_handler && c.pending_output() == 0) {
+      // Outside a handler with nothing queued (an SSE event, a tick): one writev of the
+      // framing and the caller's bytes, no copy; only what the socket refuses is queued.
+      http1::iovec_list<3> iov;
+      if (c.chunked_reply) iov.push(h.view());
+      iov.push(bytes);
+      if (c.chunked_reply) iov.push(http1::chunk_end);
+      ssize_t n;
+      do n = ::writev(c.fd, iov.data(), iov.count());
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        close(c, errno == ECONNRESET || errno == EPIPE ? close_reason::peer_reset : close_reason::error);
+        return make_error_code(errc::peer_gone);
+      }
+      if (n > 0) iov.consume(static_cast<std::size_t>(n));
+      if (iov.empty()) return {};
+      for (int i = 0; i < iov.count(); ++i)
+        c.out.append(static_cast<const char*>(iov.data()[i].iov_base), iov.data()[i].iov_len);
+      flush(c);  // arms EV_WRITE
+      return {};
+    }
     if (c.chunked_reply) {
-      const http1::chunk_header h(bytes.size());
       c.out.append(h.view());
       c.out.append(bytes);
       c.out.append(http1::chunk_end);
@@ -633,6 +664,20 @@ struct lean_core {
     }
     if (!c.in_handler) flush(c);
     return {};
+  }
+
+  /// A connection whose reply streams, with nothing read or queued, gives its buffers
+  /// back: an idle stream costs its connection object and two events, not 5 KiB of
+  /// buffers (they come back on the next read, or when a write is refused).
+  static void shed_buffers(conn& c) noexcept {
+    if (c.ph != lean_phase::streaming || c.in_handler || c.head_live) return;
+    if (c.unread() == 0 && c.in_cap != 0) {
+      c.in.reset();
+      c.in_cap = c.in_len = c.in_pos = 0;
+    }
+    if (c.pending_output() == 0 && c.out.capacity() != 0) std::string().swap(c.out);
+    std::string().swap(c.body);
+    std::string().swap(c.reply_headers);
   }
 
   std::error_code end(conn& c) noexcept {
@@ -673,6 +718,7 @@ struct lean_core {
       c.writing = false;
       event_del(c.wr);
       if (c.deadline_kind == lean_deadline::send) c.deadline_kind = lean_deadline::none;
+      shed_buffers(c);
     }
     if (c.close_after_write) close(c, c.after_write_reason);
   }
@@ -1238,13 +1284,17 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// The three policies as one type.
   using config = server_config<std::conditional_t<close_policy<ClosePolicy>, ClosePolicy, eager_close<>>,
                                std::conditional_t<buffer_policy<BufferPolicy>, BufferPolicy, copy_buffer>,
-                               CloseCallback>;
+                               CloseCallback, lean_engine>;
   /// The type a handler receives (as `request&`).
   using request = basic_lean_request<config>;
   /// What request::hold() returns.
   using request_handle = basic_lean_request_handle<config>;
   /// What request::connection() returns.
   using connection = basic_lean_connection<config>;
+  /// A streamed reply (stream.hpp) of this server.
+  using stream = basic_stream<config>;
+  /// A Server-Sent Events reply (sse.hpp) of this server.
+  using sse_stream = basic_sse_stream<config>;
 
   /// Creates the server on `loop`.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
