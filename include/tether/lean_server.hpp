@@ -20,6 +20,7 @@
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/connection_core.hpp>
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/lean_connection.hpp>
 #include <tether/detail/sigpipe.hpp>
@@ -130,6 +131,9 @@ struct lean_core {
   event* sweep = nullptr;
   std::int64_t sweep_period_ms = 0;
   std::uint64_t requests = 0;
+  /// The close policy's input limit (eager_close<Limit>), if it has one: unread input is
+  /// bounded by the smaller of it and max_unread_input.
+  std::size_t policy_input_limit = SIZE_MAX;
 
   /// Bytes of queued output past which pipelined requests wait (the socket is slow).
   static constexpr std::size_t output_pause = 64 * 1024;
@@ -288,7 +292,7 @@ struct lean_core {
       try {
         c.callback(e);
       } catch (...) {
-        std::fputs("tether: a close callback threw; ignored\n", stderr);
+        report_exception("a close callback");
       }
       c.callback = typename conn::callback_type{};
     }
@@ -369,7 +373,7 @@ struct lean_core {
     }
     // Input nobody reads yet (a request is handled, held or answered) is bounded.
     if ((c.ph == lean_phase::pending || c.ph == lean_phase::streaming || c.pending_output() > 0) &&
-        is_limited(limits.max_unread_input) && c.unread() > limits.max_unread_input) {
+        c.unread() > std::min(limits.max_unread_input, policy_input_limit)) {
       close(c, close_reason::limit_exceeded);
       return;
     }
@@ -578,15 +582,23 @@ struct lean_core {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     c.keep_alive = false;  // as evhttp's error page: Connection: close
+    // evhttp's error page, without printf: "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>...".
     const std::string_view phrase = reason ? std::string_view(reason) : http1::reason_phrase(status);
-    char page[256];
-    int n = std::snprintf(page, sizeof page,
-                          "<HTML><HEAD>\n<TITLE>%d %.*s</TITLE>\n</HEAD><BODY>\n<H1>%.*s</H1>\n</BODY></HTML>\n", status,
-                          static_cast<int>(phrase.size()), phrase.data(), static_cast<int>(phrase.size()), phrase.data());
-    if (n < 0) n = 0;
-    if (static_cast<std::size_t>(n) >= sizeof page) n = sizeof page - 1;
-    append_head(c, status, reason, static_cast<std::size_t>(n), false);
-    if (http1::response_has_content(status, c.is_head)) c.out.append(page, static_cast<std::size_t>(n));
+    const char code[3] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
+                          static_cast<char>('0' + status % 10)};
+    static constexpr std::string_view a = "<HTML><HEAD>\n<TITLE>", b = "</TITLE>\n</HEAD><BODY>\n<H1>",
+                                      z = "</H1>\n</BODY></HTML>\n";
+    const std::size_t length = a.size() + 4 + phrase.size() + b.size() + phrase.size() + z.size();
+    append_head(c, status, reason, length, false);
+    if (http1::response_has_content(status, c.is_head)) {
+      c.out.append(a);
+      c.out.append(code, 3);
+      c.out.append(" ");
+      c.out.append(phrase);
+      c.out.append(b);
+      c.out.append(phrase);
+      c.out.append(z);
+    }
     complete(c);
     return {};
   }
@@ -599,10 +611,10 @@ struct lean_core {
     if (c.chunked_reply) {
       append_head(c, status, reason, 0, true);
     } else {
-      // HTTP/1.0 (or no content): the head without framing fields.
-      const bool ka = c.keep_alive;
+      // HTTP/1.0 (or no content): the head without framing fields; the body, if any,
+      // ends when the connection closes.
       append_head_unframed(c, status, reason);
-      c.keep_alive = ka;
+      c.keep_alive = false;
     }
     c.ph = lean_phase::streaming;
     if (!c.in_handler) flush(c);
@@ -1193,6 +1205,10 @@ struct lean_access {
   static basic_lean_request<Config> make(lean_connection<Config>* c, const http1::request_view& v) noexcept {
     return basic_lean_request<Config>(c, v);
   }
+  template <class Config>
+  static lean_connection<Config>* conn(basic_lean_request<Config>& r) noexcept {
+    return r.c_;
+  }
 };
 
 template <class Config>
@@ -1304,6 +1320,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     core_.base = base;
     core_.owner = this;
     core_.dispatch = &dispatch;
+    if constexpr (requires { config::close_policy::input_limit; })
+      core_.policy_input_limit = config::close_policy::input_limit;
     core_.apply(server_limits{});
   }
   basic_server(const basic_server&) = delete;
@@ -1582,8 +1600,12 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       }
       (void)r.send_error(404);
     } catch (...) {
-      std::fputs("tether: a request handler threw; the connection is closed\n", stderr);
-      r.connection().close();
+      // As on the evhttp engine: a 500 if nothing was sent yet, else the connection is cut
+      // (a stream cannot say "failed" any other way).
+      detail::report_exception("a request handler");
+      if (r.pending()) (void)r.send_error(500);
+      else if (auto* c = detail::lean_access::conn(r); c && !c->closed && c->ph == detail::lean_phase::streaming)
+        c->core->close(*c, close_reason::error);
     }
   }
 
