@@ -148,7 +148,8 @@ struct lean_core {
     limits = l;
     parser_limits.max_head_bytes = std::min<std::size_t>(l.max_header_bytes, 65535);
     parser_limits.max_body_bytes = is_limited(l.max_body_bytes) ? l.max_body_bytes : http1::parser_limits::unlimited;
-    for (conn* c = first; c; c = c->next) c->parser.set_limits(parser_limits);
+    for (conn* c = first; c; c = c->next)
+      if (c->parser) c->parser->set_limits(parser_limits);
     arm_sweep();
   }
 
@@ -253,7 +254,6 @@ struct lean_core {
       delete c;
       return;
     }
-    c->parser.set_limits(parser_limits);
     c->out.reserve(1024);
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -271,6 +271,7 @@ struct lean_core {
   void close(conn& c, close_reason why) noexcept {
     if (c.closed) return;
     c.closed = true;
+    delete std::exchange(c.parser, nullptr);  // its state may be mid-message: not a spare
     const bool aborted = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
     if (aborted) c.ph = lean_phase::aborted;
     event_free(c.rd);
@@ -407,7 +408,11 @@ struct lean_core {
     while (!c.closed) {
       if (c.ph == lean_phase::pending || c.ph == lean_phase::streaming) break;
       if (c.close_after_write || c.pending_output() > output_pause) break;
-      const http1::parse_step step = c.parser.parse(c.in.get() + c.in_pos, c.in_len - c.in_pos);
+      if (!c.parser && !take_parser(c)) {
+        close(c, close_reason::error);
+        return;
+      }
+      const http1::parse_step step = c.parser->parse(c.in.get() + c.in_pos, c.in_len - c.in_pos);
       if (step.event == http1::parse_event::need_more) {
         if (c.unread() != 0 && c.deadline_kind == lean_deadline::idle) set_deadline(c, lean_deadline::head);
         break;
@@ -416,7 +421,7 @@ struct lean_core {
         c.head_at = c.in_pos;
         c.head_live = true;
         c.in_pos += step.consumed;
-        const http1::request_head& h = c.parser.head();
+        const http1::request_head& h = c.parser->head();
         c.keep_alive = h.keep_alive;
         c.minor = h.version_minor;
         c.is_head = h.is_head();
@@ -447,18 +452,49 @@ struct lean_core {
         break;
       }
       // parse_event::error
-      const http1::parse_error e = c.parser.error();
+      const http1::parse_error e = c.parser->error();
       const int status = http1::status_of(e);
       refuse(c, status, status == 413 || status == 431 || status == 414 ? close_reason::limit_exceeded
                                                                          : close_reason::protocol_error);
       break;
     }
     if (!c.head_live && c.in_pos == c.in_len) c.in_pos = c.in_len = 0;
+    const bool between_messages = !c.head_live && c.unread() == 0 && (!c.parser || !c.parser->in_body());
+    if (between_messages && c.keep_alive && !c.close_after_write) park_parser(c);
     if (!c.closed && c.pending_output() > 0) flush(c);
     if (!c.closed) shed_buffers(c);
     if (!c.closed && c.ph != lean_phase::pending && c.ph != lean_phase::streaming && c.pending_output() == 0 &&
-        c.unread() == 0 && !c.parser.in_body() && c.deadline_kind != lean_deadline::idle)
+        between_messages && c.deadline_kind != lean_deadline::idle)
       set_deadline(c, lean_deadline::idle);
+  }
+
+  // ----- parsers: lent to connections while they parse or handle a message -------------
+
+  std::vector<std::unique_ptr<http1::request_parser>> spare_parsers;
+  static constexpr std::size_t max_spare_parsers = 256;
+
+  bool take_parser(conn& c) noexcept {
+    if (!spare_parsers.empty()) {
+      c.parser = spare_parsers.back().release();
+      spare_parsers.pop_back();
+    } else {
+      c.parser = new (std::nothrow) http1::request_parser;
+      if (!c.parser) return false;
+    }
+    c.parser->set_limits(parser_limits);
+    c.parser->reset();  // the state of a new connection: between messages, nothing is lost
+    return true;
+  }
+
+  /// Gives `c`'s parser back (between messages only: it holds no state then).
+  void park_parser(conn& c) noexcept {
+    if (!c.parser) return;
+    std::unique_ptr<http1::request_parser> p(std::exchange(c.parser, nullptr));
+    if (spare_parsers.size() >= max_spare_parsers) return;  // freed
+    try {
+      spare_parsers.push_back(std::move(p));
+    } catch (...) {  // freed
+    }
   }
 
   void run_handler(conn& c) noexcept;
@@ -1223,7 +1259,7 @@ void lean_core<Config>::run_handler(conn& c) noexcept {
   const std::uint32_t refs_before = c.refs;  // the callers' references and this dispatch's
   const std::uint32_t seq = c.seq;
   {
-    request_type r = lean_access::make(&c, c.parser.view(c.in.get() + c.head_at));
+    request_type r = lean_access::make(&c, c.parser->view(c.in.get() + c.head_at));
     dispatch(owner, r);
   }
   c.in_handler = false;
@@ -1233,8 +1269,8 @@ void lean_core<Config>::run_handler(conn& c) noexcept {
         c.held = true;  // a handle has it; reading stays on, so a hang-up is seen at once
       } else {
         std::fprintf(stderr, "tether: %.*s: the handler returned without replying or holding the request; sent 500\n",
-                     static_cast<int>(c.parser.view(c.in.get() + c.head_at).target().size()),
-                     c.parser.view(c.in.get() + c.head_at).target().data());
+                     static_cast<int>(c.parser->view(c.in.get() + c.head_at).target().size()),
+                     c.parser->view(c.in.get() + c.head_at).target().data());
         (void)send_error(c, 500, nullptr);
       }
     }

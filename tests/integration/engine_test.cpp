@@ -286,6 +286,10 @@ TEMPLATE_TEST_CASE("engine: limits answer 400, 413, 431 and close with their rea
        tether::close_reason::limit_exceeded},
       {"a head over max_header_bytes", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(3000, 'a') + "\r\n\r\n",
        "HTTP/1.1 431 ", tether::close_reason::limit_exceeded},
+      {"Content-Length 2^63 - 1", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9223372036854775807\r\n\r\n",
+       "HTTP/1.1 413 ", tether::close_reason::limit_exceeded},
+      {"an endless header line", "GET / HTTP/1.1\r\nHost: t\r\nX-Endless: " + std::string(64 * 1024, 'a'),
+       "HTTP/1.1 431 ", tether::close_reason::limit_exceeded},
   };
   for (const auto& k : cases) {
     INFO(k.what);
