@@ -20,6 +20,7 @@
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/connection_core.hpp>
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/lean_connection.hpp>
 #include <tether/detail/sigpipe.hpp>
@@ -35,6 +36,8 @@
 #include <tether/request.hpp>
 #include <tether/route.hpp>
 #include <tether/server.hpp>
+#include <tether/sse.hpp>
+#include <tether/stream.hpp>
 #include <tether/uri.hpp>
 
 #include <event2/event.h>
@@ -44,6 +47,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -127,6 +131,9 @@ struct lean_core {
   event* sweep = nullptr;
   std::int64_t sweep_period_ms = 0;
   std::uint64_t requests = 0;
+  /// The close policy's input limit (eager_close<Limit>), if it has one: unread input is
+  /// bounded by the smaller of it and max_unread_input.
+  std::size_t policy_input_limit = SIZE_MAX;
 
   /// Bytes of queued output past which pipelined requests wait (the socket is slow).
   static constexpr std::size_t output_pause = 64 * 1024;
@@ -141,7 +148,8 @@ struct lean_core {
     limits = l;
     parser_limits.max_head_bytes = std::min<std::size_t>(l.max_header_bytes, 65535);
     parser_limits.max_body_bytes = is_limited(l.max_body_bytes) ? l.max_body_bytes : http1::parser_limits::unlimited;
-    for (conn* c = first; c; c = c->next) c->parser.set_limits(parser_limits);
+    for (conn* c = first; c; c = c->next)
+      if (c->parser) c->parser->set_limits(parser_limits);
     arm_sweep();
   }
 
@@ -246,7 +254,6 @@ struct lean_core {
       delete c;
       return;
     }
-    c->parser.set_limits(parser_limits);
     c->out.reserve(1024);
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -264,6 +271,7 @@ struct lean_core {
   void close(conn& c, close_reason why) noexcept {
     if (c.closed) return;
     c.closed = true;
+    delete std::exchange(c.parser, nullptr);  // its state may be mid-message: not a spare
     const bool aborted = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
     if (aborted) c.ph = lean_phase::aborted;
     event_free(c.rd);
@@ -285,7 +293,7 @@ struct lean_core {
       try {
         c.callback(e);
       } catch (...) {
-        std::fputs("tether: a close callback threw; ignored\n", stderr);
+        report_exception("a close callback");
       }
       c.callback = typename conn::callback_type{};
     }
@@ -317,6 +325,12 @@ struct lean_core {
   /// Room for one more read: moves the unconsumed bytes to the front, or grows the
   /// buffer up to the head limit plus max_unread_input. False if the client passed it.
   bool make_room(conn& c) noexcept {
+    if (c.in_cap == 0) {  // given back by shed_buffers()
+      c.in.reset(new (std::nothrow) char[4096]);
+      if (!c.in) return false;
+      c.in_cap = 4096;
+      return true;
+    }
     if (c.in_len < c.in_cap) return true;
     const std::size_t keep = c.head_live ? std::min(c.head_at, c.in_pos) : c.in_pos;
     if (keep > 0) {
@@ -360,7 +374,7 @@ struct lean_core {
     }
     // Input nobody reads yet (a request is handled, held or answered) is bounded.
     if ((c.ph == lean_phase::pending || c.ph == lean_phase::streaming || c.pending_output() > 0) &&
-        is_limited(limits.max_unread_input) && c.unread() > limits.max_unread_input) {
+        c.unread() > std::min(limits.max_unread_input, policy_input_limit)) {
       close(c, close_reason::limit_exceeded);
       return;
     }
@@ -394,7 +408,11 @@ struct lean_core {
     while (!c.closed) {
       if (c.ph == lean_phase::pending || c.ph == lean_phase::streaming) break;
       if (c.close_after_write || c.pending_output() > output_pause) break;
-      const http1::parse_step step = c.parser.parse(c.in.get() + c.in_pos, c.in_len - c.in_pos);
+      if (!c.parser && !take_parser(c)) {
+        close(c, close_reason::error);
+        return;
+      }
+      const http1::parse_step step = c.parser->parse(c.in.get() + c.in_pos, c.in_len - c.in_pos);
       if (step.event == http1::parse_event::need_more) {
         if (c.unread() != 0 && c.deadline_kind == lean_deadline::idle) set_deadline(c, lean_deadline::head);
         break;
@@ -403,7 +421,7 @@ struct lean_core {
         c.head_at = c.in_pos;
         c.head_live = true;
         c.in_pos += step.consumed;
-        const http1::request_head& h = c.parser.head();
+        const http1::request_head& h = c.parser->head();
         c.keep_alive = h.keep_alive;
         c.minor = h.version_minor;
         c.is_head = h.is_head();
@@ -434,17 +452,49 @@ struct lean_core {
         break;
       }
       // parse_event::error
-      const http1::parse_error e = c.parser.error();
+      const http1::parse_error e = c.parser->error();
       const int status = http1::status_of(e);
       refuse(c, status, status == 413 || status == 431 || status == 414 ? close_reason::limit_exceeded
                                                                          : close_reason::protocol_error);
       break;
     }
     if (!c.head_live && c.in_pos == c.in_len) c.in_pos = c.in_len = 0;
+    const bool between_messages = !c.head_live && c.unread() == 0 && (!c.parser || !c.parser->in_body());
+    if (between_messages && c.keep_alive && !c.close_after_write) park_parser(c);
     if (!c.closed && c.pending_output() > 0) flush(c);
+    if (!c.closed) shed_buffers(c);
     if (!c.closed && c.ph != lean_phase::pending && c.ph != lean_phase::streaming && c.pending_output() == 0 &&
-        c.unread() == 0 && !c.parser.in_body() && c.deadline_kind != lean_deadline::idle)
+        between_messages && c.deadline_kind != lean_deadline::idle)
       set_deadline(c, lean_deadline::idle);
+  }
+
+  // ----- parsers: lent to connections while they parse or handle a message -------------
+
+  std::vector<std::unique_ptr<http1::request_parser>> spare_parsers;
+  static constexpr std::size_t max_spare_parsers = 256;
+
+  bool take_parser(conn& c) noexcept {
+    if (!spare_parsers.empty()) {
+      c.parser = spare_parsers.back().release();
+      spare_parsers.pop_back();
+    } else {
+      c.parser = new (std::nothrow) http1::request_parser;
+      if (!c.parser) return false;
+    }
+    c.parser->set_limits(parser_limits);
+    c.parser->reset();  // the state of a new connection: between messages, nothing is lost
+    return true;
+  }
+
+  /// Gives `c`'s parser back (between messages only: it holds no state then).
+  void park_parser(conn& c) noexcept {
+    if (!c.parser) return;
+    std::unique_ptr<http1::request_parser> p(std::exchange(c.parser, nullptr));
+    if (spare_parsers.size() >= max_spare_parsers) return;  // freed
+    try {
+      spare_parsers.push_back(std::move(p));
+    } catch (...) {  // freed
+    }
   }
 
   void run_handler(conn& c) noexcept;
@@ -568,15 +618,23 @@ struct lean_core {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     c.keep_alive = false;  // as evhttp's error page: Connection: close
+    // evhttp's error page, without printf: "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>...".
     const std::string_view phrase = reason ? std::string_view(reason) : http1::reason_phrase(status);
-    char page[256];
-    int n = std::snprintf(page, sizeof page,
-                          "<HTML><HEAD>\n<TITLE>%d %.*s</TITLE>\n</HEAD><BODY>\n<H1>%.*s</H1>\n</BODY></HTML>\n", status,
-                          static_cast<int>(phrase.size()), phrase.data(), static_cast<int>(phrase.size()), phrase.data());
-    if (n < 0) n = 0;
-    if (static_cast<std::size_t>(n) >= sizeof page) n = sizeof page - 1;
-    append_head(c, status, reason, static_cast<std::size_t>(n), false);
-    if (http1::response_has_content(status, c.is_head)) c.out.append(page, static_cast<std::size_t>(n));
+    const char code[3] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
+                          static_cast<char>('0' + status % 10)};
+    static constexpr std::string_view a = "<HTML><HEAD>\n<TITLE>", b = "</TITLE>\n</HEAD><BODY>\n<H1>",
+                                      z = "</H1>\n</BODY></HTML>\n";
+    const std::size_t length = a.size() + 4 + phrase.size() + b.size() + phrase.size() + z.size();
+    append_head(c, status, reason, length, false);
+    if (http1::response_has_content(status, c.is_head)) {
+      c.out.append(a);
+      c.out.append(code, 3);
+      c.out.append(" ");
+      c.out.append(phrase);
+      c.out.append(b);
+      c.out.append(phrase);
+      c.out.append(z);
+    }
     complete(c);
     return {};
   }
@@ -589,10 +647,10 @@ struct lean_core {
     if (c.chunked_reply) {
       append_head(c, status, reason, 0, true);
     } else {
-      // HTTP/1.0 (or no content): the head without framing fields.
-      const bool ka = c.keep_alive;
+      // HTTP/1.0 (or no content): the head without framing fields; the body, if any,
+      // ends when the connection closes.
       append_head_unframed(c, status, reason);
-      c.keep_alive = ka;
+      c.keep_alive = false;
     }
     c.ph = lean_phase::streaming;
     if (!c.in_handler) flush(c);
@@ -623,8 +681,29 @@ struct lean_core {
       close(c, close_reason::slow_consumer);
       return make_error_code(errc::limit_exceeded);
     }
+    const http1::chunk_header h(bytes.size());
+    if (!c.in_handler && c.pending_output() == 0) {
+      // Outside a handler with nothing queued (an SSE event, a tick): one writev of the
+      // framing and the caller's bytes, no copy; only what the socket refuses is queued.
+      http1::iovec_list<3> iov;
+      if (c.chunked_reply) iov.push(h.view());
+      iov.push(bytes);
+      if (c.chunked_reply) iov.push(http1::chunk_end);
+      ssize_t n;
+      do n = ::writev(c.fd, iov.data(), iov.count());
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        close(c, errno == ECONNRESET || errno == EPIPE ? close_reason::peer_reset : close_reason::error);
+        return make_error_code(errc::peer_gone);
+      }
+      if (n > 0) iov.consume(static_cast<std::size_t>(n));
+      if (iov.empty()) return {};
+      for (int i = 0; i < iov.count(); ++i)
+        c.out.append(static_cast<const char*>(iov.data()[i].iov_base), iov.data()[i].iov_len);
+      flush(c);  // arms EV_WRITE
+      return {};
+    }
     if (c.chunked_reply) {
-      const http1::chunk_header h(bytes.size());
       c.out.append(h.view());
       c.out.append(bytes);
       c.out.append(http1::chunk_end);
@@ -633,6 +712,20 @@ struct lean_core {
     }
     if (!c.in_handler) flush(c);
     return {};
+  }
+
+  /// A connection whose reply streams, with nothing read or queued, gives its buffers
+  /// back: an idle stream costs its connection object and two events, not 5 KiB of
+  /// buffers (they come back on the next read, or when a write is refused).
+  static void shed_buffers(conn& c) noexcept {
+    if (c.ph != lean_phase::streaming || c.in_handler || c.head_live) return;
+    if (c.unread() == 0 && c.in_cap != 0) {
+      c.in.reset();
+      c.in_cap = c.in_len = c.in_pos = 0;
+    }
+    if (c.pending_output() == 0 && c.out.capacity() != 0) std::string().swap(c.out);
+    std::string().swap(c.body);
+    std::string().swap(c.reply_headers);
   }
 
   std::error_code end(conn& c) noexcept {
@@ -673,6 +766,7 @@ struct lean_core {
       c.writing = false;
       event_del(c.wr);
       if (c.deadline_kind == lean_deadline::send) c.deadline_kind = lean_deadline::none;
+      shed_buffers(c);
     }
     if (c.close_after_write) close(c, c.after_write_reason);
   }
@@ -1147,6 +1241,10 @@ struct lean_access {
   static basic_lean_request<Config> make(lean_connection<Config>* c, const http1::request_view& v) noexcept {
     return basic_lean_request<Config>(c, v);
   }
+  template <class Config>
+  static lean_connection<Config>* conn(basic_lean_request<Config>& r) noexcept {
+    return r.c_;
+  }
 };
 
 template <class Config>
@@ -1161,7 +1259,7 @@ void lean_core<Config>::run_handler(conn& c) noexcept {
   const std::uint32_t refs_before = c.refs;  // the callers' references and this dispatch's
   const std::uint32_t seq = c.seq;
   {
-    request_type r = lean_access::make(&c, c.parser.view(c.in.get() + c.head_at));
+    request_type r = lean_access::make(&c, c.parser->view(c.in.get() + c.head_at));
     dispatch(owner, r);
   }
   c.in_handler = false;
@@ -1171,8 +1269,8 @@ void lean_core<Config>::run_handler(conn& c) noexcept {
         c.held = true;  // a handle has it; reading stays on, so a hang-up is seen at once
       } else {
         std::fprintf(stderr, "tether: %.*s: the handler returned without replying or holding the request; sent 500\n",
-                     static_cast<int>(c.parser.view(c.in.get() + c.head_at).target().size()),
-                     c.parser.view(c.in.get() + c.head_at).target().data());
+                     static_cast<int>(c.parser->view(c.in.get() + c.head_at).target().size()),
+                     c.parser->view(c.in.get() + c.head_at).target().data());
         (void)send_error(c, 500, nullptr);
       }
     }
@@ -1238,13 +1336,17 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// The three policies as one type.
   using config = server_config<std::conditional_t<close_policy<ClosePolicy>, ClosePolicy, eager_close<>>,
                                std::conditional_t<buffer_policy<BufferPolicy>, BufferPolicy, copy_buffer>,
-                               CloseCallback>;
+                               CloseCallback, lean_engine>;
   /// The type a handler receives (as `request&`).
   using request = basic_lean_request<config>;
   /// What request::hold() returns.
   using request_handle = basic_lean_request_handle<config>;
   /// What request::connection() returns.
   using connection = basic_lean_connection<config>;
+  /// A streamed reply (stream.hpp) of this server.
+  using stream = basic_stream<config>;
+  /// A Server-Sent Events reply (sse.hpp) of this server.
+  using sse_stream = basic_sse_stream<config>;
 
   /// Creates the server on `loop`.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
@@ -1254,6 +1356,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     core_.base = base;
     core_.owner = this;
     core_.dispatch = &dispatch;
+    if constexpr (requires { config::close_policy::input_limit; })
+      core_.policy_input_limit = config::close_policy::input_limit;
     core_.apply(server_limits{});
   }
   basic_server(const basic_server&) = delete;
@@ -1532,8 +1636,12 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       }
       (void)r.send_error(404);
     } catch (...) {
-      std::fputs("tether: a request handler threw; the connection is closed\n", stderr);
-      r.connection().close();
+      // As on the evhttp engine: a 500 if nothing was sent yet, else the connection is cut
+      // (a stream cannot say "failed" any other way).
+      detail::report_exception("a request handler");
+      if (r.pending()) (void)r.send_error(500);
+      else if (auto* c = detail::lean_access::conn(r); c && !c->closed && c->ph == detail::lean_phase::streaming)
+        c->core->close(*c, close_reason::error);
     }
   }
 

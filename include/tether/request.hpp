@@ -23,6 +23,7 @@
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/engine.hpp>
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/direct_write.hpp>
 #include <tether/detail/request_screen.hpp>
@@ -48,9 +49,13 @@
 
 TETHER_BEGIN_NAMESPACE
 
-/// The three policies of a server, as one type that requests and handles are keyed on.
-template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
+/// The policies of a server, as one type that requests and handles are keyed on.
+template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback,
+          class Engine = evhttp_engine>
 struct server_config {
+  /// The engine beneath the requests (engine.hpp): evhttp_engine or lean_engine, the
+  /// fourth template argument of basic_server.
+  using engine = Engine;
   /// How the server notices hang-ups (eager_close, native_close): the first template
   /// argument of basic_server.
   using close_policy = ClosePolicy;
@@ -71,6 +76,44 @@ template <class Config>
 class basic_request_handle;
 template <class Config>
 class basic_connection;
+template <class Config>
+class basic_lean_request;
+template <class Config>
+class basic_lean_request_handle;
+
+namespace detail {
+/// The engine a config names (evhttp_engine for a config without one).
+template <class Config>
+struct config_engine {
+  using type = evhttp_engine;
+};
+template <class Config>
+  requires requires { typename Config::engine; }
+struct config_engine<Config> {
+  using type = typename Config::engine;
+};
+/// The request and handle types of a config's engine: the engine-neutral seam helpers
+/// (streams, SSE) are written against.
+template <class Config, class Engine = typename config_engine<Config>::type>
+struct engine_types {
+  using request = basic_request<Config>;
+  using handle = basic_request_handle<Config>;
+};
+template <class Config>
+struct engine_types<Config, lean_engine> {
+  using request = basic_lean_request<Config>;
+  using handle = basic_lean_request_handle<Config>;
+};
+}  // namespace detail
+
+/// The request type handlers of a server with `Config` receive: basic_request<Config> on
+/// the evhttp engine, basic_lean_request<Config> on the lean engine.
+template <class Config>
+using request_t = typename detail::engine_types<Config>::request;
+/// The request handle type of a server with `Config` (what request_t<Config>::hold()
+/// returns).
+template <class Config>
+using request_handle_t = typename detail::engine_types<Config>::handle;
 
 namespace detail {
 

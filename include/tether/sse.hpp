@@ -128,7 +128,7 @@ template <class Config>
 class basic_sse_stream {
  public:
   /// The request start() takes (tether::request for tether::server).
-  using request_type = basic_request<Config>;
+  using request_type = request_t<Config>;
 
   basic_sse_stream() noexcept = default;
   // The heartbeat (if any) points at the stream it writes to: a move re-points it.
@@ -154,6 +154,17 @@ class basic_sse_stream {
   /// a `basic_sse_stream<C>` for a request of any server (`basic_request<C>`).
   template <class C>
   static result<basic_sse_stream<C>> start(basic_request<C>& req) noexcept {
+    return start_any<C>(req);
+  }
+  /// The same for a request of a server on the lean engine (docs/engine.md).
+  template <class C>
+  static result<basic_sse_stream<C>> start(basic_lean_request<C>& req) noexcept {
+    return start_any<C>(req);
+  }
+
+ private:
+  template <class C, class Request>
+  static result<basic_sse_stream<C>> start_any(Request& req) noexcept {
     auto h = req.output_headers();
     if (auto ec = h.set("Content-Type", "text/event-stream")) return ec;
     (void)h.set("Cache-Control", "no-cache");
@@ -165,6 +176,7 @@ class basic_sse_stream {
     return out;
   }
 
+ public:
   /// Sends one event. Errors: as basic_stream::write, and errc::invalid_argument for a
   /// malformed event.
   [[nodiscard]] std::error_code send(const sse::event& e) {
@@ -232,7 +244,7 @@ class basic_sse_stream {
   /// The underlying stream, for on_writable(), on_end(), queued_bytes() and close().
   basic_stream<Config>& stream() noexcept { return stream_; }
   /// The request handle the stream writes through (to attach a reply_hook, for instance).
-  basic_request_handle<Config>& handle() noexcept { return stream_.handle(); }
+  typename basic_stream<Config>::handle_type& handle() noexcept { return stream_.handle(); }
 
  private:
   // Everything a heartbeat needs, at a stable address (the timer and the hook point here).

@@ -62,10 +62,10 @@ class basic_stream {
  public:
   /// The server_config of the server whose requests this stream answers.
   using config = Config;
-  /// The request start() takes.
-  using request_type = basic_request<Config>;
+  /// The request start() takes (request_t: basic_request, or the lean engine's).
+  using request_type = request_t<Config>;
   /// The request handle the stream writes through (handle()).
-  using handle_type = basic_request_handle<Config>;
+  using handle_type = request_handle_t<Config>;
 
   basic_stream() noexcept = default;
   /// Takes over another stream's reply, which becomes empty.
@@ -79,6 +79,18 @@ class basic_stream {
   /// a `basic_stream<C>` for a request of any server (`basic_request<C>`).
   template <class C>
   static result<basic_stream<C>> start(basic_request<C>& req, int status = 200, const char* reason = nullptr) noexcept {
+    return start_any<C>(req, status, reason);
+  }
+  /// The same for a request of a server on the lean engine (docs/engine.md).
+  template <class C>
+  static result<basic_stream<C>> start(basic_lean_request<C>& req, int status = 200,
+                                       const char* reason = nullptr) noexcept {
+    return start_any<C>(req, status, reason);
+  }
+
+ private:
+  template <class C, class Request>
+  static result<basic_stream<C>> start_any(Request& req, int status, const char* reason) noexcept {
     basic_stream<C> s;
     const auto [major, minor] = req.version();
     // HTTP/1.0 has no chunked encoding: the body ends when the connection closes, and
@@ -87,8 +99,10 @@ class basic_stream {
     return s.begin(req, status, reason);
   }
 
+ public:
   /// Starts a reply whose body is exactly `length` bytes (Content-Length, no chunking).
-  /// The request's server decides the stream's type, as for start().
+  /// The request's server decides the stream's type, as for start(). The evhttp engine
+  /// only, for now.
   template <class C>
   static result<basic_stream<C>> start_sized(basic_request<C>& req, std::uint64_t length, int status = 200,
                                              const char* reason = nullptr) noexcept {

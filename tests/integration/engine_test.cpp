@@ -286,6 +286,10 @@ TEMPLATE_TEST_CASE("engine: limits answer 400, 413, 431 and close with their rea
        tether::close_reason::limit_exceeded},
       {"a head over max_header_bytes", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(3000, 'a') + "\r\n\r\n",
        "HTTP/1.1 431 ", tether::close_reason::limit_exceeded},
+      {"Content-Length 2^63 - 1", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9223372036854775807\r\n\r\n",
+       "HTTP/1.1 413 ", tether::close_reason::limit_exceeded},
+      {"an endless header line", "GET / HTTP/1.1\r\nHost: t\r\nX-Endless: " + std::string(64 * 1024, 'a'),
+       "HTTP/1.1 431 ", tether::close_reason::limit_exceeded},
   };
   for (const auto& k : cases) {
     INFO(k.what);
@@ -395,4 +399,128 @@ TEST_CASE("lean engine: many pipelined requests from one read are answered in on
     at = p;
   }
   CHECK(s.srv->requests_served() == 50);
+}
+
+// ----- streams and SSE through the helpers, on both engines ----------------------------
+
+TEMPLATE_TEST_CASE("engine: an SSE stream (sse_stream::start) sends events, then notices the hang-up at once",
+                   "[engine][sse]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  std::vector<recorded_close> closes;
+  tether::event_loop loop;
+  std::optional<TestType> srv{std::in_place, loop};
+  typename TestType::sse_stream stream;
+  srv->fallback([&](auto& req) {
+    (void)req.connection().on_close([&](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); });
+    auto s = TestType::sse_stream::start(req);
+    REQUIRE(s);
+    stream = std::move(*s);
+  });
+  const auto port = *srv->bind("127.0.0.1", 0);
+  tt::client c(port);
+  c.send("GET /events HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(loop, "Content-Type: text/event-stream\r\n"));
+  CHECK(c.data().find("Cache-Control: no-cache\r\n") != std::string::npos);
+  REQUIRE_FALSE(stream.send(tether::sse::event{.id = "1", .data = "first"}));
+  REQUIRE(c.wait_for(loop, "id: 1\ndata: first\n\n"));
+  const auto shared = tether::sse::encode(tether::sse::event{.data = "shared"});
+  REQUIRE(shared);
+  REQUIRE_FALSE(stream.send(*shared));
+  REQUIRE(c.wait_for(loop, "data: shared\n\n"));
+  CHECK(stream.alive());
+  c.reset();
+  REQUIRE(tt::run_until(loop, [&] { return stream.peer_gone(); }));
+  CHECK(stream.send(tether::sse::event{.data = "late"}) == tether::errc::peer_gone);
+  REQUIRE(closes.size() == 1);
+  CHECK(closes[0].reason == tether::close_reason::peer_reset);
+  CHECK(closes[0].aborted);
+  srv.reset();
+  CHECK(closes.size() == 1);
+}
+
+TEMPLATE_TEST_CASE("engine: a stream larger than the socket's buffers arrives whole and in order",
+                   "[engine][stream][backpressure]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  engine_server<TestType> s;
+  typename TestType::request_handle h;
+  (void)s.srv->route("/big", [&](auto& req) {
+    if constexpr (tt::is_lean<TestType>()) {  // loopback buffers would take it all at once
+      const int small = 16 * 1024;
+      ::setsockopt(req.connection().native(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    }
+    REQUIRE_FALSE(req.start(200));
+    h = req.hold();
+  });
+  tt::client c(s.port);
+  c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(tt::run_until(s.loop, [&] { return bool(h); }));
+  constexpr int chunks = 48;
+  constexpr std::size_t size = 64 * 1024;
+  for (int i = 0; i < chunks; ++i) REQUIRE_FALSE(h.send_chunk(std::string(size, static_cast<char>('a' + i % 26))));
+  CHECK(h.queued_bytes() > 0);  // the client has not read: the rest waits in the server
+  REQUIRE_FALSE(h.end());
+  REQUIRE(c.wait_for(s.loop, "\r\n0\r\n\r\n", 10000ms));
+  // Decode the chunked body and check every chunk's letter, in order.
+  const std::string& d = c.data();
+  std::size_t at = d.find("\r\n\r\n") + 4;
+  std::string body;
+  for (;;) {
+    const std::size_t eol = d.find("\r\n", at);
+    const std::size_t n = std::stoul(d.substr(at, eol - at), nullptr, 16);
+    if (n == 0) break;
+    body.append(d, eol + 2, n);
+    at = eol + 2 + n + 2;
+  }
+  REQUIRE(body.size() == chunks * size);
+  for (int i = 0; i < chunks; ++i) CHECK(body[static_cast<std::size_t>(i) * size] == static_cast<char>('a' + i % 26));
+  c.send("GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(c.wait_for(s.loop, "path=/after"));
+}
+
+TEMPLATE_TEST_CASE("engine: RST and FIN while a head is half read, and while a reply waits for the socket",
+                   "[engine][close][phases]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  for (bool rst : {true, false}) {
+    INFO((rst ? "RST" : "FIN") << " in the middle of a head");
+    engine_server<TestType> s;
+    tt::client c(s.port);
+    c.send(get_cb);  // sets the close callback
+    REQUIRE(c.wait_for(s.loop, "cb-reply"));
+    c.send("GET /next HTTP/1.1\r\nHo");
+    tt::run_for(s.loop, 10ms);
+    if (rst) c.reset();
+    else c.close();
+    REQUIRE(tt::run_until(s.loop, [&] { return !s.closes.empty(); }));
+    tt::run_for(s.loop, 20ms);
+    REQUIRE(s.closes.size() == 1);
+    CHECK(s.closes[0].reason == (rst ? tether::close_reason::peer_reset : tether::close_reason::peer_closed));
+    CHECK_FALSE(s.closes[0].aborted);
+  }
+  {
+    INFO("RST while megabytes of a stream wait for the socket");
+    engine_server<TestType> s;
+    typename TestType::request_handle h;
+    (void)s.srv->route("/big", [&](auto& req) {
+      (void)req.connection().on_close([&](const tether::close_event& e) { s.closes.push_back({e.reason, e.aborted}); });
+      if constexpr (tt::is_lean<TestType>()) {
+        const int small = 16 * 1024;
+        ::setsockopt(req.connection().native(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+      }
+      REQUIRE_FALSE(req.start(200));
+      h = req.hold();
+    });
+    tt::client c(s.port);
+    c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(s.loop, [&] { return bool(h); }));
+    for (int i = 0; i < 48; ++i) REQUIRE_FALSE(h.send_chunk(std::string(64 * 1024, 'x')));
+    REQUIRE(h.queued_bytes() > 0);
+    c.reset();
+    REQUIRE(tt::run_until(s.loop, [&] { return !s.closes.empty(); }));
+    tt::run_for(s.loop, 20ms);
+    REQUIRE(s.closes.size() == 1);
+    CHECK(s.closes[0].reason == tether::close_reason::peer_reset);
+    CHECK(s.closes[0].aborted);
+    CHECK(h.peer_gone());
+    CHECK(h.send_chunk("late") == tether::errc::peer_gone);
+  }
 }

@@ -2,6 +2,7 @@
 // abandoned requests, exceptions, and the errors a handle reports.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -39,9 +40,10 @@ constexpr const char* hold_request = "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n";
 
 }  // namespace
 
-TEST_CASE("held request: a stray CRLF neither crashes the server nor loses the late reply", "[held][stray]") {
-  fixture f;
-  (void)f.srv->route("/hold", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("held request: a stray CRLF neither crashes the server nor loses the late reply", "[held][stray]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  (void)f.srv->route("/hold", [&](auto& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
@@ -58,13 +60,14 @@ TEST_CASE("held request: a stray CRLF neither crashes the server nor loses the l
   CHECK(c.data().rfind("HTTP/1.1 200 OK", 0) == 0);
 }
 
-TEST_CASE("held request: a request pipelined behind a held one is served after it, in order", "[held][pipeline]") {
-  fixture f;
-  (void)f.srv->route("/hold", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("held request: a request pipelined behind a held one is served after it, in order", "[held][pipeline]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  (void)f.srv->route("/hold", [&](auto& req) {
     ++f.handled;
     f.held = req.hold();
   });
-  (void)f.srv->route("/fast", [&](tether::request& req) {
+  (void)f.srv->route("/fast", [&](auto& req) {
     ++f.handled;
     (void)req.reply(200, "second");
   });
@@ -81,10 +84,12 @@ TEST_CASE("held request: a request pipelined behind a held one is served after i
   CHECK(c.data().find("first") < c.data().find("second"));
 }
 
-TEST_CASE("held request: a client that floods while held is cut off at the policy's limit", "[held][flood]") {
-  using small_limit = tether::basic_server<tether::eager_close<4096>>;
+TEMPLATE_TEST_CASE("held request: a client that floods while held is cut off at the policy's limit", "[held][flood]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  using small_limit = tether::basic_server<tether::eager_close<4096>, tether::copy_buffer, tether::close_function<>,
+                                           typename TestType::engine_type>;
   fixture<small_limit> f;
-  (void)f.srv->route("/hold", [&](small_limit::request& req) {
+  (void)f.srv->route("/hold", [&](auto& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
@@ -101,11 +106,12 @@ TEST_CASE("held request: a client that floods while held is cut off at the polic
   CHECK(c.wait_eof(f.loop));
 }
 
-TEST_CASE("held request: the server timeout does not cut a long-poll, but cuts the idle connection after it",
-          "[held][timeout]") {
-  fixture f;
+TEMPLATE_TEST_CASE("held request: the server timeout does not cut a long-poll, but cuts the idle connection after it",
+          "[held][timeout]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
   f.srv->set_timeout(200ms);
-  (void)f.srv->route("/hold", [&](tether::request& req) {
+  (void)f.srv->route("/hold", [&](auto& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
@@ -144,10 +150,11 @@ TEST_CASE("native_close: a held request is blind to a hang-up until the applicat
   CHECK(tt::close_wait_sockets(port) == 0);
 }
 
-TEST_CASE("server shutdown: open connections get server_shutdown and handles outlive the server",
-          "[held][shutdown]") {
-  fixture f;
-  (void)f.srv->route("/hold", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("server shutdown: open connections get server_shutdown and handles outlive the server",
+          "[held][shutdown]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  (void)f.srv->route("/hold", [&](auto& req) {
     ++f.handled;
     (void)req.connection().on_close(f.recorder());
     f.held = req.hold();
@@ -166,11 +173,12 @@ TEST_CASE("server shutdown: open connections get server_shutdown and handles out
   f.held.reset();  // frees the orphaned state (ASan/valgrind check this)
 }
 
-TEST_CASE("handles: a handle to an earlier request on a keep-alive connection reports reply_finished",
-          "[handle]") {
-  fixture f;
-  std::vector<tether::request_handle> handles;
-  (void)f.srv->route("/once", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("handles: a handle to an earlier request on a keep-alive connection reports reply_finished",
+          "[handle]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  std::vector<typename TestType::request_handle> handles;
+  (void)f.srv->route("/once", [&](auto& req) {
     ++f.handled;
     handles.push_back(req.hold());
     (void)handles.back().reply(200, "reply-" + std::to_string(f.handled));
@@ -184,13 +192,14 @@ TEST_CASE("handles: a handle to an earlier request on a keep-alive connection re
   CHECK(handles[0].reply(200) == tether::errc::reply_finished);
   CHECK(handles[1].reply(200) == tether::errc::reply_finished);
   CHECK_FALSE(handles[0].alive());
-  CHECK(tether::request_handle{}.reply(200) == tether::errc::empty_handle);
+  CHECK(typename TestType::request_handle{}.reply(200) == tether::errc::empty_handle);
 }
 
-TEST_CASE("handles: the reply calls report misuse without touching libevent", "[handle]") {
-  fixture f;
+TEMPLATE_TEST_CASE("handles: the reply calls report misuse without touching libevent", "[handle]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
   std::vector<std::error_code> results;
-  (void)f.srv->route("/misuse", [&](tether::request& req) {
+  (void)f.srv->route("/misuse", [&](auto& req) {
     results.push_back(req.send_chunk("x"));          // not started
     results.push_back(req.end());                    // not started
     results.push_back(req.reply(42));                // bad status
@@ -218,9 +227,10 @@ TEST_CASE("handles: the reply calls report misuse without touching libevent", "[
   CHECK(c.data().find("Injected") == std::string::npos);
 }
 
-TEST_CASE("abandoned requests: a handler that neither replies nor holds gets a 500 sent for it", "[abandon]") {
-  fixture f;
-  (void)f.srv->route("/forgot", [&](tether::request&) { ++f.handled; });
+TEMPLATE_TEST_CASE("abandoned requests: a handler that neither replies nor holds gets a 500 sent for it", "[abandon]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  (void)f.srv->route("/forgot", [&](auto&) { ++f.handled; });
   const auto port = f.bind();
   tt::client c(port);
   c.send("GET /forgot HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -228,12 +238,13 @@ TEST_CASE("abandoned requests: a handler that neither replies nor holds gets a 5
   CHECK(c.data().rfind("HTTP/1.1 500", 0) == 0);
 }
 
-TEST_CASE("abandoned requests: dropping the last handle answers a held request and ends a stream",
-          "[abandon][handle]") {
-  fixture f;
-  tether::request_handle stream;
-  (void)f.srv->route("/hold", [&](tether::request& req) { f.held = req.hold(); });
-  (void)f.srv->route("/stream", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("abandoned requests: dropping the last handle answers a held request and ends a stream",
+          "[abandon][handle]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  typename TestType::request_handle stream;
+  (void)f.srv->route("/hold", [&](auto& req) { f.held = req.hold(); });
+  (void)f.srv->route("/stream", [&](auto& req) {
     (void)req.start(200);
     (void)req.send_chunk("part");
     stream = req.hold();
@@ -250,10 +261,11 @@ TEST_CASE("abandoned requests: dropping the last handle answers a held request a
   CHECK(b.wait_for(f.loop, "0\r\n\r\n"));
 }
 
-TEST_CASE("exceptions: a throwing handler yields a 500, mid-stream it closes the connection", "[exceptions]") {
-  fixture f;
-  (void)f.srv->route("/throw", [&](tether::request&) { throw std::runtime_error("handler failure"); });
-  (void)f.srv->route("/throw-mid-stream", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("exceptions: a throwing handler yields a 500, mid-stream it closes the connection", "[exceptions]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  (void)f.srv->route("/throw", [&](auto&) { throw std::runtime_error("handler failure"); });
+  (void)f.srv->route("/throw-mid-stream", [&](auto& req) {
     (void)req.connection().on_close(f.recorder());
     (void)req.start(200);
     (void)req.send_chunk("partial");
@@ -270,19 +282,20 @@ TEST_CASE("exceptions: a throwing handler yields a 500, mid-stream it closes the
   CHECK(f.closes[0].aborted);
 }
 
-TEST_CASE("close reasons: Connection: close, HTTP/1.0 streams and server-side close", "[close][reasons]") {
-  fixture f;
-  tether::request_handle h;
-  (void)f.srv->route("/done", [&](tether::request& req) {
+TEMPLATE_TEST_CASE("close reasons: Connection: close, HTTP/1.0 streams and server-side close", "[close][reasons]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
+  typename TestType::request_handle h;
+  (void)f.srv->route("/done", [&](auto& req) {
     (void)req.connection().on_close(f.recorder());
     (void)req.reply(200, "done");
   });
-  (void)f.srv->route("/stream10", [&](tether::request& req) {
+  (void)f.srv->route("/stream10", [&](auto& req) {
     (void)req.connection().on_close(f.recorder());
     (void)req.start(200);
     h = req.hold();
   });
-  (void)f.srv->route("/kick", [&](tether::request& req) {
+  (void)f.srv->route("/kick", [&](auto& req) {
     (void)req.connection().on_close(f.recorder());
     h = req.hold();
   });
@@ -320,16 +333,17 @@ TEST_CASE("close reasons: Connection: close, HTTP/1.0 streams and server-side cl
   }
 }
 
-TEST_CASE("close callbacks: a later on_close replaces the earlier one; state lives in the callback",
-          "[close][callback]") {
-  fixture f;
+TEMPLATE_TEST_CASE("close callbacks: a later on_close replaces the earlier one; state lives in the callback",
+          "[close][callback]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  fixture<TestType> f;
   int first = 0;
   std::vector<int> ids;
-  (void)f.srv->route("/a", [&](tether::request& req) {
+  (void)f.srv->route("/a", [&](auto& req) {
     (void)req.connection().on_close([&first](const tether::close_event&) { ++first; });
     (void)req.reply(200, "a");
   });
-  (void)f.srv->route("/b", [&](tether::request& req) {
+  (void)f.srv->route("/b", [&](auto& req) {
     (void)req.connection().on_close([&ids, id = 42](const tether::close_event&) { ids.push_back(id); });
     (void)req.reply(200, "b");
   });

@@ -76,7 +76,9 @@ struct lean_connection {
   std::size_t in_pos = 0;   // first byte the parser has not consumed
   std::size_t head_at = 0;  // where the current request's head starts (while it is in flight)
   bool head_live = false;   // from the head's parse to its handler's return: views into `in`
-  http1::request_parser parser;
+  // Only while a message is being parsed or handled (936 bytes for 100 fields): idle
+  // connections and streams give it back to the core's spares (lean_core::park_parser).
+  http1::request_parser* parser = nullptr;
   std::string body;         // the current request's body (capacity kept across requests)
   bool eof = false;         // the client sent FIN
 
