@@ -11,7 +11,15 @@
 //                Without it: one loop on the main thread.
 // SIGTERM or Ctrl-C drains it (docs/drain.md): replies in progress finish, idle
 // connections close, and it exits with status 0.
-#include <tether/tether.hpp>
+//
+// It includes only the headers it uses (docs/install.md, "Include what you use"): one
+// loop and one server need tether/event_loop.hpp and tether/server.hpp; the rest is for
+// --fast, --threads and the drain.
+#include <tether/drain_on_signals.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/memory_policy.hpp>
+#include <tether/server.hpp>
+#include <tether/server_group.hpp>
 
 #include <chrono>
 #include <cstdio>

@@ -30,6 +30,7 @@
 
 #include <tether/bytes.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/error.hpp>
 #include <tether/sse.hpp>
 #include <tether/wakeup.hpp>
@@ -37,7 +38,6 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>

@@ -27,11 +27,12 @@
 
 #include <tether/broker.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/node_pool.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/inplace_function.hpp>
 #include <tether/request.hpp>
 #include <tether/sse.hpp>
@@ -39,7 +40,6 @@
 #include <event2/event.h>
 
 #include <charconv>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -524,8 +524,8 @@ class basic_broker_endpoint : private detail::broker_inbox {
   broker& broker_;
   event_loop& loop_;
   endpoint_options options_;
-  unique_event wake_event_;
-  unique_event poll_timer_;
+  detail::unique_event wake_event_;
+  detail::unique_event poll_timer_;
   std::unordered_map<std::uint64_t, std::unique_ptr<local_channel>> locals_;
   detail::node_pool<subscriber> subs_;
   detail::node_pool<link> links_;

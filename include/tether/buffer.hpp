@@ -10,8 +10,8 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
-#include <tether/handle.hpp>
 
 #include <event2/buffer.h>
 
@@ -148,7 +148,7 @@ class buffer : public detail::buffer_ops<buffer> {
  private:
   struct adopt_tag {};
   buffer(evbuffer* b, adopt_tag) noexcept : buf_(b) {}
-  unique_evbuffer buf_;
+  detail::unique_evbuffer buf_;
 };
 
 TETHER_END_NAMESPACE

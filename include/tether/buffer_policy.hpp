@@ -31,6 +31,7 @@
 
 #include <tether/bytes.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/error.hpp>
 #include <tether/file.hpp>
 
@@ -38,7 +39,6 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstring>

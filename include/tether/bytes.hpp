@@ -13,8 +13,8 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/sync.hpp>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -66,7 +66,7 @@ class shared_bytes {
   /// True if there are no bytes (default-constructed, moved from, or made from "").
   bool empty() const noexcept { return size() == 0; }
   /// How many shared_bytes and libevent buffers hold this block (for tests and metrics).
-  long use_count() const noexcept { return block_ ? block_->refs.load(std::memory_order_relaxed) : 0; }
+  long use_count() const noexcept { return block_ ? block_->refs.load(detail::order::relaxed) : 0; }
 
   /// Hands one reference to libevent: evbuffer_add_reference(buf, data, size,
   /// &shared_bytes::cleanup, token). libevent calls cleanup when done with the bytes.
@@ -80,7 +80,7 @@ class shared_bytes {
 
  private:
   struct block {
-    std::atomic<long> refs;
+    detail::atomic_value<long> refs;
     std::size_t size;
     char* data() noexcept { return reinterpret_cast<char*>(this + 1); }
     static block* make(std::string_view bytes) {
@@ -92,10 +92,10 @@ class shared_bytes {
     }
   };
   static void retain(block* b) noexcept {
-    if (b) b->refs.fetch_add(1, std::memory_order_relaxed);
+    if (b) b->refs.fetch_add(1, detail::order::relaxed);
   }
   static void release(block* b) noexcept {
-    if (b && b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (b && b->refs.fetch_sub(1, detail::order::acq_rel) == 1) {
       b->~block();
       std::free(b);
     }

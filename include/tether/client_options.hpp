@@ -4,8 +4,8 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>

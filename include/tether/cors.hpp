@@ -20,6 +20,7 @@
 
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
 #include <tether/method.hpp>
@@ -27,7 +28,6 @@
 #include <tether/route.hpp>
 
 #include <charconv>
-#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>

@@ -22,9 +22,9 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/inplace_function.hpp>
 
-#include <chrono>
 #include <cstddef>
 
 TETHER_BEGIN_NAMESPACE

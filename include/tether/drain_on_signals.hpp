@@ -21,12 +21,12 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 
 #include <event2/event.h>
 
-#include <chrono>
 #include <concepts>
 #include <csignal>
 #include <new>
@@ -71,8 +71,8 @@ class drain_on_signals {
 
   Target* target_;
   std::chrono::milliseconds deadline_;
-  unique_event term_;
-  unique_event int_;
+  detail::unique_event term_;
+  detail::unique_event int_;
   unsigned received_ = 0;
   int last_ = 0;
 };

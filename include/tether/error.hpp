@@ -136,7 +136,10 @@ namespace detail {
 class error_category_impl final : public std::error_category {
  public:
   const char* name() const noexcept override { return "tether"; }
-  std::string message(int code) const override {
+  // One std::string built from a table of C strings: the switch returns pointers, so
+  // this virtual function (emitted in every program that names the category) stays small.
+  std::string message(int code) const override { return text(code); }
+  static const char* text(int code) noexcept {
     switch (static_cast<errc>(code)) {
       case errc::peer_gone: return "the client hung up; nothing was sent";
       case errc::reply_finished: return "the reply was already completed";

@@ -4,13 +4,13 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/detail/sigpipe.hpp>
-#include <tether/handle.hpp>
 
 #include <event2/event.h>
 
-#include <chrono>
 #include <new>
 
 TETHER_BEGIN_NAMESPACE
@@ -45,7 +45,7 @@ class event_loop {
   explicit event_loop(const loop_options& options) {
     detail::note_libevent_use();  // from now on, install_memory_policy refuses (memory_policy.hpp)
     detail::ignore_sigpipe_unless_handled();
-    unique_event_config cfg{event_config_new()};
+    detail::unique_event_config cfg{event_config_new()};
     if (!cfg) throw std::bad_alloc{};
     int flags = 0;
     if (options.epoll_changelist) flags |= EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST;
@@ -102,7 +102,7 @@ class event_loop {
   event_base* native() const noexcept { return base_.get(); }
 
  private:
-  unique_event_base base_;
+  detail::unique_event_base base_;
 };
 
 TETHER_END_NAMESPACE

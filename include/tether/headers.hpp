@@ -6,13 +6,13 @@
 
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/iterator_tags.hpp>
 #include <tether/error.hpp>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include <cstddef>
-#include <iterator>
 #include <optional>
 #include <string_view>
 

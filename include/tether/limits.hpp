@@ -12,8 +12,8 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 

@@ -14,16 +14,16 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/node_pool.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/request.hpp>
 
 #include <event2/event.h>
 
-#include <chrono>
 #include <cstddef>
 #include <new>
 
@@ -192,7 +192,7 @@ class basic_long_poll {
   }
 
   clock::duration deadline_;
-  unique_event timer_;
+  detail::unique_event timer_;
   detail::node_pool<slot> pool_;
   slot* head_ = nullptr;  // oldest
   slot* tail_ = nullptr;  // newest

@@ -46,7 +46,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <system_error>
 #include <type_traits>
@@ -376,10 +375,10 @@ inline constexpr char memory_policy_id = 0;  // its address identifies P
 [[nodiscard]] inline std::error_code install_memory_functions(const void* id, void* (*allocate)(std::size_t),
                                                 void* (*reallocate)(void*, std::size_t),
                                                 void (*deallocate)(void*)) noexcept {
-  const std::lock_guard<std::mutex> lock(libevent_process.mutex);
+  const scoped_lock lock(libevent_process.mutex);
   if (libevent_process.memory_policy != nullptr && libevent_process.memory_policy != id)
     return make_error_code(errc::memory_policy_conflict);
-  if (libevent_process.used.load(std::memory_order_relaxed)) return make_error_code(errc::libevent_in_use);
+  if (libevent_process.used.load(order::relaxed)) return make_error_code(errc::libevent_in_use);
   if (libevent_process.memory_policy == id) return {};
   if (allocate != nullptr) {
 #ifdef EVENT_SET_MEM_FUNCTIONS_IMPLEMENTED

@@ -15,15 +15,15 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/reply_hook.hpp>
 
 #include <event2/event.h>
 
-#include <chrono>
 #include <concepts>
 #include <new>
 #include <system_error>
@@ -111,7 +111,7 @@ class producer {
 
   Stream* stream_;
   [[no_unique_address]] F f_;
-  unique_event timer_;
+  detail::unique_event timer_;
   reply_hook hook_;
   timeval interval_{};
   std::uint64_t ticks_ = 0;

@@ -49,10 +49,11 @@
 
 #include <tether/broker.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/inplace_function.hpp>
 #include <tether/server_event.hpp>
 #include <tether/sse.hpp>
@@ -64,7 +65,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -542,10 +542,10 @@ class redis_hub {
   std::string where_;
   std::string length_;
   std::string what_;  // why a connection could not even be created
-  unique_event retry_timer_;
-  unique_event deadline_;
-  unique_event watchdog_;
-  unique_event reaper_;
+  detail::unique_event retry_timer_;
+  detail::unique_event deadline_;
+  detail::unique_event watchdog_;
+  detail::unique_event reaper_;
   redisAsyncContext* cmd_ = nullptr;  // publishes and catch-ups
   redisAsyncContext* sub_ = nullptr;  // the subscription (a subscribed connection runs nothing else)
   std::vector<redisAsyncContext*> doomed_;

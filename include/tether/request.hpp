@@ -32,8 +32,8 @@
 #include <tether/limits.hpp>
 #include <tether/method.hpp>
 #include <tether/reply_hook.hpp>
-#include <tether/uri.hpp>
 #include <tether/server_event.hpp>
+#include <tether/uri.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>

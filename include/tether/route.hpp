@@ -30,7 +30,6 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -178,7 +177,7 @@ class route : detail::check_route_declaration<Path, Handler, Methods...> {
   template <class Request>
     requires std::invocable<Handler&, Request&>
   decltype(auto) operator()(Request& req) noexcept(std::is_nothrow_invocable_v<Handler&, Request&>) {
-    return std::invoke(handler_, req);
+    return handler_(req);
   }
 
   /// The handler, for access to its state.

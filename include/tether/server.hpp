@@ -10,8 +10,10 @@
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/detail/accept_backoff.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/detail/path_handlers.hpp>
 #include <tether/detail/push_fwd.hpp>
 #include <tether/detail/sigpipe.hpp>
@@ -19,7 +21,6 @@
 #include <tether/engine.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/limits.hpp>
 #include <tether/method.hpp>
 #include <tether/request.hpp>
@@ -40,12 +41,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -802,15 +801,15 @@ class basic_server {
   }
 
   detail::server_core core_;
-  unique_evhttp http_;
+  detail::unique_evhttp http_;
   detail::accept_backoff backoff_;  // after http_: its constructor takes the evhttp
   detail::path_handlers<config> handlers_{core_, http_.get()};
   std::vector<listener> listeners_;
   std::vector<detail::virtual_host_link*> vhosts_;  // attached virtual hosts (virtual_host.hpp)
   drain_options drain_options_{};
   drain_report drain_report_{};
-  unique_event drain_tick_;
-  unique_event drain_deadline_;
+  detail::unique_event drain_tick_;
+  detail::unique_event drain_deadline_;
   std::chrono::steady_clock::time_point drain_started_{};
   std::chrono::steady_clock::time_point drain_until_{};
   bool drain_done_ = false;

@@ -12,9 +12,9 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/inplace_function.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>

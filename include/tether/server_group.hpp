@@ -33,10 +33,13 @@
 
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/chrono.hpp>
+#include <tether/detail/owner.hpp>
+#include <tether/detail/sync.hpp>
+#include <tether/detail/thread.hpp>
 #include <tether/drain_on_signals.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/server.hpp>
 #include <tether/wakeup.hpp>
 
@@ -49,22 +52,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cerrno>
 #include <concepts>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <system_error>
-#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -210,12 +206,12 @@ class accept_balance {
   /// Loop `i`'s thread: it has `open` connections now (or, with no count, re-evaluate).
   /// Returns whether loop `i` must hold its listener.
   bool report(unsigned i, std::size_t open) noexcept {
-    const std::lock_guard<std::mutex> lock(mutex_);
+    const scoped_lock lock(mutex_);
     slots_[i].open = open;
     return decide(i);
   }
   bool reevaluate(unsigned i) noexcept {
-    const std::lock_guard<std::mutex> lock(mutex_);
+    const scoped_lock lock(mutex_);
     return decide(i);
   }
 
@@ -228,7 +224,7 @@ class accept_balance {
 
   bool decide(unsigned i) noexcept {
     std::size_t least = slots_[0].open;
-    for (unsigned j = 1; j < n_; ++j) least = std::min(least, slots_[j].open);
+    for (unsigned j = 1; j < n_; ++j) least = slots_[j].open < least ? slots_[j].open : least;
     for (unsigned j = 0; j < n_; ++j) {
       const bool want = slots_[j].open > least + slack;
       if (j == i) {
@@ -240,8 +236,8 @@ class accept_balance {
     return slots_[i].held;
   }
 
-  std::mutex mutex_;
-  std::unique_ptr<slot[]> slots_;
+  process_mutex mutex_;
+  unique_array<slot> slots_;
   unsigned n_;
 };
 
@@ -259,8 +255,11 @@ class basic_server_group {
   /// Prepares `options.threads` loops (nothing runs until start()). Throws
   /// std::system_error when the kernel refuses the per-loop eventfds.
   explicit basic_server_group(group_options options = {}) : options_(options) {
-    if (options_.threads == 0) options_.threads = std::max(1u, std::thread::hardware_concurrency());
-    workers_ = std::make_unique<worker[]>(options_.threads);
+    if (options_.threads == 0) {
+      const unsigned cores = detail::thread::hardware_concurrency();
+      options_.threads = cores > 1 ? cores : 1;
+    }
+    workers_ = detail::make_array<worker>(options_.threads);
   }
   basic_server_group(const basic_server_group&) = delete;
   basic_server_group& operator=(const basic_server_group&) = delete;
@@ -303,7 +302,7 @@ class basic_server_group {
       }
       port = detail::local_port(*fd);
       if (options_.threads > 1) {
-        balance_ = std::make_unique<detail::accept_balance>(options_.threads);
+        balance_ = detail::make_owner<detail::accept_balance>(options_.threads);
         for (unsigned i = 0; i < options_.threads; ++i) balance_->set_wake(i, &workers_[i].balance);
       }
     }
@@ -341,7 +340,7 @@ class basic_server_group {
   /// returned, its server (close callbacks run with close_reason::server_shutdown, on
   /// that loop's thread) and its loop. Any thread, a signal handler included; idempotent.
   void stop() noexcept {
-    stopping_.store(true, std::memory_order_release);
+    stopping_.store(true, detail::order::release);
     for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
   }
 
@@ -354,13 +353,13 @@ class basic_server_group {
   void drain(std::chrono::duration<Rep, Period> deadline) noexcept {
     long long ms = std::chrono::ceil<std::chrono::milliseconds>(deadline).count();
     if (ms < 0) ms = 0;
-    long long current = drain_ms_.load(std::memory_order_acquire);
-    while ((current < 0 || ms < current) && !drain_ms_.compare_exchange_weak(current, ms, std::memory_order_acq_rel)) {
+    long long current = drain_ms_.load(detail::order::acquire);
+    while ((current < 0 || ms < current) && !drain_ms_.compare_exchange_weak(current, ms, detail::order::acq_rel)) {
     }
     for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
   }
   /// True once drain() was called.
-  bool draining() const noexcept { return drain_ms_.load(std::memory_order_acquire) >= 0; }
+  bool draining() const noexcept { return drain_ms_.load(detail::order::acquire) >= 0; }
 
   /// Waits until every loop thread has finished (after stop()). From the thread that
   /// started the group, not from a loop's thread.
@@ -374,14 +373,14 @@ class basic_server_group {
   /// The port start(address, port, setup) listens on (0 before, or without one).
   std::uint16_t port() const noexcept { return port_; }
   /// True once stop() was called.
-  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  bool stopping() const noexcept { return stopping_.load(detail::order::acquire); }
 
  private:
   struct worker {
     detail::wake_fd stop;     // stop() signals it; the loop's thread watches it
     detail::wake_fd balance;  // accept_mode::balanced: the loop's wish to accept changed
     int listen_fd = -1;    // until the loop's server adopts it
-    std::thread thread;
+    detail::thread thread;
   };
   enum class go_state { waiting, run, abort };
 
@@ -391,15 +390,15 @@ class basic_server_group {
     unsigned launched = 0;
     try {
       for (; launched < options_.threads; ++launched)
-        workers_[launched].thread = std::thread([this, setup, i = launched]() mutable { run_loop(setup, i); });
+        workers_[launched].thread = detail::thread([this, setup, i = launched]() mutable noexcept { run_loop(setup, i); });
     } catch (...) {
       finish_start(go_state::abort, launched);
       throw;
     }
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return ready_ == options_.threads; });
+    mutex_.lock();
+    cv_.wait(mutex_, [&] { return ready_ == options_.threads; });
     const bool ok = !error_ && !exception_;
-    lock.unlock();
+    mutex_.unlock();
     finish_start(ok ? go_state::run : go_state::abort, options_.threads);
     if (exception_) std::rethrow_exception(exception_);
     return error_;
@@ -407,7 +406,7 @@ class basic_server_group {
 
   void finish_start(go_state state, unsigned launched) {
     {
-      const std::lock_guard lock(mutex_);
+      const detail::scoped_lock lock(mutex_);
       go_ = state;
     }
     cv_.notify_all();
@@ -421,12 +420,12 @@ class basic_server_group {
 
   /// Reports this loop's setup; true if the group then says run.
   bool ready(std::error_code ec, std::exception_ptr ex) {
-    std::unique_lock lock(mutex_);
+    const detail::scoped_lock lock(mutex_);
     if (ec && !error_) error_ = ec;
     if (ex && !exception_) exception_ = ex;
     ++ready_;
     cv_.notify_all();
-    cv_.wait(lock, [&] { return go_ != go_state::waiting; });
+    cv_.wait(mutex_, [&] { return go_ != go_state::waiting; });
     return go_ == go_state::run;
   }
 
@@ -461,7 +460,7 @@ class basic_server_group {
     auto* ctx = static_cast<loop_context*>(arg);
     ctx->wake->consume();
     if (ctx->group->stopping()) return ctx->loop->stop();
-    const long long ms = ctx->group->drain_ms_.load(std::memory_order_acquire);
+    const long long ms = ctx->group->drain_ms_.load(detail::order::acquire);
     if (ms >= 0) (void)ctx->server->drain(std::chrono::milliseconds{ms});
   }
 
@@ -478,12 +477,12 @@ class basic_server_group {
       loop_context stop_ctx{this, &w.stop, &loop, &srv};
       std::optional<drain_on_signals<basic_server_group>> signals;
       if (index == 0 && options_.signal_drain.count() > 0) signals.emplace(loop, *this, options_.signal_drain);
-      unique_event stop_ev{event_new(loop.native(), w.stop.fd(), EV_READ | EV_PERSIST, &on_stop, &stop_ctx)};
+      detail::unique_event stop_ev{event_new(loop.native(), w.stop.fd(), EV_READ | EV_PERSIST, &on_stop, &stop_ctx)};
       if (!stop_ev || event_add(stop_ev.get(), nullptr) != 0) throw std::bad_alloc{};
       // accept_mode::balanced: the server reports its open connections; destroyed (and
       // the observer removed) before the server.
       balance_context balance_ctx{balance_.get(), &w.balance, &srv, index};
-      unique_event balance_ev;
+      detail::unique_event balance_ev;
       struct unobserve {
         Server* srv;
         ~unobserve() {
@@ -524,15 +523,15 @@ class basic_server_group {
   }
 
   group_options options_;
-  std::unique_ptr<worker[]> workers_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<long long> drain_ms_{-1};  // drain()'s deadline; -1 until it is called
-  std::unique_ptr<detail::accept_balance> balance_;  // accept_mode::balanced, 2 loops or more
+  detail::unique_array<worker> workers_;
+  detail::atomic_value<bool> stopping_{false};
+  detail::atomic_value<long long> drain_ms_{-1};  // drain()'s deadline; -1 until it is called
+  detail::unique_owner<detail::accept_balance> balance_;  // accept_mode::balanced, 2 loops or more
   bool started_ = false;
   std::uint16_t port_ = 0;
 
-  std::mutex mutex_;
-  std::condition_variable cv_;
+  detail::process_mutex mutex_;
+  detail::condition cv_;
   unsigned ready_ = 0;
   go_state go_ = go_state::waiting;
   std::error_code error_;

@@ -19,16 +19,16 @@
 
 #include <tether/bytes.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 #include <tether/request.hpp>
 #include <tether/stream.hpp>
 
 #include <event2/event.h>
 
 #include <charconv>
-#include <chrono>
 #include <memory>
 #include <new>
 #include <optional>
@@ -249,7 +249,7 @@ class basic_sse_stream {
  private:
   // Everything a heartbeat needs, at a stable address (the timer and the hook point here).
   struct beat_state {
-    unique_event timer;
+    detail::unique_event timer;
     reply_hook hook;
     basic_stream<Config>* stream = nullptr;
   };

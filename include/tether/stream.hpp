@@ -21,14 +21,13 @@
 #include <tether/buffer_policy.hpp>
 #include <tether/bytes.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/file.hpp>
 #include <tether/reply_hook.hpp>
 #include <tether/request.hpp>
 
-#include <charconv>
 #include <cstdint>
-#include <memory>
 #include <new>
 #include <string_view>
 #include <system_error>
@@ -107,10 +106,15 @@ class basic_stream {
   static result<basic_stream<C>> start_sized(basic_request<C>& req, std::uint64_t length, int status = 200,
                                              const char* reason = nullptr) noexcept {
     basic_stream<C> s;
-    char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits - 1, length);
-    *r.ptr = '\0';
-    if (auto ec = req.output_headers().set("Content-Length", digits)) return ec;
+    char digits[24];  // decimal, without <charconv>: 20 digits at most, and the NUL
+    char* p = digits + sizeof digits - 1;
+    *p = '\0';
+    std::uint64_t v = length;
+    do {
+      *--p = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    if (auto ec = req.output_headers().set("Content-Length", p)) return ec;
     s.framing_ = framing::known_length;
     s.remaining_ = length;
     return s.begin(req, status, reason);
@@ -208,7 +212,7 @@ class basic_stream {
   friend class basic_stream;  // start() on one server's type makes another's
 
   handle_type handle_;
-  std::unique_ptr<reply_hook> hook_;  // null until on_writable() or on_end()
+  detail::unique_owner<reply_hook> hook_;  // null until on_writable() or on_end()
   std::uint64_t remaining_ = 0;
   tether::framing framing_ = framing::chunked;
 };

@@ -1,6 +1,12 @@
 // tether/tether.hpp - everything tether offers, in one include.
 /// @file
 /// Every public header of tether in one include.
+///
+/// The public headers include only what their own code needs (a hello server's
+/// tether/event_loop.hpp and tether/server.hpp stay clear of `<memory>`, `<chrono>`,
+/// `<functional>`...: docs/install.md, "Include what you use"). This umbrella also includes
+/// the standard headers that tether's headers used to bring, so that a program written
+/// against it keeps compiling unchanged.
 #pragma once
 
 #include <tether/broker.hpp>
@@ -24,8 +30,8 @@
 #include <tether/drain_on_signals.hpp>
 #include <tether/engine.hpp>
 #include <tether/error.hpp>
-#include <tether/file.hpp>
 #include <tether/event_loop.hpp>
+#include <tether/file.hpp>
 #include <tether/fixed_string.hpp>
 #include <tether/handle.hpp>
 #include <tether/headers.hpp>
@@ -52,3 +58,12 @@
 #include <tether/uri.hpp>
 #include <tether/virtual_host.hpp>
 #include <tether/wakeup.hpp>
+
+// What the headers above brought before they were split (see the comment at the top).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>

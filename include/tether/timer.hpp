@@ -5,13 +5,13 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 
 #include <event2/event.h>
 
-#include <chrono>
 #include <concepts>
 #include <new>
 #include <type_traits>
@@ -77,7 +77,7 @@ class timer {
   }
 
   [[no_unique_address]] F f_;
-  unique_event ev_;
+  detail::unique_event ev_;
 };
 
 template <class F>

@@ -16,8 +16,8 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
-#include <tether/handle.hpp>
 
 #include <event2/http.h>
 
@@ -432,7 +432,7 @@ class uri {
     return setter(u_.get(), copy.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_uri);
   }
 
-  unique_evhttp_uri u_;
+  detail::unique_evhttp_uri u_;
   unsigned flags_ = 0;
 };
 

@@ -172,7 +172,7 @@ class basic_virtual_host {
 
  private:
   server_type* parent_;
-  unique_evhttp http_;
+  detail::unique_evhttp http_;
   detail::path_handlers<typename server_type::config> handlers_;
   std::string pattern_;
   detail::virtual_host_link link_;

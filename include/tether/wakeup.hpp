@@ -21,15 +21,15 @@
 #include <tether/config.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/owner.hpp>
+#include <tether/detail/sync.hpp>
 #include <tether/event_loop.hpp>
-#include <tether/handle.hpp>
 
 #include <event2/event.h>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <concepts>
 #include <cstdint>
@@ -53,7 +53,7 @@ class wake_fd {
 
   /// Any thread. Writes to the eventfd only when no wake-up is pending.
   void signal() noexcept {
-    if (pending_.exchange(true, std::memory_order_acq_rel)) return;
+    if (pending_.exchange(true, order::acq_rel)) return;
     const std::uint64_t one = 1;
     // EAGAIN only when the counter is at its maximum, i.e. already readable.
     while (::write(fd_, &one, sizeof one) < 0 && errno == EINTR) {
@@ -65,14 +65,14 @@ class wake_fd {
     std::uint64_t n = 0;
     while (::read(fd_, &n, sizeof n) < 0 && errno == EINTR) {
     }
-    pending_.store(false, std::memory_order_seq_cst);
+    pending_.store(false, order::seq_cst);
   }
 
   int fd() const noexcept { return fd_; }
 
  private:
   int fd_;
-  std::atomic<bool> pending_{false};
+  detail::atomic_value<bool> pending_{false};
 };
 
 }  // namespace detail
@@ -121,7 +121,7 @@ class wakeup {
 
   detail::wake_fd fd_;
   [[no_unique_address]] F f_;
-  unique_event ev_;
+  detail::unique_event ev_;
 };
 
 template <class F>

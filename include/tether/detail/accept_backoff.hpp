@@ -25,7 +25,9 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/sync.hpp>
 #include <tether/server_event.hpp>
 
 #include <event2/event.h>
@@ -33,10 +35,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <new>
 #include <system_error>
 
@@ -53,7 +52,7 @@ class accept_backoff {
     timer_ = event_new(base, -1, 0, &on_timer, this);
     if (!timer_) throw std::bad_alloc{};
     registry& reg = registry::get();
-    const std::lock_guard<std::mutex> lock(reg.mutex);
+    const scoped_lock lock(reg.mutex);
     next_ = reg.head;
     reg.head = this;
   }
@@ -67,7 +66,7 @@ class accept_backoff {
     if (!timer_) return;
     {
       registry& reg = registry::get();
-      const std::lock_guard<std::mutex> lock(reg.mutex);
+      const scoped_lock lock(reg.mutex);
       for (accept_backoff** p = &reg.head; *p; p = &(*p)->next_) {
         if (*p == this) {
           *p = next_;
@@ -105,7 +104,7 @@ class accept_backoff {
   enum class state : std::uint8_t { accepting, paused, probation };
 
   struct registry {
-    std::mutex mutex;
+    process_mutex mutex;
     accept_backoff* head = nullptr;
     static registry& get() noexcept {
       static registry instance;
@@ -118,7 +117,7 @@ class accept_backoff {
     accept_backoff* found = nullptr;
     {
       registry& reg = registry::get();
-      const std::lock_guard<std::mutex> lock(reg.mutex);
+      const scoped_lock lock(reg.mutex);
       for (accept_backoff* b = reg.head; b; b = b->next_)
         if (b->http_ == http) found = b;
     }
@@ -142,7 +141,7 @@ class accept_backoff {
     }
     if (state_ == state::probation) {
       ++retries_;
-      delay_ = std::min(delay_ * 2, max_delay);
+      delay_ = delay_ * 2 < max_delay ? delay_ * 2 : max_delay;
       state_ = state::paused;
       arm();
     }

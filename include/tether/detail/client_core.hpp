@@ -33,10 +33,11 @@
 #include <tether/client_message.hpp>
 #include <tether/client_options.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/libevent_use.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
-#include <tether/handle.hpp>
 #include <tether/method.hpp>
 
 #include <event2/buffer.h>
@@ -51,7 +52,6 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -98,7 +98,7 @@ struct client_call {
   std::size_t received = 0;
   std::error_code own_error;     // why tether made libevent drop the request
   std::error_code submit_error;  // a failure inside request()
-  unique_event retry_timer;
+  detail::unique_event retry_timer;
 };
 
 /// A chunk handler for requests that collect their body instead.
@@ -215,7 +215,7 @@ struct client_core {
   client_call* body_owner = nullptr;
   evbuffer* no_body = nullptr;  // what a response without a collected body shows
   evkeyvalq empty_headers{};    // what a failed response shows as headers
-  unique_event reaper;
+  detail::unique_event reaper;
   client_close_function<> on_close;
 
   call_list pending;  // in libevent's queue, in its order

@@ -29,6 +29,7 @@
 
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/node_pool.hpp>
 #include <tether/detail/pointer_map.hpp>
@@ -41,7 +42,6 @@
 
 #include <sys/socket.h>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

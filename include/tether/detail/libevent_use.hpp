@@ -9,9 +9,7 @@
 #pragma once
 
 #include <tether/config.hpp>
-
-#include <atomic>
-#include <mutex>
+#include <tether/detail/sync.hpp>
 
 TETHER_BEGIN_NAMESPACE
 namespace detail {
@@ -19,9 +17,9 @@ namespace detail {
 struct libevent_process_state {
   // Taken by an install and by the first use, so that an install racing with a first
   // use on another thread either finishes before that use allocates or is refused.
-  std::mutex mutex;
+  process_mutex mutex;
   // Set (under `mutex`, release) once tether made libevent allocate; read lock-free.
-  std::atomic<bool> used{false};
+  atomic_value<bool> used{false};
   // The installed memory policy's identity (detail::memory_policy_id<P>), or null.
   const void* memory_policy = nullptr;
 };
@@ -31,9 +29,9 @@ inline constinit libevent_process_state libevent_process{};
 /// Called by tether before it makes libevent allocate. After the first call it is one
 /// load: the lock is taken only once per process.
 inline void note_libevent_use() noexcept {
-  if (libevent_process.used.load(std::memory_order_acquire)) return;
-  const std::lock_guard<std::mutex> lock(libevent_process.mutex);
-  libevent_process.used.store(true, std::memory_order_release);
+  if (libevent_process.used.load(order::acquire)) return;
+  const scoped_lock lock(libevent_process.mutex);
+  libevent_process.used.store(true, order::release);
 }
 
 }  // namespace detail

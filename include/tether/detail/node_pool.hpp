@@ -9,9 +9,9 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/owner.hpp>
 
 #include <cstddef>
-#include <memory>
 #include <new>
 #include <type_traits>
 #include <vector>
@@ -71,12 +71,12 @@ class node_pool {
     const std::size_t n = blocks_.empty() ? 8 : (block_size_ < max_block ? block_size_ * 2 : max_block);
     if (blocks_.size() == blocks_.capacity()) blocks_.reserve(blocks_.empty() ? 16 : 2 * blocks_.size());
     // push_back cannot throw now: the block is owned as soon as it exists.
-    blocks_.push_back(std::unique_ptr<slot[]>(new slot[n]));
+    blocks_.push_back(unique_array<slot>(new slot[n]));
     block_size_ = n;
     fresh_ = 0;
   }
 
-  std::vector<std::unique_ptr<slot[]>> blocks_;
+  std::vector<unique_array<slot>> blocks_;
   slot* free_ = nullptr;       // released nodes
   std::size_t block_size_ = 0;  // nodes in the last block
   std::size_t fresh_ = 0;       // the last block's first never-used node

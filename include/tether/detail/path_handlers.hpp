@@ -13,6 +13,7 @@
 #include <tether/cstring_view.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/method.hpp>
 #include <tether/route.hpp>
@@ -20,7 +21,6 @@
 
 #include <event2/http.h>
 
-#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -40,14 +40,14 @@ class path_handlers {
   void answer_not_found() noexcept { evhttp_set_gencb(http_, &not_found, core_); }
   template <class H, class Handler>
   std::error_code route(cstring_view path, Handler&& handler) {
-    return adopt_route(path, &holder_type<H>::dispatch, std::make_unique<holder_type<H>>(core_, std::forward<Handler>(handler)));
+    return adopt_route(path, &holder_type<H>::dispatch, make_owner<holder_type<H>>(core_, std::forward<Handler>(handler)));
   }
 
   template <class H, class Handler>
   std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
     if (methods.empty()) return make_error_code(errc::invalid_argument);
     return adopt_route(path, &method_holder_type<H>::dispatch,
-                       std::make_unique<method_holder_type<H>>(core_, methods, std::forward<Handler>(handler)));
+                       make_owner<method_holder_type<H>>(core_, methods, std::forward<Handler>(handler)));
   }
 
   /// Installs a router (the caller checked that its handlers take this request type).
@@ -57,7 +57,7 @@ class path_handlers {
   result<method_set> route_router(Router&& table, const char*& failed) {
     using router_t = std::remove_cvref_t<Router>;
     using binding = router_binding<Config, router_t>;
-    auto holder = std::make_unique<binding>(*core_, router_t(std::forward<Router>(table)));
+    auto holder = make_owner<binding>(*core_, router_t(std::forward<Router>(table)));
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     if (auto ec = holder->install(http_, failed)) return ec;
     handlers_.push_back(std::move(holder));
@@ -71,7 +71,7 @@ class path_handlers {
 
   template <class H, class Handler>
   void fallback(Handler&& handler) {
-    auto holder = std::make_unique<holder_type<H>>(core_, std::forward<Handler>(handler));
+    auto holder = make_owner<holder_type<H>>(core_, std::forward<Handler>(handler));
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     evhttp_set_gencb(http_, &holder_type<H>::dispatch, holder.get());
     handlers_.push_back(std::move(holder));
@@ -116,7 +116,7 @@ class path_handlers {
   };
 
   template <class Holder>
-  std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), std::unique_ptr<Holder> holder) {
+  std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), unique_owner<Holder> holder) {
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     if (const int rc = evhttp_set_cb(http_, path.c_str(), dispatch, holder.get()); rc != 0)
       return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);
@@ -131,7 +131,7 @@ class path_handlers {
 
   server_core* core_;
   evhttp* http_;
-  std::vector<std::unique_ptr<handler_holder_base>> handlers_;
+  std::vector<unique_owner<handler_holder_base>> handlers_;
 };
 
 }  // namespace detail

@@ -7,10 +7,10 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/owner.hpp>
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <new>
 
 TETHER_BEGIN_NAMESPACE
@@ -91,7 +91,7 @@ class pointer_map {
     const std::size_t new_capacity = capacity_ ? capacity_ * 2 : 16;
     auto old = std::move(slots_);
     const std::size_t old_capacity = capacity_;
-    slots_ = std::make_unique<entry[]>(new_capacity);
+    slots_ = make_array<entry>(new_capacity);
     capacity_ = new_capacity;
     mask_ = new_capacity - 1;
     unsigned bits = 0;
@@ -101,7 +101,7 @@ class pointer_map {
       if (old[i].key) place(old[i].key, old[i].value);
   }
 
-  std::unique_ptr<entry[]> slots_;
+  unique_array<entry> slots_;
   std::size_t capacity_ = 0;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
