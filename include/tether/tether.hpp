@@ -22,6 +22,7 @@
 #include <tether/dns.hpp>
 #include <tether/drain.hpp>
 #include <tether/drain_on_signals.hpp>
+#include <tether/engine.hpp>
 #include <tether/error.hpp>
 #include <tether/file.hpp>
 #include <tether/event_loop.hpp>
@@ -30,6 +31,7 @@
 #include <tether/headers.hpp>
 #include <tether/hub.hpp>
 #include <tether/inplace_function.hpp>
+#include <tether/lean_server.hpp>
 #include <tether/limits.hpp>
 #include <tether/long_poll.hpp>
 #include <tether/memory_policy.hpp>
