@@ -177,6 +177,13 @@ inline std::uint16_t local_port(int fd) noexcept {
 
 /// What a group reaches inside its servers (friend of basic_server).
 struct group_access {
+  /// True for a server whose accepts a group can balance (basic_server on evhttp; a
+  /// server type without the hooks, such as lean_server, is given SO_REUSEPORT sockets).
+  template <class S>
+  static constexpr bool can_balance = requires(S& s) {
+    s.backoff_.hold(true);
+    s.core_.guards.observe_count(nullptr, nullptr);
+  };
   template <class S>
   static void observe_count(S& s, void (*f)(void*, std::size_t) noexcept, void* arg) noexcept {
     s.core_.guards.observe_count(f, arg);
@@ -285,6 +292,7 @@ class basic_server_group {
     auto where = detail::socket_address::parse(address.view(), port);
     if (!where) return where.error();
     std::vector<int> fds;
+    if constexpr (!detail::group_access::can_balance<Server>) options_.accept = accept_mode::reuseport;
     if (options_.accept == accept_mode::balanced) {
       // One socket (no SO_REUSEPORT: a process already on the port makes bind fail), a
       // descriptor of it for every loop.
@@ -486,14 +494,19 @@ class basic_server_group {
       struct unobserve {
         Server* srv;
         ~unobserve() {
-          if (srv) detail::group_access::observe_count(*srv, nullptr, nullptr);
+          if constexpr (detail::group_access::can_balance<Server>)
+            if (srv) detail::group_access::observe_count(*srv, nullptr, nullptr);
         }
       } observing{nullptr};
-      if (balance_) {
-        balance_ev.reset(event_new(loop.native(), w.balance.fd(), EV_READ | EV_PERSIST, &on_balance, &balance_ctx));
-        if (!balance_ev || event_add(balance_ev.get(), nullptr) != 0) throw std::bad_alloc{};
-        detail::group_access::observe_count(srv, &on_count, &balance_ctx);
-        observing.srv = &srv;
+      if constexpr (detail::group_access::can_balance<Server>) {
+        if (balance_) {
+          balance_ev.reset(event_new(loop.native(), w.balance.fd(), EV_READ | EV_PERSIST, &on_balance, &balance_ctx));
+          if (!balance_ev || event_add(balance_ev.get(), nullptr) != 0) throw std::bad_alloc{};
+          detail::group_access::observe_count(srv, &on_count, &balance_ctx);
+          observing.srv = &srv;
+        }
+      } else {
+        (void)balance_ctx;
       }
       using state_t = detail::setup_result_t<Setup, Server>;
       auto serve = [&](std::error_code ec) {

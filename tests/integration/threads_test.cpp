@@ -347,6 +347,10 @@ TEST_CASE("server_group: errors are reported and nothing is left running", "[gro
   CHECK(tt::open_fds() == fds_before);
 }
 
+// A server without the hooks balanced accepts need (the lean engine's) gets SO_REUSEPORT.
+static_assert(tether::detail::group_access::can_balance<tether::server>);
+static_assert(!tether::detail::group_access::can_balance<tether::lean_server>);
+
 TEST_CASE("server_group: balanced accepts keep the loops within two connections of each other", "[group][balance]") {
   for (unsigned loops : {2u, 4u}) {
     INFO(loops << " loops");
