@@ -2,8 +2,10 @@
 //
 // Answers every path with 200 "hello" (text/plain) on keep-alive connections.
 //
-// Usage: hello [--fast] [--threads N] [PORT]       (default 8080)
+// Usage: hello [--fast] [--lean] [--threads N] [PORT]       (default 8080)
 //   --fast       the same server with tether's opt-in fast policies (see docs/performance.md)
+//   --lean       the same handler on the lean engine, tether's own HTTP/1.1 core
+//                (tether::lean_server, docs/engine.md); not with --threads
 //   --threads N  N loops on N threads, each with its own SO_REUSEPORT socket on PORT
 //                (a tether::server_group, docs/scaling.md); 0 means one per core.
 //                Without it: one loop on the main thread.
@@ -29,7 +31,8 @@ namespace {
 template <class Server>
 void setup(Server& server, bool fast) {
   server.cache_date_header(fast);
-  server.fallback([](tether::request& req) {
+  // One handler for both engines: `auto&` is tether::request or the lean server's request.
+  server.fallback([](auto& req) {
     (void)req.output_headers().add("Content-Type", "text/plain");
     (void)req.reply(200, "hello");
   });
@@ -39,12 +42,15 @@ void setup(Server& server, bool fast) {
 
 int main(int argc, char** argv) {
   bool fast = false;
+  bool lean = false;
   long threads = -1;  // -1: no group, one loop on this thread
   const char* port_text = "8080";
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg{argv[i]};
     if (arg == "--fast") {
       fast = true;
+    } else if (arg == "--lean") {
+      lean = true;
     } else if (arg == "--threads" && i + 1 < argc) {
       char* end = nullptr;
       threads = std::strtol(argv[++i], &end, 10);
@@ -84,6 +90,17 @@ int main(int argc, char** argv) {
   }
 
   tether::event_loop loop{loop_options};
+  if (lean) {
+    tether::lean_server server{loop};
+    setup(server, fast);
+    if (auto bound = server.bind("127.0.0.1", *port); !bound) {
+      std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
+      return 1;
+    }
+    tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
+    loop.run();  // until SIGTERM or SIGINT drained the server
+    return 0;
+  }
   tether::server server{loop};
   setup(server, fast);
   if (auto bound = server.bind("127.0.0.1", *port); !bound) {

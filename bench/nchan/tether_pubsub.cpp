@@ -2,6 +2,7 @@
 // eventsource subscriber and HTTP publisher do for one channel, on one loop.
 //
 //   GET  /sub   an SSE stream (text/event-stream) of every message published from now on
+//   GET  /lp    a long-poll: held until the next message (200, the message) or 25 s (204)
 //   POST /pub   the body is the message: encoded once, written to every stream; 202
 //
 // Usage: tether_pubsub PORT [LOOPS]     (LOOPS 1: one loop and a hub; more: a server
@@ -12,7 +13,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 // Fan-out: the frame is encoded once and every stream references it (the policy
@@ -31,6 +34,7 @@ int serve_group(std::uint16_t port, unsigned loops) {
     srv.set_max_connections(tether::unlimited);
     auto e = std::make_unique<endpoint>(channel, loop);
     (void)srv.route("/sub", [e = e.get()](server::request& req) { (void)e->subscribe(req, "bench"); });
+    (void)srv.route("/lp", [e = e.get()](server::request& req) { (void)e->poll(req, "bench", std::nullopt); });
     (void)srv.route("/pub", tether::method::post, [&channel](server::request& req) {
       (void)req.reply(channel.publish("bench", req.body().to_string()) ? 202 : 400);
     });
@@ -55,17 +59,20 @@ int main(int argc, char** argv) {
   server srv{loop};
   srv.set_max_connections(tether::unlimited);  // the benchmark opens thousands of streams
   tether::hub<sse_stream> streams;
+  tether::basic_long_poll<server::config> polls{loop, std::chrono::seconds(25)};  // nchan_subscriber_timeout 25s
   std::uint64_t id = 0;
 
   (void)srv.route("/sub", [&](server::request& req) {
     if (auto s = sse_stream::start(req)) (void)streams.subscribe(std::move(*s));
   });
+  (void)srv.route("/lp", [&](server::request& req) { (void)polls.wait(req); });
   (void)srv.route("/pub", tether::method::post, [&](server::request& req) {
     const std::string data = req.body().to_string();
     const std::string sid = std::to_string(++id);
     auto frame = tether::sse::encode({.id = sid, .data = data});
     if (!frame) return (void)req.reply(400);
     (void)streams.publish(*frame);
+    if (polls.waiting() != 0) (void)polls.notify_all(data);
     (void)req.reply(202);
   });
   if (!srv.bind("127.0.0.1", *port)) return 1;

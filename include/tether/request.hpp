@@ -24,6 +24,7 @@
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
 #include <tether/detail/connection_state.hpp>
+#include <tether/detail/direct_write.hpp>
 #include <tether/detail/request_screen.hpp>
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
@@ -154,7 +155,7 @@ struct exchange_ops {
   template <class... Bodies>
   static void mark_sendfile(evbuffer* b, const server_core* core) noexcept {
     if constexpr ((std::is_same_v<std::remove_cvref_t<Bodies>, file_range> || ...)) {
-      if (!core || core->sendfile) evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+      if (!core || core->plain_socket) evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
       else evbuffer_clear_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
     }
   }
@@ -268,8 +269,18 @@ struct exchange_ops {
       st.close(close_reason::slow_consumer);
       return make_error_code(errc::limit_exceeded);
     }
-    if constexpr (flow::bounded) st.flow.send_chunk(scratch);
-    else evhttp_send_reply_chunk(ex.req, scratch);
+    switch (try_direct_write<Bodies...>(ex, st, scratch)) {
+      case direct_write_result::taken: break;
+      case direct_write_result::broken:
+        // Part of the chunk is on the wire and the rest could not be queued: the body is
+        // cut, so the connection must go (out of memory).
+        st.close(close_reason::error);
+        return make_error_code(errc::libevent_failure);
+      case direct_write_result::not_applied:
+        if constexpr (flow::bounded) st.flow.send_chunk(scratch);
+        else evhttp_send_reply_chunk(ex.req, scratch);
+        break;
+    }
     // libevent leaves the buffer untouched when it drops the chunk (HEAD, 204, 304).
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
     // What was queued (framing included) is not progress for the send timeout.
@@ -278,6 +289,33 @@ struct exchange_ops {
       guard_set::note_queued(*st.guard, after > before ? after - before : 0);
     }
     return {};
+  }
+
+  // A chunk for an idle plain socket goes straight to it (detail/direct_write.hpp): one
+  // sendmsg instead of evhttp's epoll_ctl, writev, epoll_ctl. Not when evhttp would drop
+  // the chunk (no body: HEAD, 1xx, 204, 304), not into a TLS bufferevent, not for file
+  // ranges (sendfile chains), and under a bounded policy only once evhttp holds the
+  // policy's drain callback (flow_state::send_chunk sets it with the first chunk it
+  // queues): the rest of a partial write is queued behind evhttp's back, and evhttp must
+  // then still call on_drain when the output falls to the low-water mark.
+  template <class... Bodies>
+  static direct_write_result try_direct_write(exchange& ex, state& st, evbuffer* scratch) noexcept {
+    if constexpr ((std::is_same_v<std::remove_cvref_t<Bodies>, file_range> || ...)) {
+      return direct_write_result::not_applied;
+    } else {
+      if (!st.server->plain_socket || !response_has_body(ex.req)) return direct_write_result::not_applied;
+      if constexpr (flow::bounded) {
+        if (!st.flow.drain_callback_set) return direct_write_result::not_applied;
+      }
+      return direct_write(st.bev(), scratch, ex.req->chunked != 0);
+    }
+  }
+
+  // evhttp_response_needs_body (http.c, static): evhttp drops every chunk of a reply
+  // without a body.
+  static bool response_has_body(const evhttp_request* req) noexcept {
+    const int code = req->response_code;
+    return req->type != EVHTTP_REQ_HEAD && code != 204 && code != 304 && (code < 100 || code >= 200);
   }
 
   [[nodiscard]] static std::error_code end(exchange& ex, state* st) noexcept {

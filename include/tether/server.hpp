@@ -18,6 +18,7 @@
 #include <tether/detail/push_fwd.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/drain.hpp>
+#include <tether/engine.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/limits.hpp>
@@ -154,9 +155,23 @@ struct server_policy_checks {
 ///
 /// A policy that does not model its concept is one compile error, a sentence that names
 /// the requirement, the fix and the page (detail::server_policy_checks).
-template <class ClosePolicy = eager_close<>, class BufferPolicy = copy_buffer, class CloseCallback = close_function<>>
+///
+/// @tparam Engine        the engine policy (engine.hpp): evhttp_engine, the default, is
+///                       this class; lean_engine is tether's own HTTP/1.1 core, a
+///                       specialisation in <tether/lean_server.hpp> (docs/engine.md)
+template <class ClosePolicy = eager_close<>, class BufferPolicy = copy_buffer, class CloseCallback = close_function<>,
+          class Engine = evhttp_engine>
 class basic_server {
+  static_assert(engine<Engine>,
+                "tether::basic_server<..., Engine>: Engine is not an engine: use tether::evhttp_engine (the default) "
+                "or tether::lean_engine (docs/engine.md)");
+  static_assert(!engine<Engine> || std::is_same_v<Engine, evhttp_engine>,
+                "tether::basic_server<..., tether::lean_engine>: include <tether/lean_server.hpp> (or "
+                "<tether/tether.hpp>), which defines the lean engine's server (docs/engine.md)");
+
  public:
+  /// The engine this server runs on.
+  using engine_type = Engine;
   /// The three policies as one type. Helpers take it as their template argument
   /// (basic_sse_stream<my_server::config>, basic_long_poll<my_server::config>, ...).
   using config = typename detail::server_policy_checks<ClosePolicy, BufferPolicy, CloseCallback>::config;
@@ -469,7 +484,7 @@ class basic_server {
   /// sockets. tls.hpp's use_tls() calls it (an HTTPS server); it is rarely called directly.
   /// The server releases `t` (t.release) when it is replaced or the server is destroyed.
   void set_transport(detail::transport t) noexcept {
-    core_.sendfile = t.make == nullptr;  // file ranges are read and encrypted, not sendfile'd
+    core_.plain_socket = t.make == nullptr;  // TLS: file ranges are read and encrypted, chunks go through the bufferevent
     core_.guards.set_transport(t);
   }
 

@@ -28,6 +28,7 @@
 #include <tether/dns.hpp>
 #include <tether/drain.hpp>
 #include <tether/drain_on_signals.hpp>
+#include <tether/engine.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/file.hpp>
@@ -36,6 +37,7 @@
 #include <tether/headers.hpp>
 #include <tether/hub.hpp>
 #include <tether/inplace_function.hpp>
+#include <tether/lean_server.hpp>
 #include <tether/limits.hpp>
 #include <tether/long_poll.hpp>
 #include <tether/memory_policy.hpp>

@@ -4,6 +4,7 @@
 // to baseline, and producers stop.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -45,14 +46,15 @@ struct recorded_close {
   bool aborted;
 };
 
-// One server with the three phases as routes.
+// One server with the three phases as routes, on either engine (issue 9).
+template <class Server>
 struct matrix_server {
   // Declared before the server: destroying the server runs close callbacks that use them.
   std::vector<recorded_close> closes;
   tether::event_loop loop;
-  std::optional<tether::server> srv{std::in_place, loop};
-  tether::request_handle held;
-  tether::request_handle stream;
+  std::optional<Server> srv{std::in_place, loop};
+  typename Server::request_handle held;
+  typename Server::request_handle stream;
   int handlers_run = 0;
   int sends_after_close = 0;
   int producer_ticks = 0;
@@ -61,12 +63,12 @@ struct matrix_server {
 
   matrix_server() {
     auto record = [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };
-    (void)srv->route("/hold", [this, record](tether::request& req) {
+    (void)srv->route("/hold", [this, record](auto& req) {
       ++handlers_run;
       (void)req.connection().on_close(record);
       held = req.hold();
     });
-    (void)srv->route("/stream", [this, record](tether::request& req) {
+    (void)srv->route("/stream", [this, record](auto& req) {
       ++handlers_run;
       (void)req.connection().on_close(record);
       REQUIRE_FALSE(req.start(200));
@@ -74,7 +76,7 @@ struct matrix_server {
       stream = req.hold();
       producer.start_periodic(100ms);
     });
-    (void)srv->route("/fast", [this, record](tether::request& req) {
+    (void)srv->route("/fast", [this, record](auto& req) {
       ++handlers_run;
       (void)req.connection().on_close(record);
       REQUIRE_FALSE(req.reply(200, "fast-reply"));
@@ -123,9 +125,10 @@ tether::close_reason expected_reason(ending e) {
                                                         : tether::close_reason::peer_closed;
 }
 
+template <class Server>
 void run_case(phase p, ending e) {
-  INFO("phase " << name(p) << ", client ends with " << name(e));
-  matrix_server s;
+  INFO("engine " << tt::engine_name<Server>() << ", phase " << name(p) << ", client ends with " << name(e));
+  matrix_server<Server> s;
   const std::size_t fds_before = tt::open_fds();
 
   std::optional<tt::client> c;
@@ -201,19 +204,25 @@ void run_case(phase p, ending e) {
 
 }  // namespace
 
-TEST_CASE("close matrix: a held request (long-poll) notices every kind of hang-up once", "[close][held]") {
-  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed, ending::killed_unread}) run_case(phase::held, e);
+TEMPLATE_TEST_CASE("close matrix: a held request (long-poll) notices every kind of hang-up once", "[close][held]",
+                   TT_ENGINE_SERVERS) {
+  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed, ending::killed_unread})
+    run_case<TestType>(phase::held, e);
 }
 
-TEST_CASE("close matrix: a streaming reply notices every kind of hang-up once and its producer stops",
-          "[close][streaming]") {
-  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed, ending::killed_unread}) run_case(phase::streaming, e);
+TEMPLATE_TEST_CASE("close matrix: a streaming reply notices every kind of hang-up once and its producer stops",
+                   "[close][streaming]", TT_ENGINE_SERVERS) {
+  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed, ending::killed_unread})
+    run_case<TestType>(phase::streaming, e);
 }
 
-TEST_CASE("close matrix: an idle keep-alive connection notices every kind of hang-up once", "[close][idle]") {
-  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed, ending::killed_unread}) run_case(phase::idle, e);
+TEMPLATE_TEST_CASE("close matrix: an idle keep-alive connection notices every kind of hang-up once", "[close][idle]",
+                   TT_ENGINE_SERVERS) {
+  for (auto e : {ending::rst, ending::fin, ending::half_close, ending::killed, ending::killed_unread})
+    run_case<TestType>(phase::idle, e);
 }
 
-TEST_CASE("close matrix: repeated RST and FIN on held requests never double-fire or leak", "[close][held]") {
-  for (int trial = 0; trial < 20; ++trial) run_case(phase::held, trial % 2 ? ending::rst : ending::fin);
+TEMPLATE_TEST_CASE("close matrix: repeated RST and FIN on held requests never double-fire or leak", "[close][held]",
+                   TT_ENGINE_SERVERS) {
+  for (int trial = 0; trial < 20; ++trial) run_case<TestType>(phase::held, trial % 2 ? ending::rst : ending::fin);
 }

@@ -214,10 +214,13 @@ TEST_CASE("stream: a producer pauses on would_block and resumes when writable", 
   tt::run_for(loop, 50ms);
   CHECK(producer->ticks() == ticks_when_paused);  // paused: no spinning on refused writes
   CHECK(stream->queued_bytes() <= 32 * 1024 + block.size());
+  // With 4 KiB buffers at both ends, loopback TCP moves about 7 KiB per 200 ms (the
+  // client's window updates wait for its delayed-ACK timer; strace of this test): 20 more
+  // ticks take 2.5 to 3.5 s whatever tether does, so the limit leaves room for that.
   REQUIRE(tt::run_until(loop, [&] {
     c.pump();
     return producer->ticks() > ticks_when_paused + 20;
-  }));  // resumed once the client read
+  }, 15000ms));  // resumed once the client read
   producer->stop();
   REQUIRE_FALSE(stream->end());
 }

@@ -101,7 +101,7 @@ struct server_core {
   std::size_t pool_limit = 256;
   evbuffer* scratch = nullptr;  // chunk staging; drained by every use
   bool cache_date = false;      // basic_server::cache_date_header
-  bool sendfile = true;         // connections are plain sockets (no transport: tls.hpp)
+  bool plain_socket = true;     // connections are plain sockets (no transport: tls.hpp): sendfile, direct writes
   // evhttp's bufferevent write and event callbacks (evhttp_write_cb, evhttp_error_cb),
   // which a held request's guard forwards to; learnt from the first connection held.
   bufferevent_data_cb evhttp_write = nullptr;
@@ -394,6 +394,9 @@ class flow_state {
   event* slow_timer = nullptr;  // slow_consumer::disconnect: the deadline
   long slow_deadline_ms = 0;
   bool paused = false;          // a chunk was refused, dropped or parked above high_water
+  // evhttp holds on_drain as its write callback (a chunk went through send_chunk since the
+  // reply started): from then on a chunk may be written directly (exchange_ops).
+  bool drain_callback_set = false;
 
   /// Starts bounding a streamed reply: evhttp's write callback (and so on_drain) fires
   /// once the output is down to `low` bytes instead of only when it is empty.
@@ -401,6 +404,7 @@ class flow_state {
     high_water = high;
     low_water = low;
     slow_deadline_ms = deadline_ms;
+    drain_callback_set = false;  // evhttp_send_reply_start set evhttp's callback to none
     bufferevent_setwatermark(core->bev(), EV_WRITE, low, 0);
   }
   /// Sends the parked chunk (if any) and stops bounding. evhttp_send_done must only run
@@ -408,6 +412,7 @@ class flow_state {
   /// goes back to 0 before the reply ends.
   void finish(evhttp_request* req) noexcept {
     if (pending && evbuffer_get_length(pending) != 0) evhttp_send_reply_chunk(req, pending);
+    drain_callback_set = false;
     if (high_water == 0) return;
     if (core->evcon) bufferevent_setwatermark(core->bev(), EV_WRITE, 0, 0);
     high_water = low_water = 0;
@@ -419,7 +424,10 @@ class flow_state {
 
   /// Queues `chunk` (its whole content) on the current streamed reply, asking evhttp to
   /// call on_drain when the output falls to the low-water mark.
-  void send_chunk(evbuffer* chunk) noexcept { evhttp_send_reply_chunk_with_cb(core->ex.req, chunk, &on_drain, this); }
+  void send_chunk(evbuffer* chunk) noexcept {
+    evhttp_send_reply_chunk_with_cb(core->ex.req, chunk, &on_drain, this);
+    drain_callback_set = true;
+  }
 
   /// Parks `bytes` (already in `from`) as the latest chunk, replacing an older one.
   bool park(evbuffer* from) noexcept {
@@ -445,6 +453,7 @@ class flow_state {
   void reset() noexcept {
     high_water = low_water = 0;
     paused = false;
+    drain_callback_set = false;
     slow_deadline_ms = 0;
     if (pending) evbuffer_free(std::exchange(pending, nullptr));
     if (slow_timer) event_free(std::exchange(slow_timer, nullptr));
