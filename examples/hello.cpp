@@ -14,9 +14,10 @@
 //
 // It includes only the headers it uses (docs/install.md, "Include what you use"): one
 // loop and one server need tether/event_loop.hpp and tether/server.hpp; the rest is for
-// --fast, --threads and the drain.
+// --fast, --lean, --threads and the drain.
 #include <tether/drain_on_signals.hpp>
 #include <tether/event_loop.hpp>
+#include <tether/lean_server.hpp>
 #include <tether/memory_policy.hpp>
 #include <tether/server.hpp>
 #include <tether/server_group.hpp>
