@@ -23,6 +23,7 @@
 #include <tether/server_group.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -37,6 +38,20 @@ void setup(Server& server, bool fast) {
     (void)req.output_headers().add("Content-Type", "text/plain");
     (void)req.reply(200, "hello");
   });
+}
+
+// One server on this thread's loop until SIGTERM or SIGINT drained it.
+template <class Server>
+int serve(tether::event_loop& loop, std::uint16_t port, bool fast) {
+  Server server{loop};
+  setup(server, fast);
+  if (auto bound = server.bind("127.0.0.1", port); !bound) {
+    std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
+    return 1;
+  }
+  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
+  loop.run();
+  return 0;
 }
 
 }  // namespace
@@ -91,24 +106,6 @@ int main(int argc, char** argv) {
   }
 
   tether::event_loop loop{loop_options};
-  if (lean) {
-    tether::lean_server server{loop};
-    setup(server, fast);
-    if (auto bound = server.bind("127.0.0.1", *port); !bound) {
-      std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
-      return 1;
-    }
-    tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
-    loop.run();  // until SIGTERM or SIGINT drained the server
-    return 0;
-  }
-  tether::server server{loop};
-  setup(server, fast);
-  if (auto bound = server.bind("127.0.0.1", *port); !bound) {
-    std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
-    return 1;
-  }
-  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
-  loop.run();  // until SIGTERM or SIGINT drained the server
-  return 0;
+  if (lean) return serve<tether::lean_server>(loop, *port, fast);
+  return serve<tether::server>(loop, *port, fast);
 }

@@ -13,6 +13,7 @@
 #include <tether/detail/chrono.hpp>
 #include <tether/detail/connection_state.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/listen_address.hpp>
 #include <tether/detail/owner.hpp>
 #include <tether/detail/path_handlers.hpp>
 #include <tether/detail/push_fwd.hpp>
@@ -269,7 +270,7 @@ class basic_server {
   result<std::uint16_t> bind(cstring_view address, std::uint16_t port, int backlog = 1024) {
     sockaddr_storage ss{};
     socklen_t len = 0;
-    if (!parse_address(address.view(), port, ss, len)) return errc::invalid_address;
+    if (!detail::parse_listen_address(address.view(), port, ss, len)) return errc::invalid_address;
     const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return std::error_code(errno, std::system_category());
     const int one = 1;
@@ -637,28 +638,6 @@ class basic_server {
   void add_allowed_methods(method_set methods) noexcept {
     if ((allowed_ | methods) == allowed_) return;
     allow_methods(allowed_ | methods);
-  }
-
-  static bool parse_address(std::string_view text, std::uint16_t port, sockaddr_storage& ss, socklen_t& len) noexcept {
-    char buf[INET6_ADDRSTRLEN + 2] = {};
-    if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
-    if (text.empty() || text.size() >= sizeof buf) return false;
-    std::memcpy(buf, text.data(), text.size());
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    if (::inet_pton(AF_INET, buf, &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons(port);
-      len = sizeof(sockaddr_in);
-      return true;
-    }
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (::inet_pton(AF_INET6, buf, &v6->sin6_addr) == 1) {
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(port);
-      len = sizeof(sockaddr_in6);
-      return true;
-    }
-    return false;
   }
 
   result<std::uint16_t> adopt_listener(int fd, std::string address) {
