@@ -268,17 +268,10 @@ class basic_server {
   /// Errors: errc::invalid_address, or the system's reason (address in use,
   /// permission denied, ...).
   result<std::uint16_t> bind(cstring_view address, std::uint16_t port, int backlog = 1024) {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (!detail::parse_listen_address(address.view(), port, ss, len)) return errc::invalid_address;
-    const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return std::error_code(errno, std::system_category());
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, backlog) != 0) {
-      const int err = errno;
-      ::close(fd);
+    int err = 0;
+    const int fd = detail::open_listener(address.view(), port, backlog, err);
+    if (fd < 0) {
+      if (err == 0) return errc::invalid_address;
       return std::error_code(err, std::system_category());
     }
     auto bound = adopt_listener(fd, std::string(address.view()));

@@ -1,4 +1,4 @@
-// tether/detail/listen_address.hpp - the numeric address a server binds, as a sockaddr.
+// tether/detail/listen_address.hpp - the listening socket a server binds, from a numeric address.
 //
 // Shared by both engines' bind(): an address is an IPv4 or IPv6 literal (an IPv6 one
 // optionally in brackets), never a host name, so binding never waits on a resolver.
@@ -9,6 +9,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdint>
 #include <cstring>
@@ -40,6 +43,30 @@ inline bool parse_listen_address(std::string_view text, std::uint16_t port, sock
     return true;
   }
   return false;
+}
+
+/// A non-blocking listening socket on `address` and `port` (SO_REUSEADDR; IPv6 sockets
+/// IPv6 only), shared by both engines' bind(). Returns it, or -1 with `err` set: 0 when
+/// `address` is not a numeric address, else the errno of the call that failed.
+inline int open_listener(std::string_view address, std::uint16_t port, int backlog, int& err) noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  err = 0;
+  if (!parse_listen_address(address, port, ss, len)) return -1;
+  const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    err = errno;
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, backlog) != 0) {
+    err = errno;
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace detail
