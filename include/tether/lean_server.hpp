@@ -210,6 +210,7 @@ struct lean_core {
       case lean_deadline::body: span = ms(limits.body_timeout); break;
       case lean_deadline::idle: span = ms(limits.idle_timeout); break;
       case lean_deadline::send: span = ms(limits.send_timeout); break;
+      case lean_deadline::linger: span = linger_ms; break;
     }
     c.deadline_kind = span > 0 ? kind : lean_deadline::none;
     c.deadline_ms = span > 0 ? now_ms() + span : 0;
@@ -262,6 +263,43 @@ struct lean_core {
       case lean_deadline::idle:
       case lean_deadline::send:
       case lean_deadline::none: close(c, close_reason::timeout); break;
+      case lean_deadline::linger: close(c, c.after_write_reason); break;
+    }
+  }
+
+  /// How long a connection ended gracefully waits for the client's close.
+  static constexpr std::int64_t linger_ms = 2000;
+
+  /// Ends `c` gracefully (a drain's idle connection): FIN now, then its input is read and
+  /// discarded until the client closes or linger_ms pass, so that bytes still in flight
+  /// do not turn the FIN into a RST. `why` is the reason its close reports.
+  void linger(conn& c, close_reason why) noexcept {
+    if (c.closed || c.lingering) return;
+    ::shutdown(c.fd, SHUT_WR);
+    c.lingering = true;
+    c.after_write_reason = why;
+    set_deadline(c, lean_deadline::linger);
+    if (c.deadline_kind == lean_deadline::linger && sweep_period_ms == 0) arm_linger_sweep();
+  }
+
+  /// The sweep also serves lingering connections when no timeout is set.
+  void arm_linger_sweep() noexcept {
+    if (!sweep) sweep = event_new(base, -1, EV_PERSIST, &on_sweep, this);
+    if (!sweep) return;
+    sweep_period_ms = 250;
+    const timeval tv{0, 250000};
+    event_add(sweep, &tv);
+  }
+
+  /// A lingering connection's input: discarded; its close ends it.
+  void discard(conn& c) noexcept {
+    char sink[16384];
+    for (int i = 0; i < 16; ++i) {
+      const ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
+      if (n > 0) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      close(c, c.after_write_reason);  // the client closed (or reset): done
+      return;
     }
   }
 
@@ -314,8 +352,12 @@ struct lean_core {
     if (c.closed) return;
     c.closed = true;
     delete std::exchange(c.parser, nullptr);  // its state may be mid-message: not a spare
-    const bool aborted = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
-    if (aborted) c.ph = lean_phase::aborted;
+    const bool owed = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
+    if (owed) c.ph = lean_phase::aborted;
+    // As on the evhttp engine (its `finishing` phase): a reply queued whole but not yet
+    // written when the connection ends other than by completing was not delivered either.
+    const bool aborted =
+        owed || (c.ph == lean_phase::done && c.pending_output() > 0 && why != close_reason::completed);
     event_free(c.rd);
     event_free(c.wr);
     c.rd = c.wr = nullptr;
@@ -399,6 +441,7 @@ struct lean_core {
 
   void readable(conn& c, short what) noexcept {
     if (c.closed) return;
+    if (c.lingering) return discard(c);
     if (!c.eof) {
       if (!make_room(c)) {
         close(c, close_reason::limit_exceeded);
@@ -467,7 +510,7 @@ struct lean_core {
         c.head_live = true;
         c.in_pos += step.consumed;
         const http1::request_head& h = c.parser->head();
-        c.keep_alive = h.keep_alive;
+        c.keep_alive = h.keep_alive && !draining;  // during a drain, every reply closes
         c.minor = h.version_minor;
         c.is_head = h.is_head();
         c.body.clear();
@@ -1808,10 +1851,16 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       core_.close(c, close_reason::server_shutdown);
       return;
     }
+    if (c.lingering) return;  // ended already; its client's close (or the linger) closes it
     const bool handled = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
     if (!handled && c.pending_output() == 0 && !c.head_live && c.unread() == 0 && !c.close_after_write) {
-      ++drain_report_.idle_closed;  // between requests: nothing is owed
-      core_.close(c, close_reason::server_shutdown);
+      // Between requests, unless a request waits in the kernel: the read event serves it
+      // (with `Connection: close`). Else FIN, and its input is discarded until the client
+      // closes: a request in flight meets the FIN, not a RST.
+      char b;
+      if (::recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) return;
+      ++drain_report_.idle_closed;
+      core_.linger(c, close_reason::server_shutdown);
       return;
     }
     if (!c.close_after_write) c.keep_alive = false;  // what it answers next closes it

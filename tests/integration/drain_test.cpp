@@ -126,6 +126,13 @@ struct busy_client {
   }
 };
 
+/// The native socket of a request's connection, on either engine.
+template <class Request>
+int socket_of(Request& req) {
+  if constexpr (requires { req.connection().bufferevent(); }) return req.connection().bufferevent()->fd();
+  else return req.connection().native();
+}
+
 struct close_record {
   tether::close_reason reason;
   bool aborted;
@@ -150,7 +157,13 @@ TEMPLATE_TEST_CASE("drain: under load, every accepted request gets a complete re
 
   auto record = [&closes](const tether::close_event& e) noexcept { closes.push_back({e.reason, e.aborted}); };
   (void)srv.route("/hello", [](auto& req) { (void)req.reply(200, "hello"); });
-  (void)srv.route("/big", [&](auto& req) { (void)req.reply(200, big); });
+  (void)srv.route("/big", [&](auto& req) {
+    // A small send buffer, so that the reply is still being written when the drain starts
+    // on either engine (the lean engine hands the kernel all it takes at once).
+    const int small = 64 * 1024;
+    ::setsockopt(socket_of(req), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    (void)req.reply(200, big);
+  });
   (void)srv.route("/poll", [&](auto& req) {
     (void)req.connection().on_close(record);
     room.push_back(req.hold());
@@ -355,7 +368,11 @@ TEMPLATE_TEST_CASE("drain: at the deadline what is left is closed hard, reported
   REQUIRE(closes.size() == 1);
   CHECK(closes[0].reason == tether::close_reason::server_shutdown);
   CHECK(closes[0].aborted);  // its reply never reached the client whole
-  CHECK(flood->peer_gone());
+  // The stream's handle: on the evhttp engine it stays the request's until the final chunk
+  // is written, and learns the peer is gone; on the lean engine a reply queued whole (the
+  // drain's end()) finishes its handles at once (docs/engine.md).
+  if (tt::is_lean<Server>()) CHECK_FALSE(flood->alive());
+  else CHECK(flood->peer_gone());
   CHECK(slow_head.wait_eof(loop));
 }
 

@@ -703,8 +703,12 @@ TEMPLATE_TEST_CASE("smuggling: ambiguous or malformed heads get 400/501 and a cl
       if (status == 200) {
         // The lean engine reads the HEAD's declared body and answers the HEAD alone, with
         // the status its route gives (404, 405 or 200); nothing inside the body is served.
+        // The "body" is 26 bytes of the 28 declared: the engine waits for two more.
         tt::client c(port);
         c.send(h.bytes);
+        tt::run_for(s.loop, 50ms);
+        CHECK(c.data().empty());
+        c.send("xx");
         REQUIRE(c.wait_for(s.loop, "\r\n\r\n"));
         tt::run_for(s.loop, 50ms);  // a smuggled request would be answered meanwhile
         INFO(c.data());
@@ -767,7 +771,9 @@ TEST_CASE("smuggling: what the lean engine's parser names for each refusal", "[h
       {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400,
        "the final transfer coding is not chunked"},
       {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "Transfer-Encoding in an HTTP/1.0 request"},
-      {"GET / HTTP/1.1\r\nHost: t\r\nX Y: z\r\n\r\n", 400, "invalid field name"},
+      {"GET / HTTP/1.1\r\nHost: t\r\nX Y: z\r\n\r\n", 400, "whitespace between field name and colon"},
+      {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400,
+       "the final transfer coding is not chunked"},
       {"GET / HTTP/0.0\r\nHost: t\r\n\r\n", 505, "HTTP version not supported"},
   };
   for (const auto& [bytes, status, what] : cases) {
