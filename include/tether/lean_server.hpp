@@ -210,7 +210,6 @@ struct lean_core {
       case lean_deadline::body: span = ms(limits.body_timeout); break;
       case lean_deadline::idle: span = ms(limits.idle_timeout); break;
       case lean_deadline::send: span = ms(limits.send_timeout); break;
-      case lean_deadline::linger: span = linger_ms; break;
     }
     c.deadline_kind = span > 0 ? kind : lean_deadline::none;
     c.deadline_ms = span > 0 ? now_ms() + span : 0;
@@ -224,6 +223,7 @@ struct lean_core {
       const std::int64_t v = ms(d);
       if (v > 0 && (shortest == 0 || v < shortest)) shortest = v;
     }
+    if (shortest == 0 && lingering_count > 0) shortest = linger_ms;  // the lingerers need it
     if (!sweep) sweep = event_new(base, -1, EV_PERSIST, &on_sweep, this);
     if (!sweep) return;
     if (shortest == 0) {
@@ -241,6 +241,11 @@ struct lean_core {
   static void on_sweep(evutil_socket_t, short, void* arg) noexcept {
     auto* core = static_cast<lean_core*>(arg);
     const std::int64_t now = core->now_ms();
+    for (lingerer* l = core->lingering; l;) {
+      lingerer* next = l->next;
+      if (now >= l->until_ms) core->end_linger(l);
+      l = next;
+    }
     conn* c = core->first;
     if (c) c->add_ref();
     while (c) {
@@ -255,6 +260,11 @@ struct lean_core {
   void expire(conn& c) noexcept {
     switch (c.deadline_kind) {
       case lean_deadline::head:
+        if (c.unread() == 0 && !c.head_live) {  // not a byte of a request: no answer owed
+          close(c, close_reason::timeout);
+          break;
+        }
+        [[fallthrough]];
       case lean_deadline::body:
         c.deadline_kind = lean_deadline::none;
         refuse(c, 408, close_reason::timeout);
@@ -263,44 +273,79 @@ struct lean_core {
       case lean_deadline::idle:
       case lean_deadline::send:
       case lean_deadline::none: close(c, close_reason::timeout); break;
-      case lean_deadline::linger: close(c, c.after_write_reason); break;
     }
   }
 
-  /// How long a connection ended gracefully waits for the client's close.
+  // ----- lingering: a graceful end that cannot be turned into a RST ----------------
+
+  /// How long a socket ended gracefully waits for the client's close.
   static constexpr std::int64_t linger_ms = 2000;
 
-  /// Ends `c` gracefully (a drain's idle connection): FIN now, then its input is read and
-  /// discarded until the client closes or linger_ms pass, so that bytes still in flight
-  /// do not turn the FIN into a RST. `why` is the reason its close reports.
-  void linger(conn& c, close_reason why) noexcept {
-    if (c.closed || c.lingering) return;
-    ::shutdown(c.fd, SHUT_WR);
-    c.lingering = true;
-    c.after_write_reason = why;
-    set_deadline(c, lean_deadline::linger);
-    if (c.deadline_kind == lean_deadline::linger && sweep_period_ms == 0) arm_linger_sweep();
-  }
+  /// A socket whose connection is closed (its close callback ran) but whose client may
+  /// still be sending: FIN was sent, and its input is read and discarded until the client
+  /// closes or linger_ms pass. Closing it at once with unread input would send a RST,
+  /// which destroys the answer (a 400, a 431, a drain's last reply) the client has not
+  /// read yet. The evhttp engine does the same (detail/connection_guard.hpp, linger).
+  struct lingerer {
+    lean_core* core;
+    int fd;
+    event* ev;
+    std::int64_t until_ms;
+    lingerer* prev;
+    lingerer* next;
+  };
+  lingerer* lingering = nullptr;
+  std::size_t lingering_count = 0;
 
-  /// The sweep also serves lingering connections when no timeout is set.
-  void arm_linger_sweep() noexcept {
-    if (!sweep) sweep = event_new(base, -1, EV_PERSIST, &on_sweep, this);
-    if (!sweep) return;
-    sweep_period_ms = 250;
-    const timeval tv{0, 250000};
-    event_add(sweep, &tv);
-  }
-
-  /// A lingering connection's input: discarded; its close ends it.
-  void discard(conn& c) noexcept {
-    char sink[16384];
-    for (int i = 0; i < 16; ++i) {
-      const ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
-      if (n > 0) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-      close(c, c.after_write_reason);  // the client closed (or reset): done
+  void linger_fd(int fd) noexcept {
+    auto* l = new (std::nothrow) lingerer{this, fd, nullptr, now_ms() + linger_ms, nullptr, lingering};
+    if (l) l->ev = event_new(base, fd, EV_READ | EV_PERSIST, &on_linger, l);
+    if (!l || !l->ev || event_add(l->ev, nullptr) != 0) {
+      if (l && l->ev) event_free(l->ev);
+      delete l;
+      ::close(fd);
       return;
     }
+    if (lingering) lingering->prev = l;
+    lingering = l;
+    ++lingering_count;
+    if (sweep_period_ms == 0) {  // no timeout set: the sweep runs for the lingerers alone
+      if (!sweep) sweep = event_new(base, -1, EV_PERSIST, &on_sweep, this);
+      if (sweep) {
+        sweep_period_ms = 250;
+        const timeval tv{0, 250000};
+        event_add(sweep, &tv);
+      }
+    }
+  }
+
+  static void on_linger(evutil_socket_t fd, short, void* arg) noexcept {
+    auto* l = static_cast<lingerer*>(arg);
+    char sink[16384];
+    for (int i = 0; i < 16; ++i) {
+      const ssize_t n = ::recv(fd, sink, sizeof sink, 0);
+      if (n > 0) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      break;  // the client closed (or reset): done
+    }
+    l->core->end_linger(l);
+  }
+
+  void end_linger(lingerer* l) noexcept {
+    if (l->prev) l->prev->next = l->next;
+    else lingering = l->next;
+    if (l->next) l->next->prev = l->prev;
+    --lingering_count;
+    event_free(l->ev);
+    ::close(l->fd);
+    delete l;
+  }
+
+  /// Ends every lingering socket now; returns how many there were.
+  std::size_t end_all_lingering() noexcept {
+    const std::size_t n = lingering_count;
+    while (lingering) end_linger(lingering);
+    return n;
   }
 
   // ----- accept ---------------------------------------------------------------------
@@ -311,7 +356,8 @@ struct lean_core {
       static constexpr std::string_view busy =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
       (void)::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      ::close(fd);
+      ::shutdown(fd, SHUT_WR);
+      linger_fd(fd);  // its request may still arrive: no RST over the 503
       return;
     }
     auto* c = new (std::nothrow) conn;
@@ -348,7 +394,7 @@ struct lean_core {
 
   /// Closes `c` once: its events and socket go, its exchange is aborted if a reply was
   /// still owed, its close callback runs. The object lives on while handles refer to it.
-  void close(conn& c, close_reason why) noexcept {
+  void close(conn& c, close_reason why, bool graceful = false) noexcept {
     if (c.closed) return;
     c.closed = true;
     delete std::exchange(c.parser, nullptr);  // its state may be mid-message: not a spare
@@ -367,12 +413,14 @@ struct lean_core {
     c.prev = c.next = nullptr;
     --open;
     count_changed();
-    if (why == close_reason::completed || why == close_reason::limit_exceeded || why == close_reason::protocol_error ||
-        why == close_reason::timeout)
-      ::shutdown(c.fd, SHUT_WR);
+    // A refusal or a timeout may meet a client that is still sending: its socket lingers.
+    graceful = graceful || why == close_reason::limit_exceeded || why == close_reason::protocol_error ||
+               why == close_reason::timeout;
+    if (graceful || why == close_reason::completed) ::shutdown(c.fd, SHUT_WR);
     // A reply that closes its connection during a drain closes it because of the drain.
     if (draining && why == close_reason::completed) why = close_reason::server_shutdown;
-    ::close(c.fd);
+    if (graceful) linger_fd(c.fd);
+    else ::close(c.fd);
     c.fd = -1;
     if (c.has_callback) {
       c.has_callback = false;
@@ -419,6 +467,21 @@ struct lean_core {
       return true;
     }
     if (c.in_len < c.in_cap) return true;
+    if (c.head_live && c.parser) {
+      // A body being read: the head stays (the handler's fields are views into it), but
+      // the body bytes consumed after it (copied into c.body) are dead. Move the head to
+      // the front and the unconsumed bytes right after it, so that a body of any size
+      // within max_body_bytes streams through the buffer instead of filling it.
+      const std::size_t head_len = c.parser->head().size;
+      if (c.head_at > 0 || c.in_pos > c.head_at + head_len) {
+        std::memmove(c.in.get(), c.in.get() + c.head_at, head_len);
+        std::memmove(c.in.get() + head_len, c.in.get() + c.in_pos, c.in_len - c.in_pos);
+        c.in_len = head_len + (c.in_len - c.in_pos);
+        c.in_pos = head_len;
+        c.head_at = 0;
+        if (c.in_len < c.in_cap) return true;
+      }
+    }
     const std::size_t keep = c.head_live ? std::min(c.head_at, c.in_pos) : c.in_pos;
     if (keep > 0) {
       std::memmove(c.in.get(), c.in.get() + keep, c.in_len - keep);
@@ -441,7 +504,6 @@ struct lean_core {
 
   void readable(conn& c, short what) noexcept {
     if (c.closed) return;
-    if (c.lingering) return discard(c);
     if (!c.eof) {
       if (!make_room(c)) {
         close(c, close_reason::limit_exceeded);
@@ -1459,6 +1521,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     stop_listening();
     core_.count_observer = nullptr;
     core_.close_all(close_reason::server_shutdown);
+    core_.end_all_lingering();
     if (core_.sweep) event_free(core_.sweep);
   }
 
@@ -1840,7 +1903,10 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       c->release();
       c = next;
     }
-    if (core.open == 0) srv->finish_drain();
+    if (late) srv->drain_report_.closed_at_deadline += core.end_all_lingering();
+    // Done when every connection is closed and every client has read its end (or the
+    // linger passed), as on the evhttp engine.
+    if (core.open == 0 && core.lingering_count == 0) srv->finish_drain();
   }
 
   void drain_one(conn_t& c, bool late) noexcept {
@@ -1851,7 +1917,6 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       core_.close(c, close_reason::server_shutdown);
       return;
     }
-    if (c.lingering) return;  // ended already; its client's close (or the linger) closes it
     const bool handled = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
     if (!handled && c.pending_output() == 0 && !c.head_live && c.unread() == 0 && !c.close_after_write) {
       // Between requests, unless a request waits in the kernel: the read event serves it
@@ -1860,7 +1925,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       char b;
       if (::recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) return;
       ++drain_report_.idle_closed;
-      core_.linger(c, close_reason::server_shutdown);
+      core_.close(c, close_reason::server_shutdown, /*graceful=*/true);
       return;
     }
     if (!c.close_after_write) c.keep_alive = false;  // what it answers next closes it

@@ -347,6 +347,10 @@ TEMPLATE_TEST_CASE("hostile: floods of untracked connections are bounded too (he
 TEMPLATE_TEST_CASE("hostile: floods in the body and idle phases are bounded: the surplus is a head that gets 431",
           "[hostile][flood][body][idle]", TT_ENGINE_SERVERS) {
   hostile_server<TestType> s;
+  // The surplus is a request line without a space: evhttp counts it against the header
+  // limit (431); the lean engine's parser against the request line's (414, URI Too Long,
+  // RFC 9112 3). Either way a refusal, at the same bound.
+  const std::string too_long = tt::is_lean<TestType>() ? "HTTP/1.1 414 " : "HTTP/1.1 431 ";
   {  // a body within max_body_bytes, then far more than it declared
     tt::client c(s.port);
     c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 524288\r\n\r\n");
@@ -356,7 +360,7 @@ TEMPLATE_TEST_CASE("hostile: floods in the body and idle phases are bounded: the
     const auto r = flood(s, c, 64 * MiB, 3000ms);
     CHECK(c.data().find("HTTP/1.1 200 ") == 0);
     CHECK(c.data().find("524288") != std::string::npos);
-    CHECK(c.data().find("HTTP/1.1 431 ") != std::string::npos);
+    CHECK(c.data().find(too_long) != std::string::npos);
     INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
     CHECK(r.peak - before < 1 * MiB);  // the body, and a bounded surplus
     CHECK(wait_closed(s, c));
@@ -368,7 +372,7 @@ TEMPLATE_TEST_CASE("hostile: floods in the body and idle phases are bounded: the
     c.clear();
     const std::size_t before = s.bytes();
     const auto r = flood(s, c, 64 * MiB, 3000ms);
-    CHECK(c.data().find("HTTP/1.1 431 ") == 0);
+    CHECK(c.data().find(too_long) == 0);
     INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
     CHECK(r.peak - before < 256 * KiB);
     CHECK(wait_closed(s, c));

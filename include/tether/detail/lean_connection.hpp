@@ -48,7 +48,7 @@ enum class lean_phase : std::uint8_t {
 };
 
 /// What the connection's deadline means when it passes.
-enum class lean_deadline : std::uint8_t { none, head, body, idle, send, linger };
+enum class lean_deadline : std::uint8_t { none, head, body, idle, send };
 
 /// The part of a lean server its connections reach: the loop, the limits, the cached
 /// clock, the list of open connections and the reply path (lean_server.hpp).
@@ -107,7 +107,6 @@ struct lean_connection {
 
   // ----- the end -----
   bool closed = false;
-  bool lingering = false;  // FIN sent (a drain): input is discarded until the client closes
   bool has_callback = false;
   callback_type callback{};
   sockaddr_storage peer{};
