@@ -1724,6 +1724,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       drain_tick_ = event_new(core_.base, -1, EV_PERSIST, &on_drain_tick, this);
       if (!drain_tick_) return make_error_code(errc::libevent_failure);
       stop_listening();
+      core_.draining = true;  // from now on every reply closes its connection
       const timeval period{0, 5000};
       event_add(drain_tick_, &period);
       drain_started_ = now;
@@ -1892,7 +1893,6 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     auto* srv = static_cast<basic_server*>(self);
     auto& core = srv->core_;
     if (srv->drain_done_) return;
-    core.draining = true;
     const bool late = std::chrono::steady_clock::now() >= srv->drain_until_;
     conn_t* c = core.first;
     if (c) c->add_ref();

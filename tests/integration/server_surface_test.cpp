@@ -340,4 +340,15 @@ TEMPLATE_TEST_CASE("server settings: default Content-Type, error replies, allowe
   CHECK(exchange(loop, port, "Host: t\r\nContent-Length: 9\r\n", "POST /text HTTP/1.1").starts_with("HTTP/1.1 413"));
   CHECK(handled == before);
   CHECK(tt::first_body(exchange(loop, port, "Host: t\r\nContent-Length: 0\r\n", "POST /text HTTP/1.1")) == "body");
+  // Above 65,535 bytes: the evhttp engine takes it; the lean engine lowers it to its
+  // parser's ceiling, says so in limits() (and on stderr), and answers 431 past it.
+  srv.set_max_headers_size(100000);
+  const std::string huge = "Host: t\r\nX-Huge: " + std::string(70000, 'h') + "\r\n";
+  if constexpr (tt::is_lean<Server>()) {
+    CHECK(srv.limits().max_header_bytes == 65535);
+    CHECK(exchange(loop, port, huge, "GET /text HTTP/1.1").starts_with("HTTP/1.1 431"));
+  } else {
+    CHECK(srv.limits().max_header_bytes == 100000);
+    CHECK(exchange(loop, port, huge, "GET /text HTTP/1.1").starts_with("HTTP/1.1 200"));
+  }
 }
