@@ -9,9 +9,10 @@
 // path(), query(), host(), version(), input_headers().find(), output_headers().add(),
 // body(), reply(), send_error(), start()/send_chunk()/end(), hold(), connection() with
 // on_close(), close() and the peer. A handler written against `server_t::request&` (or
-// `auto&`) compiles against either engine. docs/engine.md lists what the lean engine does
-// not serve yet (virtual hosts, routers of static routes, TLS, buffer policies other than
-// copying, hubs and SSE helpers, drain).
+// `auto&`) compiles against either engine, and so do routers of static routes, virtual
+// hosts (basic_virtual_host<..., lean_engine>, at the end of this file), drain options,
+// server events and server groups. docs/engine.md lists what the lean engine does not
+// serve yet (TLS, buffer policies other than copying, hubs and the push helpers).
 #pragma once
 
 #include <tether/buffer_policy.hpp>
