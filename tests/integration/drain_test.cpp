@@ -556,6 +556,7 @@ TEST_CASE("drain: every example stopped with SIGTERM drains and exits with statu
   const std::vector<example_case> cases = {
       {"hello", {"PORT"}, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", "hello"},
       {"hello", {"--lean", "PORT"}, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", "hello"},
+      {"hello", {"--lean", "--threads", "2", "PORT"}, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", "hello"},
       {"hello", {"--threads", "2", "PORT"}, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", "hello"},
       {"http_closecb", {"PORT"}, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "<html>", "<html>\r\n0\r\n\r\n"},
       {"http_closecb", {"--lean", "PORT"}, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "<html>", "<html>\r\n0\r\n\r\n"},
