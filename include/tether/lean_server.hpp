@@ -24,6 +24,7 @@
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/lean_connection.hpp>
 #include <tether/detail/lean_output.hpp>
+#include <tether/detail/push_fwd.hpp>
 #include <tether/detail/listen_address.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/engine.hpp>
@@ -1642,6 +1643,15 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   using stream = basic_stream<config>;
   /// A Server-Sent Events reply (sse.hpp) of this server.
   using sse_stream = basic_sse_stream<config>;
+  /// A multipart/x-mixed-replace reply (multipart.hpp) of this server.
+  using multipart_stream = basic_multipart_stream<config>;
+  /// A long-poll waiting room (long_poll.hpp) for this server's requests.
+  using long_poll = basic_long_poll<config>;
+  /// A broker endpoint (broker_endpoint.hpp) serving this server's requests.
+  using broker_endpoint = basic_broker_endpoint<config>;
+  /// A hub (hub.hpp) of this server's streams: `hub<>` holds SSE streams.
+  template <class Stream = sse_stream>
+  using hub = basic_hub<Stream>;
 
   /// Creates the server on `loop`.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
