@@ -300,6 +300,7 @@ struct lean_core {
     auto& c = *static_cast<conn*>(arg);
     c.add_ref();
     c.core->readable(c, what);
+    c.core->drained(c);  // process() may have written the rest of a bounded stream's output
     c.release();
   }
 
