@@ -543,8 +543,18 @@ struct lean_core {
     }
     return std::nullopt;
   }
+  /// True if `lines` has a `name` line (on every reply: the names only are compared).
   static bool has_header(const std::string& lines, std::string_view name) noexcept {
-    return header_value(lines, name).has_value();
+    std::size_t at = 0;
+    while (at < lines.size()) {
+      const std::size_t colon = lines.find(':', at);
+      if (colon == std::string::npos) break;
+      if (lean_iequal(std::string_view(lines).substr(at, colon - at), name)) return true;
+      const std::size_t eol = lines.find("\r\n", colon);
+      if (eol == std::string::npos) break;
+      at = eol + 2;
+    }
+    return false;
   }
 
   /// How a reply's head frames its body: Content-Length of the body given, chunked, or
@@ -595,17 +605,25 @@ struct lean_core {
     append_head(c, status, reason, body.size(), false);
     // Head and body leave together: one writev when the body is a reference, sendfile
     // after the head for a file range.
-    if (http1::response_has_content(status, c.is_head) && !queue_piece(c, body, 0)) {
-      close(c, close_reason::error);
-      return make_error_code(errc::file_error);
+    if (http1::response_has_content(status, c.is_head)) {
+      if (!body.by_reference()) {
+        c.out.append(body.bytes);  // the common case: copied, as before
+      } else if (!queue_piece(c, body, 0)) {
+        close(c, close_reason::error);
+        return make_error_code(errc::file_error);
+      }
     }
     complete(c);
     return {};
   }
+  /// A complete reply whose body is copied (the common case, kept small enough to inline).
   std::error_code reply(conn& c, int status, const char* reason, std::string_view body) noexcept {
-    lean_piece p;
-    p.bytes = body;
-    return reply(c, status, reason, p);
+    if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
+    if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    append_head(c, status, reason, body.size(), false);
+    if (http1::response_has_content(status, c.is_head)) c.out.append(body);
+    complete(c);
+    return {};
   }
 
   /// The reply is queued: the next request may be parsed (from the read buffer), and the
@@ -622,16 +640,20 @@ struct lean_core {
       c.flow.paused = false;
       if (c.flow.slow_timer) event_del(c.flow.slow_timer);
     }
-    if (c.watchers) {
-      // The exchange is over once its last bytes are queued (the evhttp engine: once
-      // written): hooks hear it now, before the connection may close after the write.
-      c.add_ref();
-      c.notify_watchers(close_reason::completed, false);
-      if (!c.in_handler && !c.closed) after_reply_outside(c);
-      c.release();
+    if (c.watchers) [[unlikely]] {
+      completed_with_watchers(c);
       return;
     }
     if (!c.in_handler) after_reply_outside(c);
+  }
+
+  /// The exchange is over once its last bytes are queued (the evhttp engine: once
+  /// written): hooks hear it now, before the connection may close after the write.
+  [[gnu::noinline]] void completed_with_watchers(conn& c) noexcept {
+    c.add_ref();
+    c.notify_watchers(close_reason::completed, false);
+    if (!c.in_handler && !c.closed) after_reply_outside(c);
+    c.release();
   }
 
   /// A reply made outside a handler (from a handle): write it now, and serve what was
@@ -1020,6 +1042,7 @@ struct lean_core {
   void flush(conn& c) noexcept {
     if (c.closed) return;
     while (c.pending_output() > 0) {
+      // References and file ranges (only once one was queued), with `out`'s tail after them.
       const bool segments = c.seg_head < c.segs.size();
       const ssize_t n = segments ? write_segments(c)
                                  : ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -1323,7 +1346,10 @@ class basic_lean_request {
       detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body));
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return c_->core->reply(*c_, status, nullptr, detail::lean_bytes_of(body));
+      else
+        return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body));
     }
   }
   /// Sends a complete reply with no body.
@@ -1335,7 +1361,10 @@ class basic_lean_request {
       detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body));
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes_of(body));
+      else
+        return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body));
     }
   }
   /// Sends an HTML error page for `status` with `Connection: close`.
@@ -1438,7 +1467,10 @@ class basic_lean_request_handle {
       detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body)); });
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_bytes_of(body)); });
+      else
+        return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body)); });
     }
   }
   /// Sends a complete reply with no body.
@@ -1452,7 +1484,10 @@ class basic_lean_request_handle {
       detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body)); });
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes_of(body)); });
+      else
+        return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body)); });
     }
   }
   /// Sends an HTML error page with `Connection: close`.

@@ -97,6 +97,20 @@ lean_piece lean_piece_of(const Body& body) noexcept {
   return p;
 }
 
+/// True if policy `P` always copies a `Body` (bytes; shared_bytes and static_bytes under
+/// copy_buffer): the reply takes the plain path, with no piece to look at.
+template <class P, class Body>
+inline constexpr bool lean_always_copied =
+    !std::is_same_v<Body, file_range> &&
+    (!lean_references<P> || !(std::is_same_v<Body, shared_bytes> || std::is_same_v<Body, static_bytes>));
+
+/// The bytes of a body lean_always_copied says is copied.
+template <class Body>
+[[gnu::always_inline]] inline std::string_view lean_bytes_of(const Body& body) noexcept {
+  if constexpr (std::convertible_to<const Body&, std::string_view>) return std::string_view(body);
+  else return std::string_view(body.view());
+}
+
 /// The one error for a body the lean engine cannot queue under policy `P`.
 template <class P, class Body>
 constexpr void refuse_lean_body_for() noexcept {
