@@ -9,9 +9,10 @@
 // path(), query(), host(), version(), input_headers().find(), output_headers().add(),
 // body(), reply(), send_error(), start()/send_chunk()/end(), hold(), connection() with
 // on_close(), close() and the peer. A handler written against `server_t::request&` (or
-// `auto&`) compiles against either engine. docs/engine.md lists what the lean engine does
-// not serve yet (virtual hosts, routers of static routes, TLS, buffer policies other than
-// copying, hubs and SSE helpers, drain).
+// `auto&`) compiles against either engine, and so do the push helpers (streams, SSE,
+// multipart, long-poll, hubs, the broker, reply hooks), CORS and every buffer policy.
+// docs/engine.md lists what the lean engine does not serve yet (virtual hosts, routers of
+// static routes, TLS, drain options, server groups).
 #pragma once
 
 #include <tether/buffer_policy.hpp>
