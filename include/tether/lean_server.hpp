@@ -11,8 +11,9 @@
 // on_close(), close() and the peer. A handler written against `server_t::request&` (or
 // `auto&`) compiles against either engine, and so do routers of static routes, virtual
 // hosts (basic_virtual_host<..., lean_engine>, at the end of this file), drain options,
-// server events and server groups. docs/engine.md lists what the lean engine does not
-// serve yet (TLS, buffer policies other than copying, hubs and the push helpers).
+// server events, server groups, the push helpers (streams, SSE, multipart, long-poll,
+// hubs, the broker, reply hooks), CORS and every buffer policy. docs/engine.md lists what
+// the lean engine does not serve yet (TLS).
 #pragma once
 
 #include <tether/buffer_policy.hpp>
@@ -25,7 +26,9 @@
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/lean_connection.hpp>
+#include <tether/detail/lean_output.hpp>
 #include <tether/detail/lean_routes.hpp>
+#include <tether/detail/push_fwd.hpp>
 #include <tether/detail/listen_address.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/drain.hpp>
@@ -38,6 +41,7 @@
 #include <tether/http1/response_writer.hpp>
 #include <tether/limits.hpp>
 #include <tether/method.hpp>
+#include <tether/reply_hook.hpp>
 #include <tether/request.hpp>
 #include <tether/request_handler.hpp>
 #include <tether/route.hpp>
@@ -54,6 +58,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -85,29 +90,6 @@ class basic_lean_connection;
 
 namespace detail {
 
-/// A body the lean engine can send: bytes (std::string_view, std::string, const char*),
-/// tether::shared_bytes and tether::static_bytes. It copies them into the connection's
-/// output buffer (copy_buffer's semantics).
-template <class Body>
-concept lean_body = std::convertible_to<const Body&, std::string_view> ||
-                    requires(const Body& b) {
-                      { b.view() } -> std::convertible_to<std::string_view>;
-                    };
-
-template <class Body>
-std::string_view lean_bytes(const Body& b) noexcept {
-  if constexpr (std::convertible_to<const Body&, std::string_view>) return std::string_view(b);
-  else return std::string_view(b.view());
-}
-
-template <class Body>
-constexpr void refuse_lean_body() noexcept {
-  static_assert(lean_body<std::remove_cvref_t<Body>>,
-                "tether: the lean engine sends bytes (std::string_view, std::string, const char*), "
-                "tether::shared_bytes and tether::static_bytes; file ranges and other bodies need the evhttp "
-                "engine for now (docs/engine.md)");
-}
-
 /// ASCII case-insensitive equality of two header names.
 inline bool lean_iequal(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -126,6 +108,7 @@ template <class Config>
 struct lean_core {
   using conn = lean_connection<Config>;
   using request_type = basic_lean_request<Config>;
+  using flow_t = typename Config::buffer_policy::flow;
 
   event_base* base = nullptr;
   server_limits limits{};
@@ -397,6 +380,7 @@ struct lean_core {
   /// still owed, its close callback runs. The object lives on while handles refer to it.
   void close(conn& c, close_reason why, bool graceful = false) noexcept {
     if (c.closed) return;
+    c.add_ref();  // watchers and the close callback may drop the last handle
     c.closed = true;
     delete std::exchange(c.parser, nullptr);  // its state may be mid-message: not a spare
     const bool owed = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
@@ -423,6 +407,12 @@ struct lean_core {
     if (graceful) linger_fd(c.fd);
     else ::close(c.fd);
     c.fd = -1;
+    release_segments(c);
+    if constexpr (flow_t::bounded) {
+      if (c.flow.slow_timer) event_free(std::exchange(c.flow.slow_timer, nullptr));
+    }
+    // Reply hooks, hubs, long-poll rooms hear it before the connection's close callback.
+    c.notify_watchers(why, aborted);
     if (c.has_callback) {
       c.has_callback = false;
       const close_event e{why, aborted, c.peer_address(), c.peer_port()};
@@ -433,7 +423,6 @@ struct lean_core {
       }
       c.callback = typename conn::callback_type{};
     }
-    c.add_ref();
     c.release();  // frees it unless a handle or a running dispatch refers to it
   }
 
@@ -447,6 +436,7 @@ struct lean_core {
     auto& c = *static_cast<conn*>(arg);
     c.add_ref();
     c.core->readable(c, what);
+    c.core->drained(c);  // process() may have written the rest of a bounded stream's output
     c.release();
   }
 
@@ -454,6 +444,7 @@ struct lean_core {
     auto& c = *static_cast<conn*>(arg);
     c.add_ref();
     c.core->flush(c);
+    c.core->drained(c);
     if (!c.closed && c.pending_output() == 0) c.core->process(c);
     c.release();
   }
@@ -699,6 +690,24 @@ struct lean_core {
     return make_error_code(errc::peer_gone);
   }
 
+  /// The value of the first `name` line of `lines` ("Name: value\r\n" each), if any.
+  static std::optional<std::string_view> header_value(const std::string& lines, std::string_view name) noexcept {
+    std::size_t at = 0;
+    while (at < lines.size()) {
+      const std::size_t colon = lines.find(':', at);
+      if (colon == std::string::npos) break;
+      const std::size_t eol = lines.find("\r\n", colon);
+      if (eol == std::string::npos) break;
+      if (lean_iequal(std::string_view(lines).substr(at, colon - at), name)) {
+        std::string_view v = std::string_view(lines).substr(colon + 1, eol - colon - 1);
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        return v;
+      }
+      at = eol + 2;
+    }
+    return std::nullopt;
+  }
+  /// True if `lines` has a `name` line (on every reply: the names only are compared).
   static bool has_header(const std::string& lines, std::string_view name) noexcept {
     std::size_t at = 0;
     while (at < lines.size()) {
@@ -712,9 +721,15 @@ struct lean_core {
     return false;
   }
 
+  /// How a reply's head frames its body: Content-Length of the body given, chunked, or
+  /// the Content-Length the application set (start_sized()).
+  enum class head_framing : std::uint8_t { length, chunked, declared };
+
   /// The head of a reply: status line, the application's fields, the framing fields,
   /// Date and Connection.
-  void append_head(conn& c, int status, const char* reason, std::uint64_t length, bool chunked) noexcept {
+  void append_head(conn& c, int status, const char* reason, std::uint64_t length, bool chunked,
+                   head_framing framing = head_framing::length) noexcept {
+    if (chunked) framing = head_framing::chunked;
     if (reason) {
       char code[4] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
                       static_cast<char>('0' + status % 10), ' '};
@@ -726,15 +741,15 @@ struct lean_core {
       c.out.append(http1::status_line(status));
     }
     c.out.append(c.reply_headers);
-    if (!default_content_type.empty() && http1::content_length_allowed(status) && (chunked || length != 0) &&
-        !has_header(c.reply_headers, "Content-Type")) {
+    if (!default_content_type.empty() && http1::content_length_allowed(status) &&
+        (framing != head_framing::length || length != 0) && !has_header(c.reply_headers, "Content-Type")) {
       c.out.append(http1::content_type_prefix);
       c.out.append(default_content_type);
       c.out.append("\r\n");
     }
-    if (chunked) {
+    if (framing == head_framing::chunked) {
       c.out.append(http1::transfer_encoding_chunked);
-    } else if (http1::content_length_allowed(status)) {
+    } else if (framing == head_framing::length && http1::content_length_allowed(status)) {
       char digits[24];
       const auto r = std::to_chars(digits, digits + sizeof digits, length);
       c.out.append(http1::content_length_prefix);
@@ -747,6 +762,25 @@ struct lean_core {
   }
 
   /// A complete reply.
+  std::error_code reply(conn& c, int status, const char* reason, const lean_piece& body) noexcept {
+    if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
+    if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (body.file && !body.file->segment) return make_error_code(errc::file_error);
+    append_head(c, status, reason, body.size(), false);
+    // Head and body leave together: one writev when the body is a reference, sendfile
+    // after the head for a file range.
+    if (http1::response_has_content(status, c.is_head)) {
+      if (!body.by_reference()) {
+        c.out.append(body.bytes);  // the common case: copied, as before
+      } else if (!queue_piece(c, body, 0)) {
+        close(c, close_reason::error);
+        return make_error_code(errc::file_error);
+      }
+    }
+    complete(c);
+    return {};
+  }
+  /// A complete reply whose body is copied (the common case, kept small enough to inline).
   std::error_code reply(conn& c, int status, const char* reason, std::string_view body) noexcept {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
@@ -766,7 +800,24 @@ struct lean_core {
       c.close_after_write = true;
       c.after_write_reason = close_reason::completed;
     }
+    if constexpr (flow_t::bounded) {
+      c.flow.paused = false;
+      if (c.flow.slow_timer) event_del(c.flow.slow_timer);
+    }
+    if (c.watchers) [[unlikely]] {
+      completed_with_watchers(c);
+      return;
+    }
     if (!c.in_handler) after_reply_outside(c);
+  }
+
+  /// The exchange is over once its last bytes are queued (the evhttp engine: once
+  /// written): hooks hear it now, before the connection may close after the write.
+  [[gnu::noinline]] void completed_with_watchers(conn& c) noexcept {
+    c.add_ref();
+    c.notify_watchers(close_reason::completed, false);
+    if (!c.in_handler && !c.closed) after_reply_outside(c);
+    c.release();
   }
 
   /// A reply made outside a handler (from a handle): write it now, and serve what was
@@ -782,6 +833,8 @@ struct lean_core {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     c.keep_alive = false;  // as evhttp's error page: Connection: close
+    // ... and its headers replace the application's (evhttp_send_page_ clears them).
+    c.reply_headers.assign("Content-Type: text/html\r\n");
     // evhttp's error page, without printf: "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>...".
     const std::string_view phrase = reason ? std::string_view(reason) : http1::reason_phrase(status);
     const char code[3] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
@@ -806,6 +859,15 @@ struct lean_core {
   std::error_code start(conn& c, int status, const char* reason) noexcept {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (has_header(c.reply_headers, "Content-Length")) {
+      // start_sized(): the application's Content-Length frames the body, on HTTP/1.0 too;
+      // the connection stays open after it as the request allows.
+      c.chunked_reply = false;
+      append_head(c, status, reason, 0, false, head_framing::declared);
+      c.ph = lean_phase::streaming;
+      if (!c.in_handler) flush(c);
+      return {};
+    }
     c.chunked_reply = c.minor >= 1 && http1::response_has_content(status, c.is_head);
     if (c.minor == 0) c.keep_alive = false;  // no chunked encoding: the body ends at the close
     if (c.chunked_reply) {
@@ -838,44 +900,276 @@ struct lean_core {
     c.out.append("\r\n");
   }
 
-  std::error_code chunk(conn& c, std::string_view bytes) noexcept {
+  /// Queues one chunk made of `pieces` on a streamed reply.
+  std::error_code chunk(conn& c, const lean_piece* pieces, std::size_t n) noexcept {
     if (c.ph != lean_phase::streaming) return phase_error(c.ph, false);
-    if (bytes.empty() || c.is_head) return {};
-    if (is_limited(limits.max_pending_output) && c.pending_output() + bytes.size() + 32 > limits.max_pending_output) {
+    std::uint64_t total = 0;
+    bool has_file = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (pieces[i].file && !pieces[i].file->segment) return make_error_code(errc::file_error);
+      total += pieces[i].size();
+      has_file = has_file || pieces[i].file;
+    }
+    if (total == 0 || c.is_head) return {};
+    const http1::chunk_header h(total);
+    const std::string_view head = c.chunked_reply ? h.view() : std::string_view{};
+    const std::string_view tail = c.chunked_reply ? http1::chunk_end : std::string_view{};
+    if constexpr (flow_t::bounded) {
+      using action = typename flow_t::action;
+      const bool parked = std::is_same_v<action, slow_consumer::coalesce> && c.flow.has_parked;
+      if (parked || c.pending_output() >= flow_t::high_water) {
+        c.flow.paused = true;
+        if constexpr (std::is_same_v<action, slow_consumer::drop>) {
+          return make_error_code(errc::dropped);
+        } else if constexpr (std::is_same_v<action, slow_consumer::coalesce>) {
+          // The newest chunk replaces the parked one; drained() sends it at the low mark.
+          c.flow.parked.clear();
+          c.flow.parked.append(head);
+          for (std::size_t i = 0; i < n; ++i)
+            if (!copy_piece(c.flow.parked, pieces[i])) return make_error_code(errc::file_error);
+          c.flow.parked.append(tail);
+          c.flow.has_parked = true;
+          return {};
+        } else {
+          arm_slow_timer(c);
+          return make_error_code(errc::would_block);
+        }
+      }
+    }
+    if (is_limited(limits.max_pending_output) && c.pending_output() + total + 32 > limits.max_pending_output) {
       close(c, close_reason::slow_consumer);
       return make_error_code(errc::limit_exceeded);
     }
-    const http1::chunk_header h(bytes.size());
-    if (!c.in_handler && c.pending_output() == 0) {
+    if (!c.in_handler && c.pending_output() == 0 && !has_file && n + 2 <= 8) {
       // Outside a handler with nothing queued (an SSE event, a tick): one writev of the
       // framing and the caller's bytes, no copy; only what the socket refuses is queued.
-      http1::iovec_list<3> iov;
-      if (c.chunked_reply) iov.push(h.view());
-      iov.push(bytes);
-      if (c.chunked_reply) iov.push(http1::chunk_end);
-      ssize_t n;
-      do n = ::writev(c.fd, iov.data(), iov.count());
-      while (n < 0 && errno == EINTR);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      http1::iovec_list<8> iov;
+      if (!head.empty()) iov.push(head);
+      for (std::size_t i = 0; i < n; ++i)
+        if (!pieces[i].bytes.empty()) iov.push(pieces[i].bytes);
+      if (!tail.empty()) iov.push(tail);
+      ssize_t w;
+      do w = ::writev(c.fd, iov.data(), iov.count());
+      while (w < 0 && errno == EINTR);
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         close(c, errno == ECONNRESET || errno == EPIPE ? close_reason::peer_reset : close_reason::error);
         return make_error_code(errc::peer_gone);
       }
-      if (n > 0) iov.consume(static_cast<std::size_t>(n));
-      if (iov.empty()) return {};
-      for (int i = 0; i < iov.count(); ++i)
-        c.out.append(static_cast<const char*>(iov.data()[i].iov_base), iov.data()[i].iov_len);
+      const std::uint64_t written = w > 0 ? static_cast<std::uint64_t>(w) : 0;
+      if (written == head.size() + total + tail.size()) return {};
+      if (!queue_wire(c, head, pieces, n, tail, written)) {  // the rest; references stay references
+        close(c, close_reason::error);
+        return make_error_code(errc::file_error);
+      }
       flush(c);  // arms EV_WRITE
       return {};
     }
-    if (c.chunked_reply) {
-      c.out.append(h.view());
-      c.out.append(bytes);
-      c.out.append(http1::chunk_end);
-    } else {
-      c.out.append(bytes);
+    if (!queue_wire(c, head, pieces, n, tail, 0)) {
+      close(c, close_reason::error);  // a part of the chunk may be queued: the body is cut
+      return make_error_code(errc::file_error);
     }
     if (!c.in_handler) flush(c);
     return {};
+  }
+  std::error_code chunk(conn& c, std::string_view bytes) noexcept {
+    lean_piece p;
+    p.bytes = bytes;
+    return chunk(c, &p, 1);
+  }
+
+  // ----- output pieces: copies into `out`, references and file ranges as segments -------
+
+  /// Queues `head`, the pieces and `tail` in order, less their first `skip` bytes (which
+  /// were written). False if a file range could be neither referenced nor read.
+  bool queue_wire(conn& c, std::string_view head, const lean_piece* pieces, std::size_t n, std::string_view tail,
+                  std::uint64_t skip) noexcept {
+    auto bytes = [&](std::string_view b) {
+      if (skip >= b.size()) {
+        skip -= b.size();
+        return;
+      }
+      c.out.append(b.substr(static_cast<std::size_t>(skip)));
+      skip = 0;
+    };
+    bytes(head);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t size = pieces[i].size();
+      if (skip >= size) {
+        skip -= size;
+        continue;
+      }
+      if (!queue_piece(c, pieces[i], skip)) return false;
+      skip = 0;
+    }
+    bytes(tail);
+    return true;
+  }
+
+  /// Queues `p` less its first `skip` bytes: copied into `out`, or as a segment that
+  /// holds the shared block, the static bytes or a duplicate of the file's descriptor.
+  bool queue_piece(conn& c, const lean_piece& p, std::uint64_t skip) noexcept {
+    const std::uint64_t size = p.size();
+    if (skip >= size) return true;
+    lean_segment s;
+    s.size = size - skip;
+    if (p.file) {
+      s.k = lean_segment::kind::file;
+      s.fd = ::fcntl(p.file->fd, F_DUPFD_CLOEXEC, 0);
+      s.at = p.file->offset + skip;
+      if (s.fd < 0) {  // no descriptor left: read the range into the output instead
+        lean_piece rest = p;
+        file_range r = *p.file;
+        r.offset += skip;
+        r.length -= skip;
+        rest.file = &r;
+        const std::size_t before = c.out.size();
+        if (copy_piece(c.out, rest)) return true;
+        c.out.resize(before);
+        return false;
+      }
+    } else if (p.shared || p.fixed) {
+      s.k = p.shared ? lean_segment::kind::shared : lean_segment::kind::fixed;
+      s.data = p.bytes.data() + skip;
+      if (p.shared) s.token = p.shared->retain_for_libevent();
+    } else {
+      c.out.append(p.bytes.substr(static_cast<std::size_t>(skip)));
+      return true;
+    }
+    push_segment(c, s);
+    return true;
+  }
+
+  /// Appends the bytes of `p` to `to` (a file range is read).
+  static bool copy_piece(std::string& to, const lean_piece& p) noexcept {
+    if (!p.file) {
+      to.append(p.bytes);
+      return true;
+    }
+    std::uint64_t at = p.file->offset, left = p.file->length;
+    char buf[16 * 1024];
+    while (left > 0) {
+      const ssize_t r = ::pread(p.file->fd, buf, static_cast<std::size_t>(std::min<std::uint64_t>(left, sizeof buf)),
+                                static_cast<off_t>(at));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      to.append(buf, static_cast<std::size_t>(r));
+      at += static_cast<std::uint64_t>(r);
+      left -= static_cast<std::uint64_t>(r);
+    }
+    return true;
+  }
+
+  static void push_segment(conn& c, const lean_segment& s) noexcept {
+    if (c.out.size() > c.out_off) {  // what `out` holds so far goes first
+      lean_segment t;
+      t.at = c.out_off;
+      t.size = c.out.size() - c.out_off;
+      c.segs.push_back(t);
+      c.seg_bytes += t.size;
+      c.out_off = c.out.size();
+    }
+    c.segs.push_back(s);
+    c.seg_bytes += s.size;
+  }
+
+  static void release_segments(conn& c) noexcept {
+    for (std::size_t i = c.seg_head; i < c.segs.size(); ++i) c.segs[i].release();
+    c.segs.clear();
+    c.seg_head = 0;
+    c.seg_bytes = 0;
+  }
+
+  /// One write of the segments (and of `out`'s tail after them): a writev of up to 32
+  /// runs of bytes, or a sendfile of the file range at the head.
+  static ssize_t write_segments(conn& c) noexcept {
+    lean_segment& first = c.segs[c.seg_head];
+    if (first.k == lean_segment::kind::file) {
+      off_t at = static_cast<off_t>(first.at);
+      const ssize_t n = ::sendfile(c.fd, first.fd, &at,
+                                   static_cast<std::size_t>(std::min<std::uint64_t>(first.size, 1u << 30)));
+      if (n == 0) errno = EIO;  // the file is shorter than the range: the body cannot be completed
+      return n == 0 ? -1 : n;
+    }
+    iovec iov[32];
+    int k = 0;
+    std::size_t i = c.seg_head;
+    for (; i < c.segs.size() && k < 32; ++i) {
+      const lean_segment& s = c.segs[i];
+      if (s.k == lean_segment::kind::file) break;
+      const char* p = s.k == lean_segment::kind::copied ? c.out.data() + s.at : s.data;
+      iov[k++] = iovec{const_cast<char*>(p), static_cast<std::size_t>(s.size)};
+    }
+    if (i == c.segs.size() && k < 32 && c.out.size() > c.out_off)
+      iov[k++] = iovec{c.out.data() + c.out_off, c.out.size() - c.out_off};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = static_cast<std::size_t>(k);
+    return ::sendmsg(c.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  static void consume_segments(conn& c, std::uint64_t n) noexcept {
+    while (n > 0 && c.seg_head < c.segs.size()) {
+      lean_segment& s = c.segs[c.seg_head];
+      const std::uint64_t take = std::min(n, s.size);
+      s.size -= take;
+      c.seg_bytes -= take;
+      n -= take;
+      if (s.k == lean_segment::kind::shared || s.k == lean_segment::kind::fixed) s.data += take;
+      else s.at += take;
+      if (s.size == 0) {
+        s.release();
+        ++c.seg_head;
+      }
+    }
+    c.out_off += static_cast<std::size_t>(n);  // the tail after the segments
+    if (c.seg_head == c.segs.size()) {
+      c.segs.clear();
+      c.seg_head = 0;
+    }
+  }
+
+  // ----- bounded buffer policies ----------------------------------------------------
+
+  /// After a write: at or below the low-water mark, the parked chunk goes out and a
+  /// producer that was refused is told it may write again.
+  void drained(conn& c) noexcept {
+    if constexpr (flow_t::bounded) {
+      if (c.closed || c.ph != lean_phase::streaming || c.pending_output() > flow_t::low_water) return;
+      if (c.flow.slow_timer) event_del(c.flow.slow_timer);
+      if (c.flow.has_parked) {
+        c.flow.has_parked = false;
+        c.out.append(c.flow.parked);
+        c.flow.parked.clear();
+        flush(c);
+        if (c.closed) return;
+      }
+      if (c.flow.paused) {
+        c.flow.paused = false;
+        c.notify_writable();
+      }
+    } else {
+      (void)c;
+    }
+  }
+
+  void arm_slow_timer(conn& c) noexcept {
+    if constexpr (flow_t::bounded && is_disconnect<typename flow_t::action>::value) {
+      if (!c.flow.slow_timer && !(c.flow.slow_timer = event_new(base, -1, 0, &on_slow_timer, &c))) return;
+      if (event_pending(c.flow.slow_timer, EV_TIMEOUT, nullptr)) return;
+      constexpr long ms = static_cast<long>(flow_t::action::deadline.count());
+      const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+      event_add(c.flow.slow_timer, &tv);
+    } else {
+      (void)c;
+    }
+  }
+
+  static void on_slow_timer(evutil_socket_t, short, void* arg) noexcept {
+    auto& c = *static_cast<conn*>(arg);
+    if constexpr (flow_t::bounded) {
+      if (!c.closed && c.ph == lean_phase::streaming && c.pending_output() > flow_t::low_water)
+        c.core->close(c, close_reason::slow_consumer);
+    }
   }
 
   /// A connection whose reply streams, with nothing read or queued, gives its buffers
@@ -888,12 +1182,18 @@ struct lean_core {
       c.in_cap = c.in_len = c.in_pos = 0;
     }
     if (c.pending_output() == 0 && c.out.capacity() != 0) std::string().swap(c.out);
+    if (c.pending_output() == 0 && c.segs.capacity() != 0) std::vector<lean_segment>().swap(c.segs);
     std::string().swap(c.body);
     std::string().swap(c.reply_headers);
   }
 
   std::error_code end(conn& c) noexcept {
     if (c.ph != lean_phase::streaming) return phase_error(c.ph, false);
+    if constexpr (flow_t::bounded) {
+      if (c.flow.has_parked) c.out.append(c.flow.parked);
+      c.flow.has_parked = false;
+      c.flow.parked.clear();
+    }
     if (c.chunked_reply) c.out.append(http1::last_chunk);
     complete(c);
     return {};
@@ -906,9 +1206,13 @@ struct lean_core {
   void flush(conn& c) noexcept {
     if (c.closed) return;
     while (c.pending_output() > 0) {
-      const ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      // References and file ranges (only once one was queued), with `out`'s tail after them.
+      const bool segments = c.seg_head < c.segs.size();
+      const ssize_t n = segments ? write_segments(c)
+                                 : ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        c.out_off += static_cast<std::size_t>(n);
+        if (segments) consume_segments(c, static_cast<std::uint64_t>(n));
+        else c.out_off += static_cast<std::size_t>(n);
         if (c.deadline_kind == lean_deadline::send) set_deadline(c, lean_deadline::send);  // progress
         continue;
       }
@@ -1142,6 +1446,7 @@ class basic_lean_connection {
 template <class Config>
 class basic_lean_request {
   using core = detail::lean_core<Config>;
+  using policy = typename Config::buffer_policy;
 
  public:
   /// The server_config of the server this request came from.
@@ -1201,23 +1506,29 @@ class basic_lean_request {
   /// `body`. Errors: as basic_request::reply.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return c_->core->reply(*c_, status, nullptr, detail::lean_bytes(body));
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return c_->core->reply(*c_, status, nullptr, detail::lean_bytes_of(body));
+      else
+        return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body));
     }
   }
   /// Sends a complete reply with no body.
-  [[nodiscard]] std::error_code reply(int status) noexcept { return c_->core->reply(*c_, status, nullptr, {}); }
+  [[nodiscard]] std::error_code reply(int status) noexcept { return c_->core->reply(*c_, status, nullptr, std::string_view{}); }
   /// As reply(status, body) with a reason phrase of your own.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes(body));
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes_of(body));
+      else
+        return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body));
     }
   }
   /// Sends an HTML error page for `status` with `Connection: close`.
@@ -1232,15 +1543,14 @@ class basic_lean_request {
   /// Queues one chunk of a streamed reply; several bodies make one chunk.
   template <class... Bodies>
   [[nodiscard]] std::error_code send_chunk(Bodies&&... bodies) noexcept {
-    if constexpr (!(detail::lean_body<std::remove_cvref_t<Bodies>> && ...)) {
-      (detail::refuse_lean_body<Bodies>(), ...);
+    if constexpr (!(detail::lean_body_for<policy, std::remove_cvref_t<Bodies>> && ...)) {
+      (detail::refuse_lean_body_for<policy, Bodies>(), ...);
       return make_error_code(errc::invalid_argument);
-    } else if constexpr (sizeof...(Bodies) == 1) {
-      return c_->core->chunk(*c_, detail::lean_bytes(bodies)...);
+    } else if constexpr (sizeof...(Bodies) == 0) {
+      return c_->core->chunk(*c_, nullptr, 0);
     } else {
-      std::string joined;
-      (joined.append(detail::lean_bytes(bodies)), ...);
-      return c_->core->chunk(*c_, joined);
+      const detail::lean_piece pieces[] = {detail::lean_piece_of<policy>(bodies)...};
+      return c_->core->chunk(*c_, pieces, sizeof...(Bodies));
     }
   }
   /// Ends a streamed reply.
@@ -1269,6 +1579,8 @@ class basic_lean_request {
 /// finishes it: a held request gets a 500, a stream is ended. Loop thread only.
 template <class Config>
 class basic_lean_request_handle {
+  using policy = typename Config::buffer_policy;
+
  public:
   /// The server_config of the server the request came from.
   using config = Config;
@@ -1315,25 +1627,31 @@ class basic_lean_request_handle {
   /// Sends a complete reply. Errors: as basic_request_handle::reply.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_bytes(body)); });
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_bytes_of(body)); });
+      else
+        return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body)); });
     }
   }
   /// Sends a complete reply with no body.
   [[nodiscard]] std::error_code reply(int status) noexcept {
-    return with([&] { return c_->core->reply(*c_, status, nullptr, {}); });
+    return with([&] { return c_->core->reply(*c_, status, nullptr, std::string_view{}); });
   }
   /// As reply(status, body) with a reason phrase of your own.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes(body)); });
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes_of(body)); });
+      else
+        return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body)); });
     }
   }
   /// Sends an HTML error page with `Connection: close`.
@@ -1347,18 +1665,32 @@ class basic_lean_request_handle {
   /// Queues one chunk; several bodies make one chunk.
   template <class... Bodies>
   [[nodiscard]] std::error_code send_chunk(Bodies&&... bodies) noexcept {
-    if constexpr (!(detail::lean_body<std::remove_cvref_t<Bodies>> && ...)) {
-      (detail::refuse_lean_body<Bodies>(), ...);
+    if constexpr (!(detail::lean_body_for<policy, std::remove_cvref_t<Bodies>> && ...)) {
+      (detail::refuse_lean_body_for<policy, Bodies>(), ...);
       return make_error_code(errc::invalid_argument);
-    } else if constexpr (sizeof...(Bodies) == 1) {
-      return with([&] { return c_->core->chunk(*c_, detail::lean_bytes(bodies)...); });
+    } else if constexpr (sizeof...(Bodies) == 0) {
+      return with([&] { return c_->core->chunk(*c_, nullptr, 0); });
     } else {
-      return with([&] {
-        std::string joined;
-        (joined.append(detail::lean_bytes(bodies)), ...);
-        return c_->core->chunk(*c_, joined);
-      });
+      const detail::lean_piece pieces[] = {detail::lean_piece_of<policy>(bodies)...};
+      return with([&] { return c_->core->chunk(*c_, pieces, sizeof...(Bodies)); });
     }
+  }
+  /// Links `hook` to this request: it hears when a bounded output is writable again and
+  /// when the exchange ends (completed, client gone, server gone). Errors: as the reply
+  /// calls, when the request is no longer waiting.
+  [[nodiscard]] std::error_code attach(reply_hook& hook) noexcept {
+    hook.detach();
+    return watch(detail::reply_hook_access::watcher(hook));
+  }
+  /// Links a bare watcher (what reply_hook, hubs and long-poll rooms are built on).
+  [[nodiscard]] std::error_code watch(detail::exchange_watcher& w) noexcept {
+    return with([&]() -> std::error_code {
+      if (c_->ph != detail::lean_phase::pending && c_->ph != detail::lean_phase::streaming)
+        return detail::lean_core<Config>::phase_error(c_->ph, false);
+      detail::watcher_list::unlink(w);
+      c_->link(w);
+      return {};
+    });
   }
   /// Ends a streamed reply.
   [[nodiscard]] std::error_code end() noexcept {
@@ -1487,6 +1819,15 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   using stream = basic_stream<config>;
   /// A Server-Sent Events reply (sse.hpp) of this server.
   using sse_stream = basic_sse_stream<config>;
+  /// A multipart/x-mixed-replace reply (multipart.hpp) of this server.
+  using multipart_stream = basic_multipart_stream<config>;
+  /// A long-poll waiting room (long_poll.hpp) for this server's requests.
+  using long_poll = basic_long_poll<config>;
+  /// A broker endpoint (broker_endpoint.hpp) serving this server's requests.
+  using broker_endpoint = basic_broker_endpoint<config>;
+  /// A hub (hub.hpp) of this server's streams: `hub<>` holds SSE streams.
+  template <class Stream = sse_stream>
+  using hub = basic_hub<Stream>;
 
   /// A virtual host (virtual_host.hpp) of this server.
   using virtual_host = basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine>;
