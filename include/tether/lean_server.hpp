@@ -1830,7 +1830,10 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   using hub = basic_hub<Stream>;
 
   /// A virtual host (virtual_host.hpp) of this server.
-  using virtual_host = basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine>;
+  // Named through config: its policies stand in for faulty ones, so that a policy error is
+  // the one sentence of server_policy_checks and not a constraint failure here as well.
+  using virtual_host = basic_virtual_host<typename config::close_policy, typename config::buffer_policy,
+                                          typename config::close_callback, lean_engine>;
 
   /// Creates the server on `loop`.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}

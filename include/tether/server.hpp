@@ -212,7 +212,10 @@ class basic_server {
   template <class Stream = sse_stream>
   using hub = basic_hub<Stream>;
   /// A virtual host (virtual_host.hpp) of this server.
-  using virtual_host = basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, Engine>;
+  // Named through config: its policies stand in for faulty ones, so that a policy error is
+  // the one sentence of server_policy_checks and not a constraint failure here as well.
+  using virtual_host = basic_virtual_host<typename config::close_policy, typename config::buffer_policy,
+                                          typename config::close_callback, Engine>;
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}

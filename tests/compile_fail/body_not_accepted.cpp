@@ -1,5 +1,7 @@
 // A file range cannot be sent by a server whose buffer policy copies bytes.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
+#include <tether/file.hpp>
 
 int main() {
   tether::event_loop loop;

@@ -1,5 +1,6 @@
 // bounded<> with a low-water mark above the high-water mark is rejected with a sentence.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

@@ -1,5 +1,6 @@
 // A buffer policy without a flow type: one sentence names the requirement and the fix.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 struct flowless_buffer {
   static std::error_code append(evbuffer*, std::string_view) noexcept { return {}; }

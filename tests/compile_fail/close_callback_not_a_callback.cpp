@@ -1,5 +1,6 @@
 // A server whose CloseCallback type cannot be called with a close_event.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 struct not_a_callback {
   void operator()(int) const noexcept {}

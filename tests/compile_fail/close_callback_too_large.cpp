@@ -1,7 +1,8 @@
 // A close callback whose captures do not fit the default close_function<> (three
 // pointers): the sentence names the fixes (capture less, a std::unique_ptr, or a larger
 // capacity), and nothing else is reported.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 #include <string>
 

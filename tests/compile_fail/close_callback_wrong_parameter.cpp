@@ -1,6 +1,7 @@
 // A close callback that cannot take a close_event: the sentence says which parameter it
 // needs, and nothing else is reported.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

@@ -1,6 +1,7 @@
 // A typed close callback slot accepts only its own type: a stateless lambda type given
 // as the server's CloseCallback cannot be replaced by another lambda.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

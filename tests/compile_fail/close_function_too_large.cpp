@@ -1,5 +1,5 @@
 // A close callback larger than close_function's in-place storage is rejected: no heap.
-#include <tether/tether.hpp>
+#include <tether/close_callback.hpp>
 
 #include <array>
 

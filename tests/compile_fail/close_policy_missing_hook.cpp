@@ -1,6 +1,7 @@
 // A close policy without on_stream_write is rejected, and the diagnostic names the
 // concept and the missing requirement.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 struct forgetful_policy {
   static void on_hold(tether::connection_control&) noexcept {}

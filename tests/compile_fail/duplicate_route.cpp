@@ -1,6 +1,6 @@
 // Two routes answering the same method on the same path do not compile; the error names
 // them (their positions, the method and the path).
-#include <tether/tether.hpp>
+#include <tether/router.hpp>
 
 int main() {
   auto api = tether::router{

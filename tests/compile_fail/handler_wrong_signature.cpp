@@ -1,5 +1,6 @@
 // A handler that cannot take the server's request is rejected with a sentence.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

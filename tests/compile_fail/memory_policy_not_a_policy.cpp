@@ -1,6 +1,6 @@
 // A type whose free function may throw is not a memory policy: libevent calls it from C.
 // The diagnostic says so in a sentence and names the requirement that fails.
-#include <tether/tether.hpp>
+#include <tether/memory_policy.hpp>
 
 #include <cstdlib>
 

@@ -1,5 +1,6 @@
 // A server declared with no_close_callback cannot be given one.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

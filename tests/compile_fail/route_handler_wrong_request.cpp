@@ -1,6 +1,8 @@
 // A route's handler must take the request type of the server it is installed on: this
 // one takes the default server's request, the server uses native_close.
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/router.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

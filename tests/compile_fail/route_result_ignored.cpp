@@ -1,6 +1,7 @@
 // A runtime route's result carries the error of a path already routed: ignoring it is a
 // warning (an error under -Werror).
-#include <tether/tether.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
 
 int main() {
   tether::event_loop loop;

@@ -1,5 +1,5 @@
 // A route answers at least one method.
-#include <tether/tether.hpp>
+#include <tether/router.hpp>
 
 int main() {
   auto r = tether::on<"/items">([](auto& req) { (void)req.reply(200); });

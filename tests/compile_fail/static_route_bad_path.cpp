@@ -1,5 +1,5 @@
 // A hand-written route whose path does not start with '/' is not a static_route.
-#include <tether/tether.hpp>
+#include <tether/router.hpp>
 
 struct items {
   static constexpr std::string_view path = "items";
