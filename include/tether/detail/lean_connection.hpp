@@ -15,6 +15,7 @@
 #include <tether/close_callback.hpp>
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/http1/request_parser.hpp>
 #include <tether/limits.hpp>
 
@@ -30,7 +31,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,7 +70,7 @@ struct lean_connection {
   lean_connection* next = nullptr;
 
   // ----- input -----
-  std::unique_ptr<char[]> in;
+  unique_array<char> in;
   std::size_t in_cap = 0;
   std::size_t in_len = 0;   // bytes in `in`
   std::size_t in_pos = 0;   // first byte the parser has not consumed
