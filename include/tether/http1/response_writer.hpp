@@ -1,7 +1,7 @@
 // tether/http1/response_writer.hpp - the pieces an HTTP/1.1 server writes a response
 // with, without printf: status lines from a table built at compile time, common field
-// lines, numbers in decimal (detail/decimal.hpp), chunk framing, and an iovec list so the head and the
-// body leave in one writev.
+// lines, numbers in decimal (detail/decimal.hpp, without <charconv>), chunk framing, and
+// an iovec list so the head and the body leave in one writev.
 //
 //     char buf[256];
 //     tether::http1::head_writer w{buf};
