@@ -16,10 +16,7 @@ using tether::close_reason;
 
 namespace {
 
-struct recorded_close {
-  close_reason reason;
-  bool aborted;
-};
+using tt::recorded_close;
 
 template <class Server = tether::server>
 struct fixture {

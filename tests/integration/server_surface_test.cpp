@@ -23,7 +23,7 @@ namespace {
 
 /// Sends one request with `Connection: close` and returns everything the server sent
 /// until it closed (empty if it did not close within the limit).
-std::string exchange(tether::event_loop& loop, std::uint16_t port, const std::string& head_fields,
+std::string exchange_with_host(tether::event_loop& loop, std::uint16_t port, const std::string& head_fields,
                      const std::string& request_line = "GET / HTTP/1.1") {
   tt::client c(port);
   c.send(request_line + "\r\n" + head_fields + "Connection: close\r\n\r\n");
@@ -33,7 +33,7 @@ std::string exchange(tether::event_loop& loop, std::uint16_t port, const std::st
 
 std::string get_host(tether::event_loop& loop, std::uint16_t port, const std::string& host,
                      const std::string& path = "/") {
-  return tt::first_body(exchange(loop, port, "Host: " + host + "\r\n", "GET " + path + " HTTP/1.1"));
+  return tt::first_body(exchange_with_host(loop, port, "Host: " + host + "\r\n", "GET " + path + " HTTP/1.1"));
 }
 
 /// True if a TCP connect to 127.0.0.1:`port` is refused.
@@ -73,8 +73,8 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   CHECK(srv.base() == loop.native());
   CHECK(srv.listeners()[0].port == p1);
   CHECK(srv.listeners()[0].address == "127.0.0.1");
-  CHECK(tt::first_body(exchange(loop, p1, "Host: t\r\n")) == "served");
-  CHECK(tt::first_body(exchange(loop, p2, "Host: t\r\n")) == "served");
+  CHECK(tt::first_body(exchange_with_host(loop, p1, "Host: t\r\n")) == "served");
+  CHECK(tt::first_body(exchange_with_host(loop, p2, "Host: t\r\n")) == "served");
 
   // A keep-alive connection accepted on p1 before p1 stops listening.
   tt::client kept(p1);
@@ -92,7 +92,7 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   kept.clear();
   kept.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(kept.wait_for(loop, "served"));  // its connections are served as before
-  CHECK(tt::first_body(exchange(loop, p2, "Host: t\r\n")) == "served");
+  CHECK(tt::first_body(exchange_with_host(loop, p2, "Host: t\r\n")) == "served");
 
   REQUIRE_FALSE(srv.stop_listening(p2));
   CHECK(srv.listeners().empty());
@@ -135,7 +135,7 @@ TEST_CASE("accept: adopts a socket that is only bound (listening on it) or alrea
   REQUIRE(port);
   CHECK(*port == ntohs(sa.sin_port));
   CHECK(srv.listeners().back().address.empty());
-  CHECK(tt::first_body(exchange(loop, *port, "Host: t\r\n")) == "adopted");
+  CHECK(tt::first_body(exchange_with_host(loop, *port, "Host: t\r\n")) == "adopted");
 
   const int listening = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sa.sin_port = 0;
@@ -143,7 +143,7 @@ TEST_CASE("accept: adopts a socket that is only bound (listening on it) or alrea
   REQUIRE(::listen(listening, 16) == 0);
   const auto port2 = srv.accept(listening);
   REQUIRE(port2);
-  CHECK(tt::first_body(exchange(loop, *port2, "Host: t\r\n")) == "adopted");
+  CHECK(tt::first_body(exchange_with_host(loop, *port2, "Host: t\r\n")) == "adopted");
 
   // The server owns adopted sockets: removing the listener closes the descriptor.
   REQUIRE_FALSE(srv.stop_listening(*port2));
@@ -202,10 +202,10 @@ TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliase
   // A virtual host answers its own 404 (tether's, not libevent's page), not the server's
   // fallback, and screens the request first like every tether reply: libevent's own 404
   // would serve a head with two Content-Length fields (docs/security.md).
-  const auto missing = exchange(loop, port, "Host: api.example.com\r\n", "GET /missing HTTP/1.1");
+  const auto missing = exchange_with_host(loop, port, "Host: api.example.com\r\n", "GET /missing HTTP/1.1");
   CHECK(missing.starts_with("HTTP/1.1 404"));
   CHECK(missing.find("<TITLE>404 Not Found</TITLE>") != std::string::npos);
-  CHECK(exchange(loop, port, "Host: api.example.com\r\nContent-Length: 0\r\nContent-Length: 0\r\n",
+  CHECK(exchange_with_host(loop, port, "Host: api.example.com\r\nContent-Length: 0\r\nContent-Length: 0\r\n",
                  "GET /missing HTTP/1.1")
             .starts_with("HTTP/1.1 400"));
 
@@ -222,7 +222,7 @@ TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliase
   REQUIRE_FALSE(srv.route("/status", [](tether::request& r) { (void)r.reply(200, "main-route"); }));
   REQUIRE_FALSE(api.unroute("/status"));
   CHECK(api.unroute("/status") == tether::errc::invalid_argument);
-  CHECK(exchange(loop, port, "Host: api.example.com\r\n", "GET /status HTTP/1.1").starts_with("HTTP/1.1 404"));
+  CHECK(exchange_with_host(loop, port, "Host: api.example.com\r\n", "GET /status HTTP/1.1").starts_with("HTTP/1.1 404"));
   CHECK(get_host(loop, port, "other.test", "/status") == "main-route");
 }
 
@@ -237,11 +237,11 @@ TEST_CASE("virtual hosts: a route's methods are allowed server-wide; routers ins
   REQUIRE_FALSE(api.route(tether::router{tether::get<"/items">([](auto& r) { (void)r.reply(200, "items"); })}));
   CHECK(api.route("/items", [](tether::request& r) { (void)r.reply(200, "dup"); }) == tether::errc::invalid_argument);
   const auto port = *srv.bind("127.0.0.1", 0);
-  CHECK(tt::first_body(exchange(loop, port, "Host: api.test\r\nContent-Length: 0\r\n", "PATCH /doc HTTP/1.1")) ==
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: api.test\r\nContent-Length: 0\r\n", "PATCH /doc HTTP/1.1")) ==
         "patched");
-  CHECK(exchange(loop, port, "Host: api.test\r\n", "GET /doc HTTP/1.1").starts_with("HTTP/1.1 405"));
+  CHECK(exchange_with_host(loop, port, "Host: api.test\r\n", "GET /doc HTTP/1.1").starts_with("HTTP/1.1 405"));
   CHECK(get_host(loop, port, "api.test", "/items") == "items");
-  CHECK(exchange(loop, port, "Host: elsewhere\r\n", "GET /items HTTP/1.1").starts_with("HTTP/1.1 404"));
+  CHECK(exchange_with_host(loop, port, "Host: elsewhere\r\n", "GET /items HTTP/1.1").starts_with("HTTP/1.1 404"));
 }
 
 TEST_CASE("virtual hosts: destroyed first, its names go back to the server and its held requests live on",
@@ -300,17 +300,17 @@ TEST_CASE("server settings: default Content-Type, error replies, allowed methods
   const auto port = *srv.bind("127.0.0.1", 0);
 
   // libevent's default, then the server's, then none.
-  CHECK(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
+  CHECK(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
         "text/html; charset=ISO-8859-1");
   srv.set_default_content_type("text/plain; charset=utf-8");
-  CHECK(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
+  CHECK(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
         "text/plain; charset=utf-8");
   srv.set_default_content_type("");
-  CHECK_FALSE(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type"));
+  CHECK_FALSE(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type"));
 
-  CHECK(tt::first_body(exchange(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
 
-  const auto busy = exchange(loop, port, "Host: t\r\n", "GET /busy HTTP/1.1");
+  const auto busy = exchange_with_host(loop, port, "Host: t\r\n", "GET /busy HTTP/1.1");
   CHECK(busy.starts_with("HTTP/1.1 503 Busy Now\r\n"));
   CHECK(busy.find("<TITLE>503 Busy Now</TITLE>") != std::string::npos);  // libevent's error page
 
@@ -318,16 +318,16 @@ TEST_CASE("server settings: default Content-Type, error replies, allowed methods
   // the body limit.
   const int before = handled;
   srv.allow_methods(tether::method::get);
-  CHECK(exchange(loop, port, "Host: t\r\n", "HEAD /text HTTP/1.1").starts_with("HTTP/1.1 501"));
+  CHECK(exchange_with_host(loop, port, "Host: t\r\n", "HEAD /text HTTP/1.1").starts_with("HTTP/1.1 501"));
   srv.allow_methods(tether::method::get | tether::method::post);
   CHECK(srv.allowed_methods() == (tether::method::get | tether::method::post));
   srv.set_max_headers_size(256);
   CHECK(srv.limits().max_header_bytes == 256);
-  CHECK(exchange(loop, port, "Host: t\r\nX-Big: " + std::string(400, 'x') + "\r\n", "GET /text HTTP/1.1")
+  CHECK(exchange_with_host(loop, port, "Host: t\r\nX-Big: " + std::string(400, 'x') + "\r\n", "GET /text HTTP/1.1")
             .starts_with("HTTP/1.1 431"));
   srv.set_max_body_size(8);
   CHECK(srv.limits().max_body_bytes == 8);
-  CHECK(exchange(loop, port, "Host: t\r\nContent-Length: 9\r\n", "POST /text HTTP/1.1").starts_with("HTTP/1.1 413"));
+  CHECK(exchange_with_host(loop, port, "Host: t\r\nContent-Length: 9\r\n", "POST /text HTTP/1.1").starts_with("HTTP/1.1 413"));
   CHECK(handled == before);
-  CHECK(tt::first_body(exchange(loop, port, "Host: t\r\nContent-Length: 0\r\n", "POST /text HTTP/1.1")) == "body");
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\nContent-Length: 0\r\n", "POST /text HTTP/1.1")) == "body");
 }

@@ -23,4 +23,10 @@ template <class Server>
 constexpr bool is_lean() {
   return tether::is_lean_engine<typename Server::engine_type>;
 }
+
+/// One close callback's report, as the suites record it.
+struct recorded_close {
+  tether::close_reason reason;
+  bool aborted;
+};
 }  // namespace tt
