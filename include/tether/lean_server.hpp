@@ -24,12 +24,15 @@
 #include <tether/cstring_view.hpp>
 #include <tether/detail/accept_backoff.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/chrono.hpp>
 #include <tether/detail/date_cache.hpp>
+#include <tether/detail/decimal.hpp>
 #include <tether/detail/lean_connection.hpp>
 #include <tether/detail/lean_output.hpp>
 #include <tether/detail/lean_routes.hpp>
 #include <tether/detail/push_fwd.hpp>
 #include <tether/detail/listen_address.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/drain.hpp>
 #include <tether/engine.hpp>
@@ -63,15 +66,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -215,7 +214,8 @@ struct lean_core {
       sweep_period_ms = 0;
       return;
     }
-    const std::int64_t period = std::clamp<std::int64_t>(shortest / 8, 5, 500);
+    const std::int64_t eighth = shortest / 8;
+    const std::int64_t period = eighth < 5 ? 5 : eighth > 500 ? 500 : eighth;
     if (period == sweep_period_ms) return;
     sweep_period_ms = period;
     const timeval tv{static_cast<time_t>(period / 1000), static_cast<suseconds_t>((period % 1000) * 1000)};
@@ -474,7 +474,7 @@ struct lean_core {
         if (c.in_len < c.in_cap) return true;
       }
     }
-    const std::size_t keep = c.head_live ? std::min(c.head_at, c.in_pos) : c.in_pos;
+    const std::size_t keep = c.head_live && c.head_at < c.in_pos ? c.head_at : c.in_pos;
     if (keep > 0) {
       std::memmove(c.in.get(), c.in.get() + keep, c.in_len - keep);
       c.in_len -= keep;
@@ -485,8 +485,8 @@ struct lean_core {
     const std::size_t unread_cap = is_limited(limits.max_unread_input) ? limits.max_unread_input : (1u << 30);
     const std::size_t max_cap = parser_limits.max_head_bytes + unread_cap + 1;
     if (c.in_cap >= max_cap) return false;
-    const std::size_t cap = std::min(max_cap, c.in_cap * 2);
-    std::unique_ptr<char[]> grown(new (std::nothrow) char[cap]);
+    const std::size_t cap = c.in_cap * 2 < max_cap ? c.in_cap * 2 : max_cap;
+    detail::unique_array<char> grown(new (std::nothrow) char[cap]);
     if (!grown) return false;
     std::memcpy(grown.get(), c.in.get(), c.in_len);
     c.in = std::move(grown);
@@ -516,7 +516,7 @@ struct lean_core {
     }
     // Input nobody reads yet (a request is handled, held or answered) is bounded.
     if ((c.ph == lean_phase::pending || c.ph == lean_phase::streaming || c.pending_output() > 0) &&
-        c.unread() > std::min(limits.max_unread_input, policy_input_limit)) {
+        c.unread() > (limits.max_unread_input < policy_input_limit ? limits.max_unread_input : policy_input_limit)) {
       close(c, close_reason::limit_exceeded);
       return;
     }
@@ -625,7 +625,7 @@ struct lean_core {
 
   // ----- parsers: lent to connections while they parse or handle a message -------------
 
-  std::vector<std::unique_ptr<http1::request_parser>> spare_parsers;
+  std::vector<detail::unique_owner<http1::request_parser>> spare_parsers;
   static constexpr std::size_t max_spare_parsers = 256;
 
   bool take_parser(conn& c) noexcept {
@@ -644,7 +644,7 @@ struct lean_core {
   /// Gives `c`'s parser back (between messages only: it holds no state then).
   void park_parser(conn& c) noexcept {
     if (!c.parser) return;
-    std::unique_ptr<http1::request_parser> p(std::exchange(c.parser, nullptr));
+    detail::unique_owner<http1::request_parser> p(std::exchange(c.parser, nullptr));
     if (spare_parsers.size() >= max_spare_parsers) return;  // freed
     try {
       spare_parsers.push_back(std::move(p));
@@ -751,9 +751,8 @@ struct lean_core {
       c.out.append(http1::transfer_encoding_chunked);
     } else if (framing == head_framing::length && http1::content_length_allowed(status)) {
       char digits[24];
-      const auto r = std::to_chars(digits, digits + sizeof digits, length);
       c.out.append(http1::content_length_prefix);
-      c.out.append(digits, static_cast<std::size_t>(r.ptr - digits));
+      c.out.append(tether::detail::to_decimal(static_cast<std::uint64_t>(length), digits));
       c.out.append("\r\n");
     }
     append_date(c);

@@ -17,12 +17,13 @@
 
 #include <tether/bytes.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/decimal.hpp>
 #include <tether/error.hpp>
 #include <tether/headers.hpp>
 #include <tether/request.hpp>
 #include <tether/stream.hpp>
 
-#include <charconv>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -184,9 +185,8 @@ class basic_multipart_stream {
       head.append("\r\n");
     }
     char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits, length);
     head.append("Content-Length: ");
-    head.append(digits, r.ptr);
+    head.append(detail::to_decimal(length, digits));
     head.append("\r\n\r\n");
     return {};
   }

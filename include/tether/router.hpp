@@ -26,6 +26,7 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/invoke_handler.hpp>
+#include <tether/detail/router_fwd.hpp>
 #include <tether/error.hpp>
 #include <tether/fixed_string.hpp>
 #include <tether/method.hpp>
@@ -44,9 +45,6 @@
 #include <utility>
 
 TETHER_BEGIN_NAMESPACE
-
-template <class... Routes>
-class router;
 
 namespace detail {
 
@@ -199,28 +197,15 @@ struct route_storage<std::index_sequence<I...>, Routes...> : route_slot<I, Route
 
 struct router_access;
 
-template <class Request, class Router>
-struct router_answers;
 template <class Request, class... Routes>
 struct router_answers<Request, router<Routes...>>
     : std::bool_constant<(request_handler<Routes, Request> && ...)> {};
 
-template <class Request, class Router>
-struct router_handler_checks;
 template <class Request, class... Routes>
 struct router_handler_checks<Request, router<Routes...>>
     : check_route_handlers<Request, std::index_sequence_for<Routes...>, Routes...> {};
 
-template <class T>
-struct is_router : std::false_type {};
-template <class... Routes>
-struct is_router<router<Routes...>> : std::true_type {};
-
 }  // namespace detail
-
-/// True if `T` is a tether::router.
-template <class T>
-concept router_type = detail::is_router<std::remove_cvref_t<T>>::value;
 
 /// A list of static routes, checked as a whole at compile time and installed on a
 /// server as one unit.
@@ -267,19 +252,6 @@ struct router_access {
     return static_cast<route_slot<I, R>&>(r).route;
   }
 };
-
-/// The 405 reply: no body, the Allow header, the connection kept alive.
-struct method_not_allowed {
-  const char* allow;
-  template <class Request>
-  void operator()(Request& req) const noexcept {
-    (void)req.output_headers().add("Allow", allow);
-    (void)req.reply(405);
-  }
-};
-
-template <class Config, class Router>
-class router_binding;
 
 /// A router installed on a server: libevent calls dispatch<P> for requests on the path
 /// of route P, with `this` as its argument.

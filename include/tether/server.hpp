@@ -17,6 +17,7 @@
 #include <tether/detail/owner.hpp>
 #include <tether/detail/path_handlers.hpp>
 #include <tether/detail/push_fwd.hpp>
+#include <tether/detail/router_fwd.hpp>
 #include <tether/detail/sigpipe.hpp>
 #include <tether/drain.hpp>
 #include <tether/engine.hpp>
@@ -26,8 +27,6 @@
 #include <tether/method.hpp>
 #include <tether/request.hpp>
 #include <tether/request_handler.hpp>
-#include <tether/route.hpp>
-#include <tether/router.hpp>
 #include <tether/server_event.hpp>
 
 #include <event2/buffer.h>

@@ -20,6 +20,7 @@
 #include <tether/bytes.hpp>
 #include <tether/config.hpp>
 #include <tether/detail/chrono.hpp>
+#include <tether/detail/decimal.hpp>
 #include <tether/detail/owner.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
@@ -28,8 +29,7 @@
 
 #include <event2/event.h>
 
-#include <charconv>
-#include <memory>
+#include <cstdint>
 #include <new>
 #include <optional>
 #include <string>
@@ -77,8 +77,7 @@ inline void field(std::string& out, std::string_view name, std::string_view valu
   if (!e.event.empty()) detail::field(out, "event", e.event);
   if (e.retry) {
     char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits, e.retry->count());
-    detail::field(out, "retry", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+    detail::field(out, "retry", tether::detail::to_decimal(static_cast<std::int64_t>(e.retry->count()), digits));
   }
   std::string_view data = e.data;
   do {  // an event with empty data still carries one (empty) data line
@@ -267,7 +266,7 @@ class basic_sse_stream {
   friend class basic_sse_stream;  // start() on one server's type makes another's
 
   basic_stream<Config> stream_;
-  std::unique_ptr<beat_state> beat_;  // null until heartbeat()
+  detail::unique_owner<beat_state> beat_;  // null until heartbeat()
 };
 
 /// basic_sse_stream for tether::server.

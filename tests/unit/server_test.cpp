@@ -1,3 +1,4 @@
+#include <tether/router.hpp>
 #include <tether/server.hpp>
 
 #include "../support/loopback.hpp"

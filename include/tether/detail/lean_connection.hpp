@@ -17,6 +17,7 @@
 #include <tether/config.hpp>
 #include <tether/detail/exchange_watcher.hpp>
 #include <tether/detail/lean_output.hpp>
+#include <tether/detail/owner.hpp>
 #include <tether/http1/request_parser.hpp>
 #include <tether/limits.hpp>
 
@@ -32,7 +33,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -86,7 +86,7 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
   lean_connection* next = nullptr;
 
   // ----- input -----
-  std::unique_ptr<char[]> in;
+  unique_array<char> in;
   std::size_t in_cap = 0;
   std::size_t in_len = 0;   // bytes in `in`
   std::size_t in_pos = 0;   // first byte the parser has not consumed

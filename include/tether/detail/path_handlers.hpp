@@ -11,13 +11,13 @@
 
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/allow_value.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/invoke_handler.hpp>
 #include <tether/detail/owner.hpp>
+#include <tether/detail/router_fwd.hpp>
 #include <tether/error.hpp>
 #include <tether/method.hpp>
-#include <tether/route.hpp>
-#include <tether/router.hpp>
 
 #include <event2/http.h>
 

@@ -54,7 +54,6 @@
 #include <tether/http1/parse_error.hpp>
 #include <tether/method.hpp>
 
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -228,8 +227,8 @@ class basic_request_parser {
   /// New limits; they apply from the next message on.
   void set_limits(const parser_limits& limits) noexcept {
     limits_ = limits;
-    limits_.max_head_bytes = std::min<std::uint32_t>(limits_.max_head_bytes, 65535);
-    limits_.max_fields = std::min<std::uint32_t>(limits_.max_fields, static_cast<std::uint32_t>(FieldCapacity));
+    if (limits_.max_head_bytes > 65535) limits_.max_head_bytes = 65535;
+    if (limits_.max_fields > FieldCapacity) limits_.max_fields = static_cast<std::uint32_t>(FieldCapacity);
   }
   /// The limits in force (after clamping to 65,535 head bytes and FieldCapacity fields).
   const parser_limits& limits() const noexcept { return limits_; }

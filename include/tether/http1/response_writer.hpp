@@ -1,7 +1,7 @@
 // tether/http1/response_writer.hpp - the pieces an HTTP/1.1 server writes a response
 // with, without printf: status lines from a table built at compile time, common field
-// lines, numbers by std::to_chars, chunk framing, and an iovec list so the head and the
-// body leave in one writev.
+// lines, numbers in decimal (detail/decimal.hpp, without <charconv>), chunk framing, and
+// an iovec list so the head and the body leave in one writev.
 //
 //     char buf[256];
 //     tether::http1::head_writer w{buf};
@@ -25,11 +25,11 @@
 #pragma once
 
 #include <tether/config.hpp>
+#include <tether/detail/decimal.hpp>
 
 #include <sys/uio.h>
 
 #include <array>
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -210,10 +210,8 @@ class head_writer {
   }
   /// The decimal digits of `n`, inside a field value being built with line().
   head_writer& number(std::uint64_t n) noexcept {
-    const auto [ptr, ec] = std::to_chars(p_, end_, n);
-    if (ec != std::errc{}) return overflow();
-    p_ = ptr;
-    return *this;
+    char digits[24];
+    return put(tether::detail::to_decimal(n, digits));
   }
 
   /// Ends the head with the empty line; the head, or empty if it did not fit.
