@@ -2298,8 +2298,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     const lean_output_headers headers(&out);
     if (drain_options_.retry_after.count() > 0) {
       char seconds[24];
-      const auto r = std::to_chars(seconds, seconds + sizeof seconds, drain_options_.retry_after.count());
-      (void)headers.set("Retry-After", std::string_view(seconds, static_cast<std::size_t>(r.ptr - seconds)));
+      (void)headers.set("Retry-After",
+                        detail::to_decimal(static_cast<std::int64_t>(drain_options_.retry_after.count()), seconds));
     }
     const char* body = drain_options_.held_body ? drain_options_.held_body : "";
     if (!core_.reply(c, drain_options_.held_status, nullptr, std::string_view(body))) ++drain_report_.held_answered;
