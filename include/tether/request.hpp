@@ -638,10 +638,12 @@ class basic_request {
       // The request outlives its handler: keep only what its end still reads (native()
       // is not to be kept past the handler; handles read no headers).
       detail::shed_headers(evhttp_request_get_input_headers(req_), false);
+      if (st_ && st_->guard) detail::guard_set::read_small(*st_->guard);
     } else if (ex_->ph == detail::phase::pending) {
       if (!threw && st_ && st_->refs > 1) {
         ex_->held = true;
         detail::shed_headers(evhttp_request_get_input_headers(req_), false);  // before on_hold may close
+        if (st_->guard) detail::guard_set::read_small(*st_->guard);
         connection_control ctl{*st_};
         Config::close_policy::on_hold(ctl);
       } else {
