@@ -5,7 +5,7 @@
 // Usage: hello [--fast] [--lean] [--threads N] [PORT]       (default 8080)
 //   --fast       the same server with tether's opt-in fast policies (see docs/performance.md)
 //   --lean       the same handler on the lean engine, tether's own HTTP/1.1 core
-//                (tether::lean_server, docs/engine.md); not with --threads
+//                (tether::lean_server, docs/engine.md); with --threads too
 //   --threads N  N loops on N threads sharing PORT, connections balanced between them
 //                (a tether::server_group, docs/scaling.md); 0 means one per core.
 //                Without it: one loop on the main thread.
@@ -54,6 +54,20 @@ int serve(tether::event_loop& loop, std::uint16_t port, bool fast) {
   return 0;
 }
 
+// N loops on N threads sharing the port (a server group, balanced accepts) until SIGTERM
+// or SIGINT drained every loop.
+template <class Server>
+int serve_group(const tether::group_options& options, std::uint16_t port, bool fast) {
+  tether::basic_server_group<Server> group{options};
+  auto bound = group.start("127.0.0.1", port, [fast](Server& server) { setup(server, fast); });
+  if (!bound) {
+    std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
+    return 1;
+  }
+  group.join();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,15 +108,10 @@ int main(int argc, char** argv) {
   const tether::loop_options loop_options{.epoll_changelist = fast};
 
   if (threads >= 0) {
-    tether::server_group group{
-        {.threads = static_cast<unsigned>(threads), .loop = loop_options, .signal_drain = std::chrono::seconds(10)}};
-    auto bound = group.start("127.0.0.1", *port, [fast](tether::server& server) { setup(server, fast); });
-    if (!bound) {
-      std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
-      return 1;
-    }
-    group.join();  // until SIGTERM or SIGINT drained every loop
-    return 0;
+    const tether::group_options options{
+        .threads = static_cast<unsigned>(threads), .loop = loop_options, .signal_drain = std::chrono::seconds(10)};
+    return lean ? serve_group<tether::lean_server>(options, *port, fast)
+                : serve_group<tether::server>(options, *port, fast);
   }
 
   tether::event_loop loop{loop_options};

@@ -6,7 +6,8 @@
 // left in CLOSE_WAIT. The PHP original re-enables EV_READ on the connection's
 // bufferevent by hand; here the close policy (eager_close, the default) does it safely.
 //
-// Usage: http_closecb [PORT]          (default 4242)
+// Usage: http_closecb [--lean] [PORT]          (default 4242)
+//   --lean  the same server on the lean engine (tether::lean_server, docs/engine.md)
 //   $ nc -t 127.0.0.1 4242
 //   GET / HTTP/1.0
 //   Connection: close
@@ -18,19 +19,19 @@
 #include <tether/tether.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <string_view>
 
-int main(int argc, char** argv) {
-  const auto port = tether::parse_port(argc > 1 ? argv[1] : "4242");
-  if (!port) {
-    std::puts("Invalid port");
-    return 1;
-  }
+namespace {
 
+// One program for both engines: the handler takes `auto&`.
+template <class Server>
+int serve(std::uint16_t port) {
   tether::event_loop loop;
-  tether::server server{loop};
+  Server server{loop};
 
-  server.fallback([](tether::request& req) {
+  server.fallback([](auto& req) {
     (void)req.connection().on_close([](const tether::close_event&) noexcept {
       std::puts("_close_callback");
       std::fflush(stdout);  // also when stdout is a pipe
@@ -40,12 +41,25 @@ int main(int argc, char** argv) {
     (void)req.send_chunk("<html>");
   });
 
-  if (auto bound = server.bind("0.0.0.0", *port); !bound) {
-    std::fprintf(stderr, "http_closecb: cannot listen on port %u: %s\n", unsigned{*port},
+  if (auto bound = server.bind("0.0.0.0", port); !bound) {
+    std::fprintf(stderr, "http_closecb: cannot listen on port %u: %s\n", unsigned{port},
                  bound.error().message().c_str());
     return 1;
   }
   tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
   loop.run();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool lean = argc > 1 && std::string_view(argv[1]) == "--lean";
+  const int first = lean ? 2 : 1;
+  const auto port = tether::parse_port(argc > first ? argv[first] : "4242");
+  if (!port) {
+    std::puts("Invalid port");
+    return 1;
+  }
+  return lean ? serve<tether::lean_server>(*port) : serve<tether::server>(*port);
 }

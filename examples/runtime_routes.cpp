@@ -6,8 +6,9 @@
 // fallback answers every path no route claims. Static routers (see static_routes.cpp)
 // can be installed on the same server.
 //
-// Usage: runtime_routes [PORT] [PATH=TEXT]...   (default 8080; GET PATH answers TEXT)
-//        runtime_routes --once                  (serve one request to itself, exit)
+// Usage: runtime_routes [--lean] [PORT] [PATH=TEXT]...   (default 8080; GET PATH answers TEXT)
+//        runtime_routes [--lean] --once                  (serve one request to itself, exit)
+//   --lean  the same routes on the lean engine (tether::lean_server, docs/engine.md)
 //   $ runtime_routes 8080 /motd=hello /version=1.0
 //   $ curl -i localhost:8080/motd
 //   $ curl -i -d 'ping' localhost:8080/echo
@@ -22,16 +23,13 @@
 #include <string>
 #include <string_view>
 
-int main(int argc, char** argv) {
-  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
-  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
-  if (!once && port == 0) {
-    std::fprintf(stderr, "Usage: runtime_routes [PORT] [PATH=TEXT]... | --once\n  e.g. runtime_routes 8080 /motd=hello\n");
-    return 1;
-  }
+namespace {
 
+// One program for both engines: the handlers take `auto&`.
+template <class Server>
+int serve(bool once, std::uint16_t port, int argc, char** argv) {
   tether::event_loop loop;
-  tether::server server{loop};
+  Server server{loop};
   server.set_default_content_type("text/plain");
 
   // One GET route per PATH=TEXT argument; the handler owns its copy of TEXT.
@@ -44,14 +42,14 @@ int main(int argc, char** argv) {
     }
     const std::string path(spec.substr(0, eq));
     std::string text = std::string(spec.substr(eq + 1)) + "\n";
-    if (auto ec = server.route(path, tether::method::get, [text](tether::request& req) { (void)req.reply(200, text); })) {
+    if (auto ec = server.route(path, tether::method::get, [text](auto& req) { (void)req.reply(200, text); })) {
       std::fprintf(stderr, "runtime_routes: cannot route %s: %s\n", path.c_str(), ec.message().c_str());
       return 1;
     }
   }
   (void)server.route("/echo", tether::method::post | tether::method::put,
-                     [](tether::request& req) { (void)req.reply(200, req.body().to_string()); });
-  server.fallback([](tether::request& req) { (void)req.reply(404, "no route for " + std::string(req.path()) + "\n"); });
+                     [](auto& req) { (void)req.reply(200, req.body().to_string()); });
+  server.fallback([](auto& req) { (void)req.reply(404, "no route for " + std::string(req.path()) + "\n"); });
 
   const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", port);
   if (!bound) {
@@ -69,4 +67,23 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   loop.run();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool lean = argc > 1 && std::string_view(argv[1]) == "--lean";
+  if (lean) {  // the rest as without it
+    --argc;
+    ++argv;
+  }
+  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
+  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
+  if (!once && port == 0) {
+    std::fprintf(stderr,
+                 "Usage: runtime_routes [--lean] [PORT] [PATH=TEXT]... | [--lean] --once\n  e.g. runtime_routes 8080 "
+                 "/motd=hello\n");
+    return 1;
+  }
+  return lean ? serve<tether::lean_server>(once, port, argc, argv) : serve<tether::server>(once, port, argc, argv);
 }

@@ -5,8 +5,9 @@
 // per path, each switching over the request's method at compile time. An unknown path
 // gets 404; a known path with another method gets 405 and an Allow header.
 //
-// Usage: static_routes [PORT]        (default 8080)
-//        static_routes --once        (serve one request to itself on a free port, exit)
+// Usage: static_routes [--lean] [PORT]        (default 8080)
+//        static_routes [--lean] --once        (serve one request to itself on a free port, exit)
+//   --lean  the same router on the lean engine (tether::lean_server, docs/engine.md)
 //   $ curl -i localhost:8080/hello
 //   $ curl -i -d 'buy milk' localhost:8080/todos
 //   $ curl -i localhost:8080/todos
@@ -28,14 +29,11 @@ struct health {
   void operator()(auto& req) const { (void)req.reply(200, "ok\n"); }
 };
 
-int main(int argc, char** argv) {
-  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
-  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
-  if (!once && port == 0) {
-    std::fprintf(stderr, "Usage: static_routes [PORT] | --once\n  e.g. static_routes 8080\n");
-    return 1;
-  }
+namespace {
 
+// One program for both engines: the router's handlers take `auto&`.
+template <class Server>
+int serve(bool once, std::uint16_t port) {
   std::vector<std::string> todos;  // the handlers' shared state, owned here
   auto api = tether::router{
       tether::get<"/hello">([](auto& req) { (void)req.reply(200, "hello\n"); }),
@@ -52,7 +50,7 @@ int main(int argc, char** argv) {
   };
 
   tether::event_loop loop;
-  tether::server server{loop, api};
+  Server server{loop, api};
   server.set_default_content_type("text/plain");
   const auto bound = server.bind(once ? "127.0.0.1" : "0.0.0.0", port);
   if (!bound) {
@@ -70,4 +68,21 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   loop.run();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool lean = argc > 1 && std::string_view(argv[1]) == "--lean";
+  if (lean) {  // the rest as without it
+    --argc;
+    ++argv;
+  }
+  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
+  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
+  if (!once && port == 0) {
+    std::fprintf(stderr, "Usage: static_routes [--lean] [PORT] | [--lean] --once\n  e.g. static_routes 8080\n");
+    return 1;
+  }
+  return lean ? serve<tether::lean_server>(once, port) : serve<tether::server>(once, port);
 }

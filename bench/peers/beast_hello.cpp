@@ -1,14 +1,21 @@
 // Peer: the hello server of examples/hello.cpp written with Boost.Beast (asynchronous,
-// one thread): every request on a keep-alive connection gets 200 "hello" (text/plain).
+// one thread): every request on a keep-alive connection gets 200 "hello" with
+// Content-Type: text/plain and a Date formatted once per second, like tether's hello; Beast
+// adds Content-Length (prepare_payload). SIGTERM or SIGINT stops the loop, as tether's
+// hello drains on them.
 // bench/compile_time compiles it as the yardstick for tether's compile time (issue 12);
-// nothing else builds it. To run it: g++ -std=c++20 -O2 beast_hello.cpp -pthread.
+// bench/engine/run measures it beside tether's engines (meson option `peers`).
 //
 // Usage: beast_hello [PORT]       (default 8080)
+#include "cached_date.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -35,6 +42,8 @@ class session : public std::enable_shared_from_this<session> {
   void write() {
     response_ = http::response<http::string_body>{http::status::ok, request_.version()};
     response_.set(http::field::content_type, "text/plain");
+    const auto date = peers::cached_date();
+    response_.set(http::field::date, beast::string_view{date.data(), date.size()});
     response_.keep_alive(request_.keep_alive());
     response_.body() = "hello";
     response_.prepare_payload();
@@ -71,5 +80,7 @@ int main(int argc, char** argv) {
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc, {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}};
   accept(acceptor);
+  asio::signal_set stop{ioc, SIGINT, SIGTERM};
+  stop.async_wait([&ioc](beast::error_code, int) { ioc.stop(); });
   ioc.run();
 }

@@ -93,9 +93,9 @@ template <class Config>
 class basic_broker_endpoint : private detail::broker_inbox {
  public:
   /// The request subscribe() and poll() take.
-  using request_type = basic_request<Config>;
+  using request_type = request_t<Config>;
   /// The handle a held long-poll is kept by.
-  using handle_type = basic_request_handle<Config>;
+  using handle_type = request_handle_t<Config>;
   /// The SSE stream a subscriber gets.
   using stream_type = basic_sse_stream<Config>;
   /// The clock long-poll deadlines are measured on.
@@ -385,7 +385,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
 
   /// Ends a subscription from this side (the endpoint is going away).
   void drop(subscriber* s) noexcept {
-    detail::connection_core::unlink(*s);
+    detail::watcher_list::unlink(*s);
     if (s->is_poll) remove_poll(s);
     leave(s);
   }
@@ -399,7 +399,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   }
   /// Frees the node; an SSE stream still open is ended by its destructor.
   void release(subscriber* s) noexcept {
-    detail::connection_core::unlink(*s);
+    detail::watcher_list::unlink(*s);
     subs_.release(s);
   }
 
@@ -440,7 +440,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   /// Answers a held long-poll with `m`; the subscriber leaves.
   void answer(subscriber* s, const detail::broker_message& m) noexcept {
     remove_poll(s);
-    detail::connection_core::unlink(*s);  // the reply completes the exchange: not a hang-up
+    detail::watcher_list::unlink(*s);  // the reply completes the exchange: not a hang-up
     char id[24];
     const auto r = std::to_chars(id, id + sizeof id - 1, m.id);
     *r.ptr = '\0';
@@ -501,7 +501,7 @@ class basic_broker_endpoint : private detail::broker_inbox {
   }
   void expire(subscriber* s) noexcept {
     remove_poll(s);
-    detail::connection_core::unlink(*s);
+    detail::watcher_list::unlink(*s);
     (void)s->handle.add_header("Cache-Control", "no-cache");
     (void)s->handle.reply(204);
     leave(s);

@@ -298,16 +298,22 @@ class cors {
   /// refuse_other_origins).
   template <class Request>
   bool apply(Request& req) const {
-    const headers_ref in = req.input_headers();
-    const headers_ref out = req.output_headers();
+    const auto in = req.input_headers();    // headers_ref, or the lean engine's views
+    const auto out = req.output_headers();
     auto add = [&](cstring_view name, cstring_view value) { (void)out.add(name, value); };
     const std::optional<std::string_view> origin = in.find("Origin");
     if (req.method() == method::options) {
       bool allowed = false;
       if (origin && in.contains("Access-Control-Request-Method")) {
-        // Header values from libevent are NUL-terminated.
         const auto requested = in.find("Access-Control-Request-Headers");
-        allowed = preflight_headers(*origin, requested ? requested->data() : nullptr, add);
+        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(in)>, headers_ref>) {
+          // Header values from libevent are NUL-terminated.
+          allowed = preflight_headers(*origin, requested ? requested->data() : nullptr, add);
+        } else {
+          // The lean engine's are views into the read buffer: a terminated copy.
+          const std::string copy = requested ? std::string(*requested) : std::string();
+          allowed = preflight_headers(*origin, requested ? copy.c_str() : nullptr, add);
+        }
       } else {
         allowed = reply_headers(origin, add);
         add("Allow", st_->allow_on_options);

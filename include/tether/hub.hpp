@@ -124,7 +124,7 @@ class basic_hub {
     return n;
   }
   void recycle(node* n) noexcept {
-    detail::connection_core::unlink(*n);
+    detail::watcher_list::unlink(*n);
     pool_.release(n);  // destroys the stream: ends a live reply, frees nothing libevent owns
   }
   void unsubscribe(node* n) noexcept {

@@ -9,9 +9,11 @@
 // path(), query(), host(), version(), input_headers().find(), output_headers().add(),
 // body(), reply(), send_error(), start()/send_chunk()/end(), hold(), connection() with
 // on_close(), close() and the peer. A handler written against `server_t::request&` (or
-// `auto&`) compiles against either engine. docs/engine.md lists what the lean engine does
-// not serve yet (virtual hosts, routers of static routes, TLS, buffer policies other than
-// copying, hubs and SSE helpers, drain).
+// `auto&`) compiles against either engine, and so do routers of static routes, virtual
+// hosts (basic_virtual_host<..., lean_engine>, at the end of this file), drain options,
+// server events, server groups, the push helpers (streams, SSE, multipart, long-poll,
+// hubs, the broker, reply hooks), CORS and every buffer policy. docs/engine.md lists what
+// the lean engine does not serve yet (TLS).
 #pragma once
 
 #include <tether/buffer_policy.hpp>
@@ -20,11 +22,16 @@
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/accept_backoff.hpp>
 #include <tether/detail/connection_core.hpp>
 #include <tether/detail/date_cache.hpp>
 #include <tether/detail/lean_connection.hpp>
+#include <tether/detail/lean_output.hpp>
+#include <tether/detail/lean_routes.hpp>
+#include <tether/detail/push_fwd.hpp>
 #include <tether/detail/listen_address.hpp>
 #include <tether/detail/sigpipe.hpp>
+#include <tether/drain.hpp>
 #include <tether/engine.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
@@ -34,8 +41,12 @@
 #include <tether/http1/response_writer.hpp>
 #include <tether/limits.hpp>
 #include <tether/method.hpp>
+#include <tether/reply_hook.hpp>
 #include <tether/request.hpp>
+#include <tether/request_handler.hpp>
 #include <tether/route.hpp>
+#include <tether/router.hpp>
+#include <tether/server_event.hpp>
 #include <tether/server.hpp>
 #include <tether/sse.hpp>
 #include <tether/stream.hpp>
@@ -47,6 +58,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -78,29 +90,6 @@ class basic_lean_connection;
 
 namespace detail {
 
-/// A body the lean engine can send: bytes (std::string_view, std::string, const char*),
-/// tether::shared_bytes and tether::static_bytes. It copies them into the connection's
-/// output buffer (copy_buffer's semantics).
-template <class Body>
-concept lean_body = std::convertible_to<const Body&, std::string_view> ||
-                    requires(const Body& b) {
-                      { b.view() } -> std::convertible_to<std::string_view>;
-                    };
-
-template <class Body>
-std::string_view lean_bytes(const Body& b) noexcept {
-  if constexpr (std::convertible_to<const Body&, std::string_view>) return std::string_view(b);
-  else return std::string_view(b.view());
-}
-
-template <class Body>
-constexpr void refuse_lean_body() noexcept {
-  static_assert(lean_body<std::remove_cvref_t<Body>>,
-                "tether: the lean engine sends bytes (std::string_view, std::string, const char*), "
-                "tether::shared_bytes and tether::static_bytes; file ranges and other bodies need the evhttp "
-                "engine for now (docs/engine.md)");
-}
-
 /// ASCII case-insensitive equality of two header names.
 inline bool lean_iequal(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -119,6 +108,7 @@ template <class Config>
 struct lean_core {
   using conn = lean_connection<Config>;
   using request_type = basic_lean_request<Config>;
+  using flow_t = typename Config::buffer_policy::flow;
 
   event_base* base = nullptr;
   server_limits limits{};
@@ -135,6 +125,28 @@ struct lean_core {
   /// The close policy's input limit (eager_close<Limit>), if it has one: unread input is
   /// bounded by the smaller of it and max_unread_input.
   std::size_t policy_input_limit = SIZE_MAX;
+  /// From drain() on: every close the drain causes reports server_shutdown.
+  bool draining = false;
+  /// Methods outside these get 501 before any handler (basic_server::allow_methods).
+  unsigned allowed_methods = 0;
+  /// The server's events (server_event.hpp): refusals before any handler, accept pauses.
+  server_event_sink events{&log_server_event};
+  /// A server group's accept balance hears every change of `open` (server_group.hpp).
+  void (*count_observer)(void*, std::size_t) noexcept = nullptr;
+  void* count_observer_arg = nullptr;
+
+  /// Hands `e` to the sink; what the sink throws is reported, never propagated.
+  void report(const server_event& e) noexcept {
+    if (!events) return;
+    try {
+      events(e);
+    } catch (...) {
+      report_exception("a server event sink");
+    }
+  }
+  void count_changed() noexcept {
+    if (count_observer) count_observer(count_observer_arg, open);
+  }
 
   /// Bytes of queued output past which pipelined requests wait (the socket is slow).
   static constexpr std::size_t output_pause = 64 * 1024;
@@ -145,9 +157,21 @@ struct lean_core {
 
   // ----- limits and deadlines --------------------------------------------------------
 
+  /// The largest head the lean parser takes (it keeps 16-bit offsets into the head).
+  static constexpr std::size_t max_head_limit = 65535;
+
   void apply(const server_limits& l) noexcept {
     limits = l;
-    parser_limits.max_head_bytes = std::min<std::size_t>(l.max_header_bytes, 65535);
+    if (limits.max_header_bytes > max_head_limit) {
+      // Refused loudly rather than ignored: limits() says what is in force, and one line
+      // says why (docs/engine.md). The evhttp engine takes larger heads.
+      std::fprintf(stderr,
+                   "tether: the lean engine takes request heads of at most %zu bytes; max_header_bytes %zu is "
+                   "lowered to it (the evhttp engine takes more)\n",
+                   max_head_limit, limits.max_header_bytes);
+      limits.max_header_bytes = max_head_limit;
+    }
+    parser_limits.max_head_bytes = static_cast<std::uint32_t>(limits.max_header_bytes);
     parser_limits.max_body_bytes = is_limited(l.max_body_bytes) ? l.max_body_bytes : http1::parser_limits::unlimited;
     for (conn* c = first; c; c = c->next)
       if (c->parser) c->parser->set_limits(parser_limits);
@@ -183,6 +207,7 @@ struct lean_core {
       const std::int64_t v = ms(d);
       if (v > 0 && (shortest == 0 || v < shortest)) shortest = v;
     }
+    if (shortest == 0 && lingering_count > 0) shortest = linger_ms;  // the lingerers need it
     if (!sweep) sweep = event_new(base, -1, EV_PERSIST, &on_sweep, this);
     if (!sweep) return;
     if (shortest == 0) {
@@ -200,6 +225,11 @@ struct lean_core {
   static void on_sweep(evutil_socket_t, short, void* arg) noexcept {
     auto* core = static_cast<lean_core*>(arg);
     const std::int64_t now = core->now_ms();
+    for (lingerer* l = core->lingering; l;) {
+      lingerer* next = l->next;
+      if (now >= l->until_ms) core->end_linger(l);
+      l = next;
+    }
     conn* c = core->first;
     if (c) c->add_ref();
     while (c) {
@@ -214,6 +244,11 @@ struct lean_core {
   void expire(conn& c) noexcept {
     switch (c.deadline_kind) {
       case lean_deadline::head:
+        if (c.unread() == 0 && !c.head_live) {  // not a byte of a request: no answer owed
+          close(c, close_reason::timeout);
+          break;
+        }
+        [[fallthrough]];
       case lean_deadline::body:
         c.deadline_kind = lean_deadline::none;
         refuse(c, 408, close_reason::timeout);
@@ -225,6 +260,78 @@ struct lean_core {
     }
   }
 
+  // ----- lingering: a graceful end that cannot be turned into a RST ----------------
+
+  /// How long a socket ended gracefully waits for the client's close.
+  static constexpr std::int64_t linger_ms = 2000;
+
+  /// A socket whose connection is closed (its close callback ran) but whose client may
+  /// still be sending: FIN was sent, and its input is read and discarded until the client
+  /// closes or linger_ms pass. Closing it at once with unread input would send a RST,
+  /// which destroys the answer (a 400, a 431, a drain's last reply) the client has not
+  /// read yet. The evhttp engine does the same (detail/connection_guard.hpp, linger).
+  struct lingerer {
+    lean_core* core;
+    int fd;
+    event* ev;
+    std::int64_t until_ms;
+    lingerer* prev;
+    lingerer* next;
+  };
+  lingerer* lingering = nullptr;
+  std::size_t lingering_count = 0;
+
+  void linger_fd(int fd) noexcept {
+    auto* l = new (std::nothrow) lingerer{this, fd, nullptr, now_ms() + linger_ms, nullptr, lingering};
+    if (l) l->ev = event_new(base, fd, EV_READ | EV_PERSIST, &on_linger, l);
+    if (!l || !l->ev || event_add(l->ev, nullptr) != 0) {
+      if (l && l->ev) event_free(l->ev);
+      delete l;
+      ::close(fd);
+      return;
+    }
+    if (lingering) lingering->prev = l;
+    lingering = l;
+    ++lingering_count;
+    if (sweep_period_ms == 0) {  // no timeout set: the sweep runs for the lingerers alone
+      if (!sweep) sweep = event_new(base, -1, EV_PERSIST, &on_sweep, this);
+      if (sweep) {
+        sweep_period_ms = 250;
+        const timeval tv{0, 250000};
+        event_add(sweep, &tv);
+      }
+    }
+  }
+
+  static void on_linger(evutil_socket_t fd, short, void* arg) noexcept {
+    auto* l = static_cast<lingerer*>(arg);
+    char sink[16384];
+    for (int i = 0; i < 16; ++i) {
+      const ssize_t n = ::recv(fd, sink, sizeof sink, 0);
+      if (n > 0) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      break;  // the client closed (or reset): done
+    }
+    l->core->end_linger(l);
+  }
+
+  void end_linger(lingerer* l) noexcept {
+    if (l->prev) l->prev->next = l->next;
+    else lingering = l->next;
+    if (l->next) l->next->prev = l->prev;
+    --lingering_count;
+    event_free(l->ev);
+    ::close(l->fd);
+    delete l;
+  }
+
+  /// Ends every lingering socket now; returns how many there were.
+  std::size_t end_all_lingering() noexcept {
+    const std::size_t n = lingering_count;
+    while (lingering) end_linger(lingering);
+    return n;
+  }
+
   // ----- accept ---------------------------------------------------------------------
 
   /// Takes a connection accepted on a listening socket.
@@ -233,7 +340,8 @@ struct lean_core {
       static constexpr std::string_view busy =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
       (void)::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      ::close(fd);
+      ::shutdown(fd, SHUT_WR);
+      linger_fd(fd);  // its request may still arrive: no RST over the 503
       return;
     }
     auto* c = new (std::nothrow) conn;
@@ -263,18 +371,24 @@ struct lean_core {
     first = c;
     ++open;
     set_deadline(*c, lean_deadline::head);
+    count_changed();
   }
 
   // ----- close ----------------------------------------------------------------------
 
   /// Closes `c` once: its events and socket go, its exchange is aborted if a reply was
   /// still owed, its close callback runs. The object lives on while handles refer to it.
-  void close(conn& c, close_reason why) noexcept {
+  void close(conn& c, close_reason why, bool graceful = false) noexcept {
     if (c.closed) return;
+    c.add_ref();  // watchers and the close callback may drop the last handle
     c.closed = true;
     delete std::exchange(c.parser, nullptr);  // its state may be mid-message: not a spare
-    const bool aborted = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
-    if (aborted) c.ph = lean_phase::aborted;
+    const bool owed = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
+    if (owed) c.ph = lean_phase::aborted;
+    // As on the evhttp engine (its `finishing` phase): a reply queued whole but not yet
+    // written when the connection ends other than by completing was not delivered either.
+    const bool aborted =
+        owed || (c.ph == lean_phase::done && c.pending_output() > 0 && why != close_reason::completed);
     event_free(c.rd);
     event_free(c.wr);
     c.rd = c.wr = nullptr;
@@ -283,11 +397,22 @@ struct lean_core {
     if (c.next) c.next->prev = c.prev;
     c.prev = c.next = nullptr;
     --open;
-    if (why == close_reason::completed || why == close_reason::limit_exceeded || why == close_reason::protocol_error ||
-        why == close_reason::timeout)
-      ::shutdown(c.fd, SHUT_WR);
-    ::close(c.fd);
+    count_changed();
+    // A refusal or a timeout may meet a client that is still sending: its socket lingers.
+    graceful = graceful || why == close_reason::limit_exceeded || why == close_reason::protocol_error ||
+               why == close_reason::timeout;
+    if (graceful || why == close_reason::completed) ::shutdown(c.fd, SHUT_WR);
+    // A reply that closes its connection during a drain closes it because of the drain.
+    if (draining && why == close_reason::completed) why = close_reason::server_shutdown;
+    if (graceful) linger_fd(c.fd);
+    else ::close(c.fd);
     c.fd = -1;
+    release_segments(c);
+    if constexpr (flow_t::bounded) {
+      if (c.flow.slow_timer) event_free(std::exchange(c.flow.slow_timer, nullptr));
+    }
+    // Reply hooks, hubs, long-poll rooms hear it before the connection's close callback.
+    c.notify_watchers(why, aborted);
     if (c.has_callback) {
       c.has_callback = false;
       const close_event e{why, aborted, c.peer_address(), c.peer_port()};
@@ -298,7 +423,6 @@ struct lean_core {
       }
       c.callback = typename conn::callback_type{};
     }
-    c.add_ref();
     c.release();  // frees it unless a handle or a running dispatch refers to it
   }
 
@@ -312,6 +436,7 @@ struct lean_core {
     auto& c = *static_cast<conn*>(arg);
     c.add_ref();
     c.core->readable(c, what);
+    c.core->drained(c);  // process() may have written the rest of a bounded stream's output
     c.release();
   }
 
@@ -319,6 +444,7 @@ struct lean_core {
     auto& c = *static_cast<conn*>(arg);
     c.add_ref();
     c.core->flush(c);
+    c.core->drained(c);
     if (!c.closed && c.pending_output() == 0) c.core->process(c);
     c.release();
   }
@@ -333,6 +459,21 @@ struct lean_core {
       return true;
     }
     if (c.in_len < c.in_cap) return true;
+    if (c.head_live && c.parser) {
+      // A body being read: the head stays (the handler's fields are views into it), but
+      // the body bytes consumed after it (copied into c.body) are dead. Move the head to
+      // the front and the unconsumed bytes right after it, so that a body of any size
+      // within max_body_bytes streams through the buffer instead of filling it.
+      const std::size_t head_len = c.parser->head().size;
+      if (c.head_at > 0 || c.in_pos > c.head_at + head_len) {
+        std::memmove(c.in.get(), c.in.get() + c.head_at, head_len);
+        std::memmove(c.in.get() + head_len, c.in.get() + c.in_pos, c.in_len - c.in_pos);
+        c.in_len = head_len + (c.in_len - c.in_pos);
+        c.in_pos = head_len;
+        c.head_at = 0;
+        if (c.in_len < c.in_cap) return true;
+      }
+    }
     const std::size_t keep = c.head_live ? std::min(c.head_at, c.in_pos) : c.in_pos;
     if (keep > 0) {
       std::memmove(c.in.get(), c.in.get() + keep, c.in_len - keep);
@@ -423,10 +564,14 @@ struct lean_core {
         c.head_live = true;
         c.in_pos += step.consumed;
         const http1::request_head& h = c.parser->head();
-        c.keep_alive = h.keep_alive;
+        c.keep_alive = h.keep_alive && !draining;  // during a drain, every reply closes
         c.minor = h.version_minor;
         c.is_head = h.is_head();
         c.body.clear();
+        if ((h.method_bits & allowed_methods) == 0) {  // as evhttp: 501 before any handler
+          refuse(c, 501, close_reason::protocol_error);
+          break;
+        }
         if (h.expect_unsupported) {
           refuse(c, 417, close_reason::protocol_error);
           break;
@@ -455,6 +600,15 @@ struct lean_core {
       // parse_event::error
       const http1::parse_error e = c.parser->error();
       const int status = http1::status_of(e);
+      if (status != 413 && status != 431 && status != 414) {
+        server_event ev{server_event_kind::request_rejected};
+        ev.status = status;
+        ev.what = http1::message_of(e);
+        ev.peer_address = c.peer_address();
+        ev.peer_port = c.peer_port();
+        report(ev);
+        if (c.closed) return;
+      }
       refuse(c, status, status == 413 || status == 431 || status == 414 ? close_reason::limit_exceeded
                                                                          : close_reason::protocol_error);
       break;
@@ -536,6 +690,24 @@ struct lean_core {
     return make_error_code(errc::peer_gone);
   }
 
+  /// The value of the first `name` line of `lines` ("Name: value\r\n" each), if any.
+  static std::optional<std::string_view> header_value(const std::string& lines, std::string_view name) noexcept {
+    std::size_t at = 0;
+    while (at < lines.size()) {
+      const std::size_t colon = lines.find(':', at);
+      if (colon == std::string::npos) break;
+      const std::size_t eol = lines.find("\r\n", colon);
+      if (eol == std::string::npos) break;
+      if (lean_iequal(std::string_view(lines).substr(at, colon - at), name)) {
+        std::string_view v = std::string_view(lines).substr(colon + 1, eol - colon - 1);
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        return v;
+      }
+      at = eol + 2;
+    }
+    return std::nullopt;
+  }
+  /// True if `lines` has a `name` line (on every reply: the names only are compared).
   static bool has_header(const std::string& lines, std::string_view name) noexcept {
     std::size_t at = 0;
     while (at < lines.size()) {
@@ -549,9 +721,15 @@ struct lean_core {
     return false;
   }
 
+  /// How a reply's head frames its body: Content-Length of the body given, chunked, or
+  /// the Content-Length the application set (start_sized()).
+  enum class head_framing : std::uint8_t { length, chunked, declared };
+
   /// The head of a reply: status line, the application's fields, the framing fields,
   /// Date and Connection.
-  void append_head(conn& c, int status, const char* reason, std::uint64_t length, bool chunked) noexcept {
+  void append_head(conn& c, int status, const char* reason, std::uint64_t length, bool chunked,
+                   head_framing framing = head_framing::length) noexcept {
+    if (chunked) framing = head_framing::chunked;
     if (reason) {
       char code[4] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
                       static_cast<char>('0' + status % 10), ' '};
@@ -563,15 +741,15 @@ struct lean_core {
       c.out.append(http1::status_line(status));
     }
     c.out.append(c.reply_headers);
-    if (!default_content_type.empty() && http1::content_length_allowed(status) && (chunked || length != 0) &&
-        !has_header(c.reply_headers, "Content-Type")) {
+    if (!default_content_type.empty() && http1::content_length_allowed(status) &&
+        (framing != head_framing::length || length != 0) && !has_header(c.reply_headers, "Content-Type")) {
       c.out.append(http1::content_type_prefix);
       c.out.append(default_content_type);
       c.out.append("\r\n");
     }
-    if (chunked) {
+    if (framing == head_framing::chunked) {
       c.out.append(http1::transfer_encoding_chunked);
-    } else if (http1::content_length_allowed(status)) {
+    } else if (framing == head_framing::length && http1::content_length_allowed(status)) {
       char digits[24];
       const auto r = std::to_chars(digits, digits + sizeof digits, length);
       c.out.append(http1::content_length_prefix);
@@ -584,6 +762,25 @@ struct lean_core {
   }
 
   /// A complete reply.
+  std::error_code reply(conn& c, int status, const char* reason, const lean_piece& body) noexcept {
+    if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
+    if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (body.file && !body.file->segment) return make_error_code(errc::file_error);
+    append_head(c, status, reason, body.size(), false);
+    // Head and body leave together: one writev when the body is a reference, sendfile
+    // after the head for a file range.
+    if (http1::response_has_content(status, c.is_head)) {
+      if (!body.by_reference()) {
+        c.out.append(body.bytes);  // the common case: copied, as before
+      } else if (!queue_piece(c, body, 0)) {
+        close(c, close_reason::error);
+        return make_error_code(errc::file_error);
+      }
+    }
+    complete(c);
+    return {};
+  }
+  /// A complete reply whose body is copied (the common case, kept small enough to inline).
   std::error_code reply(conn& c, int status, const char* reason, std::string_view body) noexcept {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
@@ -603,7 +800,24 @@ struct lean_core {
       c.close_after_write = true;
       c.after_write_reason = close_reason::completed;
     }
+    if constexpr (flow_t::bounded) {
+      c.flow.paused = false;
+      if (c.flow.slow_timer) event_del(c.flow.slow_timer);
+    }
+    if (c.watchers) [[unlikely]] {
+      completed_with_watchers(c);
+      return;
+    }
     if (!c.in_handler) after_reply_outside(c);
+  }
+
+  /// The exchange is over once its last bytes are queued (the evhttp engine: once
+  /// written): hooks hear it now, before the connection may close after the write.
+  [[gnu::noinline]] void completed_with_watchers(conn& c) noexcept {
+    c.add_ref();
+    c.notify_watchers(close_reason::completed, false);
+    if (!c.in_handler && !c.closed) after_reply_outside(c);
+    c.release();
   }
 
   /// A reply made outside a handler (from a handle): write it now, and serve what was
@@ -619,6 +833,8 @@ struct lean_core {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     c.keep_alive = false;  // as evhttp's error page: Connection: close
+    // ... and its headers replace the application's (evhttp_send_page_ clears them).
+    c.reply_headers.assign("Content-Type: text/html\r\n");
     // evhttp's error page, without printf: "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>...".
     const std::string_view phrase = reason ? std::string_view(reason) : http1::reason_phrase(status);
     const char code[3] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
@@ -643,6 +859,15 @@ struct lean_core {
   std::error_code start(conn& c, int status, const char* reason) noexcept {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (has_header(c.reply_headers, "Content-Length")) {
+      // start_sized(): the application's Content-Length frames the body, on HTTP/1.0 too;
+      // the connection stays open after it as the request allows.
+      c.chunked_reply = false;
+      append_head(c, status, reason, 0, false, head_framing::declared);
+      c.ph = lean_phase::streaming;
+      if (!c.in_handler) flush(c);
+      return {};
+    }
     c.chunked_reply = c.minor >= 1 && http1::response_has_content(status, c.is_head);
     if (c.minor == 0) c.keep_alive = false;  // no chunked encoding: the body ends at the close
     if (c.chunked_reply) {
@@ -675,44 +900,276 @@ struct lean_core {
     c.out.append("\r\n");
   }
 
-  std::error_code chunk(conn& c, std::string_view bytes) noexcept {
+  /// Queues one chunk made of `pieces` on a streamed reply.
+  std::error_code chunk(conn& c, const lean_piece* pieces, std::size_t n) noexcept {
     if (c.ph != lean_phase::streaming) return phase_error(c.ph, false);
-    if (bytes.empty() || c.is_head) return {};
-    if (is_limited(limits.max_pending_output) && c.pending_output() + bytes.size() + 32 > limits.max_pending_output) {
+    std::uint64_t total = 0;
+    bool has_file = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (pieces[i].file && !pieces[i].file->segment) return make_error_code(errc::file_error);
+      total += pieces[i].size();
+      has_file = has_file || pieces[i].file;
+    }
+    if (total == 0 || c.is_head) return {};
+    const http1::chunk_header h(total);
+    const std::string_view head = c.chunked_reply ? h.view() : std::string_view{};
+    const std::string_view tail = c.chunked_reply ? http1::chunk_end : std::string_view{};
+    if constexpr (flow_t::bounded) {
+      using action = typename flow_t::action;
+      const bool parked = std::is_same_v<action, slow_consumer::coalesce> && c.flow.has_parked;
+      if (parked || c.pending_output() >= flow_t::high_water) {
+        c.flow.paused = true;
+        if constexpr (std::is_same_v<action, slow_consumer::drop>) {
+          return make_error_code(errc::dropped);
+        } else if constexpr (std::is_same_v<action, slow_consumer::coalesce>) {
+          // The newest chunk replaces the parked one; drained() sends it at the low mark.
+          c.flow.parked.clear();
+          c.flow.parked.append(head);
+          for (std::size_t i = 0; i < n; ++i)
+            if (!copy_piece(c.flow.parked, pieces[i])) return make_error_code(errc::file_error);
+          c.flow.parked.append(tail);
+          c.flow.has_parked = true;
+          return {};
+        } else {
+          arm_slow_timer(c);
+          return make_error_code(errc::would_block);
+        }
+      }
+    }
+    if (is_limited(limits.max_pending_output) && c.pending_output() + total + 32 > limits.max_pending_output) {
       close(c, close_reason::slow_consumer);
       return make_error_code(errc::limit_exceeded);
     }
-    const http1::chunk_header h(bytes.size());
-    if (!c.in_handler && c.pending_output() == 0) {
+    if (!c.in_handler && c.pending_output() == 0 && !has_file && n + 2 <= 8) {
       // Outside a handler with nothing queued (an SSE event, a tick): one writev of the
       // framing and the caller's bytes, no copy; only what the socket refuses is queued.
-      http1::iovec_list<3> iov;
-      if (c.chunked_reply) iov.push(h.view());
-      iov.push(bytes);
-      if (c.chunked_reply) iov.push(http1::chunk_end);
-      ssize_t n;
-      do n = ::writev(c.fd, iov.data(), iov.count());
-      while (n < 0 && errno == EINTR);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      http1::iovec_list<8> iov;
+      if (!head.empty()) iov.push(head);
+      for (std::size_t i = 0; i < n; ++i)
+        if (!pieces[i].bytes.empty()) iov.push(pieces[i].bytes);
+      if (!tail.empty()) iov.push(tail);
+      ssize_t w;
+      do w = ::writev(c.fd, iov.data(), iov.count());
+      while (w < 0 && errno == EINTR);
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         close(c, errno == ECONNRESET || errno == EPIPE ? close_reason::peer_reset : close_reason::error);
         return make_error_code(errc::peer_gone);
       }
-      if (n > 0) iov.consume(static_cast<std::size_t>(n));
-      if (iov.empty()) return {};
-      for (int i = 0; i < iov.count(); ++i)
-        c.out.append(static_cast<const char*>(iov.data()[i].iov_base), iov.data()[i].iov_len);
+      const std::uint64_t written = w > 0 ? static_cast<std::uint64_t>(w) : 0;
+      if (written == head.size() + total + tail.size()) return {};
+      if (!queue_wire(c, head, pieces, n, tail, written)) {  // the rest; references stay references
+        close(c, close_reason::error);
+        return make_error_code(errc::file_error);
+      }
       flush(c);  // arms EV_WRITE
       return {};
     }
-    if (c.chunked_reply) {
-      c.out.append(h.view());
-      c.out.append(bytes);
-      c.out.append(http1::chunk_end);
-    } else {
-      c.out.append(bytes);
+    if (!queue_wire(c, head, pieces, n, tail, 0)) {
+      close(c, close_reason::error);  // a part of the chunk may be queued: the body is cut
+      return make_error_code(errc::file_error);
     }
     if (!c.in_handler) flush(c);
     return {};
+  }
+  std::error_code chunk(conn& c, std::string_view bytes) noexcept {
+    lean_piece p;
+    p.bytes = bytes;
+    return chunk(c, &p, 1);
+  }
+
+  // ----- output pieces: copies into `out`, references and file ranges as segments -------
+
+  /// Queues `head`, the pieces and `tail` in order, less their first `skip` bytes (which
+  /// were written). False if a file range could be neither referenced nor read.
+  bool queue_wire(conn& c, std::string_view head, const lean_piece* pieces, std::size_t n, std::string_view tail,
+                  std::uint64_t skip) noexcept {
+    auto bytes = [&](std::string_view b) {
+      if (skip >= b.size()) {
+        skip -= b.size();
+        return;
+      }
+      c.out.append(b.substr(static_cast<std::size_t>(skip)));
+      skip = 0;
+    };
+    bytes(head);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t size = pieces[i].size();
+      if (skip >= size) {
+        skip -= size;
+        continue;
+      }
+      if (!queue_piece(c, pieces[i], skip)) return false;
+      skip = 0;
+    }
+    bytes(tail);
+    return true;
+  }
+
+  /// Queues `p` less its first `skip` bytes: copied into `out`, or as a segment that
+  /// holds the shared block, the static bytes or a duplicate of the file's descriptor.
+  bool queue_piece(conn& c, const lean_piece& p, std::uint64_t skip) noexcept {
+    const std::uint64_t size = p.size();
+    if (skip >= size) return true;
+    lean_segment s;
+    s.size = size - skip;
+    if (p.file) {
+      s.k = lean_segment::kind::file;
+      s.fd = ::fcntl(p.file->fd, F_DUPFD_CLOEXEC, 0);
+      s.at = p.file->offset + skip;
+      if (s.fd < 0) {  // no descriptor left: read the range into the output instead
+        lean_piece rest = p;
+        file_range r = *p.file;
+        r.offset += skip;
+        r.length -= skip;
+        rest.file = &r;
+        const std::size_t before = c.out.size();
+        if (copy_piece(c.out, rest)) return true;
+        c.out.resize(before);
+        return false;
+      }
+    } else if (p.shared || p.fixed) {
+      s.k = p.shared ? lean_segment::kind::shared : lean_segment::kind::fixed;
+      s.data = p.bytes.data() + skip;
+      if (p.shared) s.token = p.shared->retain_for_libevent();
+    } else {
+      c.out.append(p.bytes.substr(static_cast<std::size_t>(skip)));
+      return true;
+    }
+    push_segment(c, s);
+    return true;
+  }
+
+  /// Appends the bytes of `p` to `to` (a file range is read).
+  static bool copy_piece(std::string& to, const lean_piece& p) noexcept {
+    if (!p.file) {
+      to.append(p.bytes);
+      return true;
+    }
+    std::uint64_t at = p.file->offset, left = p.file->length;
+    char buf[16 * 1024];
+    while (left > 0) {
+      const ssize_t r = ::pread(p.file->fd, buf, static_cast<std::size_t>(std::min<std::uint64_t>(left, sizeof buf)),
+                                static_cast<off_t>(at));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      to.append(buf, static_cast<std::size_t>(r));
+      at += static_cast<std::uint64_t>(r);
+      left -= static_cast<std::uint64_t>(r);
+    }
+    return true;
+  }
+
+  static void push_segment(conn& c, const lean_segment& s) noexcept {
+    if (c.out.size() > c.out_off) {  // what `out` holds so far goes first
+      lean_segment t;
+      t.at = c.out_off;
+      t.size = c.out.size() - c.out_off;
+      c.segs.push_back(t);
+      c.seg_bytes += t.size;
+      c.out_off = c.out.size();
+    }
+    c.segs.push_back(s);
+    c.seg_bytes += s.size;
+  }
+
+  static void release_segments(conn& c) noexcept {
+    for (std::size_t i = c.seg_head; i < c.segs.size(); ++i) c.segs[i].release();
+    c.segs.clear();
+    c.seg_head = 0;
+    c.seg_bytes = 0;
+  }
+
+  /// One write of the segments (and of `out`'s tail after them): a writev of up to 32
+  /// runs of bytes, or a sendfile of the file range at the head.
+  static ssize_t write_segments(conn& c) noexcept {
+    lean_segment& first = c.segs[c.seg_head];
+    if (first.k == lean_segment::kind::file) {
+      off_t at = static_cast<off_t>(first.at);
+      const ssize_t n = ::sendfile(c.fd, first.fd, &at,
+                                   static_cast<std::size_t>(std::min<std::uint64_t>(first.size, 1u << 30)));
+      if (n == 0) errno = EIO;  // the file is shorter than the range: the body cannot be completed
+      return n == 0 ? -1 : n;
+    }
+    iovec iov[32];
+    int k = 0;
+    std::size_t i = c.seg_head;
+    for (; i < c.segs.size() && k < 32; ++i) {
+      const lean_segment& s = c.segs[i];
+      if (s.k == lean_segment::kind::file) break;
+      const char* p = s.k == lean_segment::kind::copied ? c.out.data() + s.at : s.data;
+      iov[k++] = iovec{const_cast<char*>(p), static_cast<std::size_t>(s.size)};
+    }
+    if (i == c.segs.size() && k < 32 && c.out.size() > c.out_off)
+      iov[k++] = iovec{c.out.data() + c.out_off, c.out.size() - c.out_off};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = static_cast<std::size_t>(k);
+    return ::sendmsg(c.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  static void consume_segments(conn& c, std::uint64_t n) noexcept {
+    while (n > 0 && c.seg_head < c.segs.size()) {
+      lean_segment& s = c.segs[c.seg_head];
+      const std::uint64_t take = std::min(n, s.size);
+      s.size -= take;
+      c.seg_bytes -= take;
+      n -= take;
+      if (s.k == lean_segment::kind::shared || s.k == lean_segment::kind::fixed) s.data += take;
+      else s.at += take;
+      if (s.size == 0) {
+        s.release();
+        ++c.seg_head;
+      }
+    }
+    c.out_off += static_cast<std::size_t>(n);  // the tail after the segments
+    if (c.seg_head == c.segs.size()) {
+      c.segs.clear();
+      c.seg_head = 0;
+    }
+  }
+
+  // ----- bounded buffer policies ----------------------------------------------------
+
+  /// After a write: at or below the low-water mark, the parked chunk goes out and a
+  /// producer that was refused is told it may write again.
+  void drained(conn& c) noexcept {
+    if constexpr (flow_t::bounded) {
+      if (c.closed || c.ph != lean_phase::streaming || c.pending_output() > flow_t::low_water) return;
+      if (c.flow.slow_timer) event_del(c.flow.slow_timer);
+      if (c.flow.has_parked) {
+        c.flow.has_parked = false;
+        c.out.append(c.flow.parked);
+        c.flow.parked.clear();
+        flush(c);
+        if (c.closed) return;
+      }
+      if (c.flow.paused) {
+        c.flow.paused = false;
+        c.notify_writable();
+      }
+    } else {
+      (void)c;
+    }
+  }
+
+  void arm_slow_timer(conn& c) noexcept {
+    if constexpr (flow_t::bounded && is_disconnect<typename flow_t::action>::value) {
+      if (!c.flow.slow_timer && !(c.flow.slow_timer = event_new(base, -1, 0, &on_slow_timer, &c))) return;
+      if (event_pending(c.flow.slow_timer, EV_TIMEOUT, nullptr)) return;
+      constexpr long ms = static_cast<long>(flow_t::action::deadline.count());
+      const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+      event_add(c.flow.slow_timer, &tv);
+    } else {
+      (void)c;
+    }
+  }
+
+  static void on_slow_timer(evutil_socket_t, short, void* arg) noexcept {
+    auto& c = *static_cast<conn*>(arg);
+    if constexpr (flow_t::bounded) {
+      if (!c.closed && c.ph == lean_phase::streaming && c.pending_output() > flow_t::low_water)
+        c.core->close(c, close_reason::slow_consumer);
+    }
   }
 
   /// A connection whose reply streams, with nothing read or queued, gives its buffers
@@ -725,12 +1182,18 @@ struct lean_core {
       c.in_cap = c.in_len = c.in_pos = 0;
     }
     if (c.pending_output() == 0 && c.out.capacity() != 0) std::string().swap(c.out);
+    if (c.pending_output() == 0 && c.segs.capacity() != 0) std::vector<lean_segment>().swap(c.segs);
     std::string().swap(c.body);
     std::string().swap(c.reply_headers);
   }
 
   std::error_code end(conn& c) noexcept {
     if (c.ph != lean_phase::streaming) return phase_error(c.ph, false);
+    if constexpr (flow_t::bounded) {
+      if (c.flow.has_parked) c.out.append(c.flow.parked);
+      c.flow.has_parked = false;
+      c.flow.parked.clear();
+    }
     if (c.chunked_reply) c.out.append(http1::last_chunk);
     complete(c);
     return {};
@@ -743,9 +1206,13 @@ struct lean_core {
   void flush(conn& c) noexcept {
     if (c.closed) return;
     while (c.pending_output() > 0) {
-      const ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      // References and file ranges (only once one was queued), with `out`'s tail after them.
+      const bool segments = c.seg_head < c.segs.size();
+      const ssize_t n = segments ? write_segments(c)
+                                 : ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        c.out_off += static_cast<std::size_t>(n);
+        if (segments) consume_segments(c, static_cast<std::uint64_t>(n));
+        else c.out_off += static_cast<std::size_t>(n);
         if (c.deadline_kind == lean_deadline::send) set_deadline(c, lean_deadline::send);  // progress
         continue;
       }
@@ -979,6 +1446,7 @@ class basic_lean_connection {
 template <class Config>
 class basic_lean_request {
   using core = detail::lean_core<Config>;
+  using policy = typename Config::buffer_policy;
 
  public:
   /// The server_config of the server this request came from.
@@ -1038,23 +1506,29 @@ class basic_lean_request {
   /// `body`. Errors: as basic_request::reply.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return c_->core->reply(*c_, status, nullptr, detail::lean_bytes(body));
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return c_->core->reply(*c_, status, nullptr, detail::lean_bytes_of(body));
+      else
+        return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body));
     }
   }
   /// Sends a complete reply with no body.
-  [[nodiscard]] std::error_code reply(int status) noexcept { return c_->core->reply(*c_, status, nullptr, {}); }
+  [[nodiscard]] std::error_code reply(int status) noexcept { return c_->core->reply(*c_, status, nullptr, std::string_view{}); }
   /// As reply(status, body) with a reason phrase of your own.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes(body));
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes_of(body));
+      else
+        return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body));
     }
   }
   /// Sends an HTML error page for `status` with `Connection: close`.
@@ -1069,15 +1543,14 @@ class basic_lean_request {
   /// Queues one chunk of a streamed reply; several bodies make one chunk.
   template <class... Bodies>
   [[nodiscard]] std::error_code send_chunk(Bodies&&... bodies) noexcept {
-    if constexpr (!(detail::lean_body<std::remove_cvref_t<Bodies>> && ...)) {
-      (detail::refuse_lean_body<Bodies>(), ...);
+    if constexpr (!(detail::lean_body_for<policy, std::remove_cvref_t<Bodies>> && ...)) {
+      (detail::refuse_lean_body_for<policy, Bodies>(), ...);
       return make_error_code(errc::invalid_argument);
-    } else if constexpr (sizeof...(Bodies) == 1) {
-      return c_->core->chunk(*c_, detail::lean_bytes(bodies)...);
+    } else if constexpr (sizeof...(Bodies) == 0) {
+      return c_->core->chunk(*c_, nullptr, 0);
     } else {
-      std::string joined;
-      (joined.append(detail::lean_bytes(bodies)), ...);
-      return c_->core->chunk(*c_, joined);
+      const detail::lean_piece pieces[] = {detail::lean_piece_of<policy>(bodies)...};
+      return c_->core->chunk(*c_, pieces, sizeof...(Bodies));
     }
   }
   /// Ends a streamed reply.
@@ -1106,6 +1579,8 @@ class basic_lean_request {
 /// finishes it: a held request gets a 500, a stream is ended. Loop thread only.
 template <class Config>
 class basic_lean_request_handle {
+  using policy = typename Config::buffer_policy;
+
  public:
   /// The server_config of the server the request came from.
   using config = Config;
@@ -1152,25 +1627,31 @@ class basic_lean_request_handle {
   /// Sends a complete reply. Errors: as basic_request_handle::reply.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_bytes(body)); });
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_bytes_of(body)); });
+      else
+        return with([&] { return c_->core->reply(*c_, status, nullptr, detail::lean_piece_of<policy>(body)); });
     }
   }
   /// Sends a complete reply with no body.
   [[nodiscard]] std::error_code reply(int status) noexcept {
-    return with([&] { return c_->core->reply(*c_, status, nullptr, {}); });
+    return with([&] { return c_->core->reply(*c_, status, nullptr, std::string_view{}); });
   }
   /// As reply(status, body) with a reason phrase of your own.
   template <class Body>
   [[nodiscard]] std::error_code reply(int status, cstring_view reason, Body&& body) noexcept {
-    if constexpr (!detail::lean_body<std::remove_cvref_t<Body>>) {
-      detail::refuse_lean_body<Body>();
+    if constexpr (!detail::lean_body_for<policy, std::remove_cvref_t<Body>>) {
+      detail::refuse_lean_body_for<policy, Body>();
       return make_error_code(errc::invalid_argument);
     } else {
-      return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes(body)); });
+      if constexpr (detail::lean_always_copied<policy, std::remove_cvref_t<Body>>)
+        return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_bytes_of(body)); });
+      else
+        return with([&] { return c_->core->reply(*c_, status, reason.c_str(), detail::lean_piece_of<policy>(body)); });
     }
   }
   /// Sends an HTML error page with `Connection: close`.
@@ -1184,18 +1665,32 @@ class basic_lean_request_handle {
   /// Queues one chunk; several bodies make one chunk.
   template <class... Bodies>
   [[nodiscard]] std::error_code send_chunk(Bodies&&... bodies) noexcept {
-    if constexpr (!(detail::lean_body<std::remove_cvref_t<Bodies>> && ...)) {
-      (detail::refuse_lean_body<Bodies>(), ...);
+    if constexpr (!(detail::lean_body_for<policy, std::remove_cvref_t<Bodies>> && ...)) {
+      (detail::refuse_lean_body_for<policy, Bodies>(), ...);
       return make_error_code(errc::invalid_argument);
-    } else if constexpr (sizeof...(Bodies) == 1) {
-      return with([&] { return c_->core->chunk(*c_, detail::lean_bytes(bodies)...); });
+    } else if constexpr (sizeof...(Bodies) == 0) {
+      return with([&] { return c_->core->chunk(*c_, nullptr, 0); });
     } else {
-      return with([&] {
-        std::string joined;
-        (joined.append(detail::lean_bytes(bodies)), ...);
-        return c_->core->chunk(*c_, joined);
-      });
+      const detail::lean_piece pieces[] = {detail::lean_piece_of<policy>(bodies)...};
+      return with([&] { return c_->core->chunk(*c_, pieces, sizeof...(Bodies)); });
     }
+  }
+  /// Links `hook` to this request: it hears when a bounded output is writable again and
+  /// when the exchange ends (completed, client gone, server gone). Errors: as the reply
+  /// calls, when the request is no longer waiting.
+  [[nodiscard]] std::error_code attach(reply_hook& hook) noexcept {
+    hook.detach();
+    return watch(detail::reply_hook_access::watcher(hook));
+  }
+  /// Links a bare watcher (what reply_hook, hubs and long-poll rooms are built on).
+  [[nodiscard]] std::error_code watch(detail::exchange_watcher& w) noexcept {
+    return with([&]() -> std::error_code {
+      if (c_->ph != detail::lean_phase::pending && c_->ph != detail::lean_phase::streaming)
+        return detail::lean_core<Config>::phase_error(c_->ph, false);
+      detail::watcher_list::unlink(w);
+      c_->link(w);
+      return {};
+    });
   }
   /// Ends a streamed reply.
   [[nodiscard]] std::error_code end() noexcept {
@@ -1219,6 +1714,7 @@ class basic_lean_request_handle {
 
  private:
   friend class basic_lean_request<Config>;
+  friend struct detail::lean_access;
   basic_lean_request_handle(detail::lean_connection<Config>* c, std::uint32_t seq) noexcept : c_(c), seq_(seq) {
     c_->add_ref();
   }
@@ -1245,6 +1741,14 @@ struct lean_access {
   template <class Config>
   static lean_connection<Config>* conn(basic_lean_request<Config>& r) noexcept {
     return r.c_;
+  }
+  template <class Config>
+  static bool absolute(const basic_lean_request<Config>& r) noexcept {
+    return r.v_.head().form == http1::target_form::absolute;
+  }
+  template <class Config>
+  static basic_lean_request_handle<Config> handle(lean_connection<Config>* c) noexcept {
+    return basic_lean_request_handle<Config>(c, c->seq);
   }
 };
 
@@ -1279,39 +1783,6 @@ void lean_core<Config>::run_handler(conn& c) noexcept {
   c.release();
 }
 
-/// A type-erased request handler, stored once per route (never per request).
-template <class Request>
-class lean_handler {
- public:
-  lean_handler() = default;
-  template <class H>
-  explicit lean_handler(H&& h) : obj_(new std::decay_t<H>(std::forward<H>(h))) {
-    using T = std::decay_t<H>;
-    call_ = [](void* o, Request& r) { (*static_cast<T*>(o))(r); };
-    destroy_ = [](void* o) noexcept { delete static_cast<T*>(o); };
-  }
-  lean_handler(lean_handler&& o) noexcept
-      : obj_(std::exchange(o.obj_, nullptr)), call_(o.call_), destroy_(std::exchange(o.destroy_, nullptr)) {}
-  lean_handler& operator=(lean_handler&& o) noexcept {
-    if (this != &o) {
-      if (destroy_) destroy_(obj_);
-      obj_ = std::exchange(o.obj_, nullptr);
-      call_ = o.call_;
-      destroy_ = std::exchange(o.destroy_, nullptr);
-    }
-    return *this;
-  }
-  ~lean_handler() {
-    if (destroy_) destroy_(obj_);
-  }
-  explicit operator bool() const noexcept { return obj_ != nullptr; }
-  void operator()(Request& r) const { call_(obj_, r); }
-
- private:
-  void* obj_ = nullptr;
-  void (*call_)(void*, Request&) = nullptr;
-  void (*destroy_)(void*) noexcept = nullptr;
-};
 
 }  // namespace detail
 
@@ -1348,25 +1819,51 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   using stream = basic_stream<config>;
   /// A Server-Sent Events reply (sse.hpp) of this server.
   using sse_stream = basic_sse_stream<config>;
+  /// A multipart/x-mixed-replace reply (multipart.hpp) of this server.
+  using multipart_stream = basic_multipart_stream<config>;
+  /// A long-poll waiting room (long_poll.hpp) for this server's requests.
+  using long_poll = basic_long_poll<config>;
+  /// A broker endpoint (broker_endpoint.hpp) serving this server's requests.
+  using broker_endpoint = basic_broker_endpoint<config>;
+  /// A hub (hub.hpp) of this server's streams: `hub<>` holds SSE streams.
+  template <class Stream = sse_stream>
+  using hub = basic_hub<Stream>;
+
+  /// A virtual host (virtual_host.hpp) of this server.
+  using virtual_host = basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine>;
 
   /// Creates the server on `loop`.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
   /// Creates the server on a loop the application runs itself.
-  explicit basic_server(event_base* base) {
+  explicit basic_server(event_base* base) : backoff_(base, this, &toggle_listeners, &report_event) {
     detail::ignore_sigpipe_unless_handled();
     core_.base = base;
     core_.owner = this;
     core_.dispatch = &dispatch;
+    core_.allowed_methods = allowed_.bits();
     if constexpr (requires { config::close_policy::input_limit; })
       core_.policy_input_limit = config::close_policy::input_limit;
     core_.apply(server_limits{});
   }
+  /// Creates the server with the routes of `table` installed (see route(router)).
+  template <router_type Router>
+  basic_server(event_loop& loop, Router&& table) : basic_server(loop.native(), std::forward<Router>(table)) {}
+  /// As above, on a loop the application runs itself. Throws std::bad_alloc if the routes
+  /// cannot be stored.
+  template <router_type Router>
+  basic_server(event_base* base, Router&& table) : basic_server(base) {
+    if (route(std::forward<Router>(table))) throw std::bad_alloc{};
+  }
   basic_server(const basic_server&) = delete;
   basic_server& operator=(const basic_server&) = delete;
   ~basic_server() {
+    for (auto* v : vhosts_) v->parent_gone = true;  // they outlive it detached
     if (drain_tick_) event_free(drain_tick_);
+    backoff_.shutdown();
     stop_listening();
+    core_.count_observer = nullptr;
     core_.close_all(close_reason::server_shutdown);
+    core_.end_all_lingering();
     if (core_.sweep) event_free(core_.sweep);
   }
 
@@ -1410,34 +1907,83 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// ignored), whatever their method. Errors: errc::invalid_argument if routed already.
   template <class Handler>
   [[nodiscard]] route_error route(cstring_view path, Handler&& handler) {
-    return add_route(path, method_set{}, std::forward<Handler>(handler));
+    check_handler<Handler>();
+    if (auto e = routes_.add(path, method_set{}, std::forward<Handler>(handler))) return e;
+    add_allowed_methods(handler_own_methods<std::decay_t<Handler>>);  // OPTIONS for a cors_handler
+    return {};
   }
   /// Calls `handler` for requests on `path` whose method is in `methods` (GET implies
-  /// HEAD); other methods get 405 with an Allow header.
+  /// HEAD); other methods get 405 with an Allow header. `methods` are added to the
+  /// allowed methods (allow_methods).
   template <class Handler>
   [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
+    check_handler<Handler>();
     if (methods.empty())
       return route_error(make_error_code(errc::invalid_argument), path.view(),
                          "a route needs at least one method (tether::method::get, ...)");
+    methods = methods | handler_own_methods<std::decay_t<Handler>>;
     if (methods.contains(method::get)) methods = methods | method::head;
-    return add_route(path, methods, std::forward<Handler>(handler));
+    if (auto e = routes_.add(path, methods, std::forward<Handler>(handler))) return e;
+    add_allowed_methods(methods);
+    return {};
   }
-  /// Stops routing `path`. Errors: errc::invalid_argument if it was not routed.
-  [[nodiscard]] route_error unroute(cstring_view path) {
-    for (auto it = routes_.begin(); it != routes_.end(); ++it)
-      if (it->path == path.view()) {
-        routes_.erase(it);
-        return {};
-      }
-    return route_error(make_error_code(errc::invalid_argument), path.view(), "the path is not routed");
+  /// Installs a router of static routes (router.hpp): one entry per distinct path, each
+  /// switching over methods at compile time; 405 with an Allow header for other methods.
+  /// The server keeps the router until it dies and adds its methods to the allowed
+  /// methods. All or nothing. Errors: errc::invalid_argument if one of its paths is
+  /// already routed (the error names it).
+  template <router_type Router>
+  [[nodiscard]] route_error route(Router&& table) {
+    using router_t = std::remove_cvref_t<Router>;
+    if constexpr (!detail::router_answers<request, router_t>::value) {
+      (void)sizeof(detail::router_handler_checks<request, router_t>);
+      return {};
+    } else {
+      router_t copy(std::forward<Router>(table));
+      if (auto e = routes_.add_router(std::move(copy))) return e;
+      add_allowed_methods(detail::lean_router_binding<request, router_t>::methods());
+      return {};
+    }
   }
+  /// Stops routing `path` (routed at run time or by a router). Errors:
+  /// errc::invalid_argument if it was not routed.
+  [[nodiscard]] route_error unroute(cstring_view path) { return routes_.remove(path); }
   /// Calls `handler` for every request no route matched (404 without one).
   template <class Handler>
   void fallback(Handler&& handler) {
-    static_assert(std::is_invocable_v<std::decay_t<Handler>&, request&>,
-                  "tether: a request handler must be callable as handler(req) with this server's request& "
-                  "(server_t::request&, or auto& in a lambda) (docs/concepts/request_handler.md)");
-    fallback_ = detail::lean_handler<request>(std::forward<Handler>(handler));
+    check_handler<Handler>();
+    routes_.set_fallback(std::forward<Handler>(handler));
+    add_allowed_methods(handler_own_methods<std::decay_t<Handler>>);
+  }
+
+  /// Methods outside `methods` get 501 (and `Connection: close`) before any handler,
+  /// as on the evhttp engine, whose default this is: GET, POST, HEAD, PUT and DELETE;
+  /// routes declared with methods add theirs.
+  void allow_methods(method_set methods) noexcept {
+    allowed_ = methods;
+    core_.allowed_methods = methods.bits();
+  }
+  /// The methods let through to routing (the rest get 501).
+  method_set allowed_methods() const noexcept { return allowed_; }
+
+  /// Answers requests whose host is exactly `alias` (compared without regard to case)
+  /// with this server's own routes, even where a virtual host's pattern would match it.
+  /// Errors: errc::invalid_argument if it is an alias already.
+  [[nodiscard]] std::error_code add_alias(cstring_view alias) {
+    for (const auto& a : aliases_)
+      if (detail::lean_host_equal(a, alias.view())) return make_error_code(errc::invalid_argument);
+    aliases_.emplace_back(alias.view());
+    return {};
+  }
+  /// Stops answering requests whose Host is `alias` as this server's.
+  /// Errors: errc::invalid_argument if `alias` was not added.
+  [[nodiscard]] std::error_code remove_alias(cstring_view alias) noexcept {
+    for (auto it = aliases_.begin(); it != aliases_.end(); ++it)
+      if (detail::lean_host_equal(*it, alias.view())) {
+        aliases_.erase(it);
+        return {};
+      }
+    return make_error_code(errc::invalid_argument);
   }
 
   // ----- limits and settings --------------------------------------------------------
@@ -1450,6 +1996,10 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   void set_max_header_bytes(std::size_t bytes) noexcept { update([&](server_limits& l) { l.max_header_bytes = bytes; }); }
   /// A request body, in bytes (413 past it).
   void set_max_body_bytes(std::size_t bytes) noexcept { update([&](server_limits& l) { l.max_body_bytes = bytes; }); }
+  /// Same as set_max_body_bytes (413 past it).
+  void set_max_body_size(std::size_t bytes) noexcept { set_max_body_bytes(bytes); }
+  /// Same as set_max_header_bytes (431 past it; at most 65,535 here).
+  void set_max_headers_size(std::size_t bytes) noexcept { set_max_header_bytes(bytes); }
   /// Time to receive a request head (408 past it).
   void set_head_timeout(std::chrono::milliseconds t) noexcept { update([&](server_limits& l) { l.head_timeout = t; }); }
   /// Time to receive a request body (408 past it).
@@ -1476,28 +2026,53 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// for code written for both engines.
   void cache_date_header(bool = true) noexcept {}
 
-  // ----- graceful drain -------------------------------------------------------------
+  // ----- server events --------------------------------------------------------------
 
-  /// Stops the server gracefully within `deadline`: stops listening, closes idle
-  /// connections, lets requests in progress get their replies (then closes their
-  /// connections), and closes what is left at the deadline (close_reason::server_shutdown
-  /// throughout). When no connection is left the loop's run() returns. A second call only
-  /// brings the deadline forward. Held requests are not answered for you (the evhttp
-  /// engine's drain_options are not served yet). Errors: errc::libevent_failure.
+  /// Sends the server's events (server_event.hpp: accept paused and resumed, requests
+  /// refused before any handler) to `sink`; the default, log_server_event, writes one
+  /// line to stderr when accepting pauses. An empty server_event_sink{} silences them.
+  template <class Sink>
+  void on_event(Sink&& sink) noexcept(std::is_nothrow_constructible_v<server_event_sink, Sink&&>) {
+    core_.events = server_event_sink(std::forward<Sink>(sink));
+  }
+  /// Hands `e` to the server's sink, as the server does with its own events.
+  void report(const server_event& e) noexcept { core_.report(e); }
+  /// True while accept() is failing for lack of a resource and the server retries from a
+  /// timer instead of accepting (server_event_kind::accept_paused).
+  bool accept_paused() const noexcept { return backoff_.paused(); }
+
+  // ----- graceful drain (drain.hpp, docs/drain.md) --------------------------------
+
+  /// What drain() does with held requests and streams, and when it is done.
+  using drain_options = basic_drain_options<request_handle>;
+  /// Sets how drain() answers held requests, ends streams and reports (before drain()).
+  void set_drain_options(drain_options options) noexcept { drain_options_ = std::move(options); }
+
+  /// Stops the server gracefully within `deadline`, as the evhttp engine does: stops
+  /// listening, lets replies being written finish (then closes their connections),
+  /// answers held requests (503 and Retry-After by default), ends streams (last words,
+  /// then the final chunk; an HTTP/1.0 stream by closing), closes idle connections, and
+  /// reports every close it causes as close_reason::server_shutdown. Done when no
+  /// connection is left, or at the deadline (what is left is closed hard); by default the
+  /// loop's run() then returns. A second call only brings the deadline forward.
+  /// Errors: errc::libevent_failure.
   template <class Rep, class Period>
   std::error_code drain(std::chrono::duration<Rep, Period> deadline) noexcept {
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline);
     if (ms.count() < 0) ms = std::chrono::milliseconds{0};
     if (drain_done_) return {};
+    const auto now = std::chrono::steady_clock::now();
     if (!drain_tick_) {
       drain_tick_ = event_new(core_.base, -1, EV_PERSIST, &on_drain_tick, this);
       if (!drain_tick_) return make_error_code(errc::libevent_failure);
       stop_listening();
+      core_.draining = true;  // from now on every reply closes its connection
       const timeval period{0, 5000};
       event_add(drain_tick_, &period);
-      drain_until_ = std::chrono::steady_clock::now() + ms;
-    } else if (std::chrono::steady_clock::now() + ms < drain_until_) {
-      drain_until_ = std::chrono::steady_clock::now() + ms;
+      drain_started_ = now;
+      drain_until_ = now + ms;
+    } else if (now + ms < drain_until_) {
+      drain_until_ = now + ms;
     }
     event_active(drain_tick_, EV_TIMEOUT, 0);
     return {};
@@ -1506,6 +2081,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   bool draining() const noexcept { return drain_tick_ != nullptr; }
   /// True once the drain is done.
   bool drained() const noexcept { return drain_done_; }
+  /// What the drain did so far (complete once drained()).
+  const drain_report& drain_result() const noexcept { return drain_report_; }
 
   // ----- introspection ------------------------------------------------------------
 
@@ -1521,22 +2098,40 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
         ++n;
     return n;
   }
+  /// Bytes the server holds for its connections: each connection's object, read buffer,
+  /// queued output, request body and reply fields, and the spare parsers. What a hostile
+  /// client can make the lean engine hold is bounded by the limits (tests/integration/
+  /// hostile_test.cpp measures it); the evhttp engine's equivalent is libevent's memory.
+  /// Walks the list.
+  std::size_t buffered_bytes() const noexcept {
+    std::size_t n = core_.spare_parsers.size() * sizeof(http1::request_parser);
+    for (auto* c = core_.first; c; c = c->next)
+      n += sizeof(*c) + c->in_cap + c->out.capacity() + c->body.capacity() + c->reply_headers.capacity() +
+           (c->parser ? sizeof(http1::request_parser) : 0);
+    return n;
+  }
   /// Requests dispatched to handlers so far.
   std::uint64_t requests_served() const noexcept { return core_.requests; }
   /// The libevent loop this server runs on.
   event_base* base() const noexcept { return core_.base; }
 
  private:
-  struct route_entry {
-    std::string path;
-    method_set methods;  // empty: every method
-    detail::lean_handler<request> handler;
-  };
+  template <close_policy, buffer_policy, close_callback, class>
+  friend class basic_virtual_host;
+  friend struct detail::group_access;
+
   struct listening {
     int fd = -1;
     event* ev = nullptr;
     std::uint16_t port = 0;
   };
+
+  template <class Handler>
+  static constexpr void check_handler() noexcept {
+    static_assert(request_handler<std::decay_t<Handler>, request>,
+                  "tether: a request handler must be callable as handler(req) with this server's request& "
+                  "(server_t::request&, or auto& in a lambda) (docs/concepts/request_handler.md)");
+  }
 
   template <class F>
   void update(F&& change) noexcept {
@@ -1545,17 +2140,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     core_.apply(l);
   }
 
-  template <class Handler>
-  route_error add_route(cstring_view path, method_set methods, Handler&& handler) {
-    static_assert(std::is_invocable_v<std::decay_t<Handler>&, request&>,
-                  "tether: a request handler must be callable as handler(req) with this server's request& "
-                  "(server_t::request&, or auto& in a lambda) (docs/concepts/request_handler.md)");
-    for (const auto& r : routes_)
-      if (r.path == path.view())
-        return route_error(make_error_code(errc::invalid_argument), path.view(),
-                           "the path is already routed; unroute it first, or choose another path");
-    routes_.push_back(route_entry{std::string(path.view()), methods, detail::lean_handler<request>(std::forward<Handler>(handler))});
-    return {};
+  void add_allowed_methods(method_set methods) noexcept {
+    if ((allowed_ | methods) != allowed_) allow_methods(allowed_ | methods);
   }
 
   result<std::uint16_t> adopt_listener(int fd) {
@@ -1566,7 +2152,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return make_error_code(errc::invalid_argument);
     evutil_make_socket_nonblocking(fd);
     event* ev = event_new(core_.base, fd, EV_READ | EV_PERSIST, &on_accept, this);
-    if (!ev || event_add(ev, nullptr) != 0) {
+    // A listener added while accepting is paused (or held by a group) starts paused.
+    if (!ev || (!backoff_.off() && event_add(ev, nullptr) != 0)) {
       if (ev) event_free(ev);
       return make_error_code(errc::libevent_failure);
     }
@@ -1582,31 +2169,54 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
       const int c = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (c < 0) return;  // EAGAIN, or a resource error: the level-triggered event retries
+      if (c < 0) {
+        // Out of descriptors (or memory): the connection stays queued and the socket
+        // readable, so the level-triggered event would call accept() again at once,
+        // forever. Pause every listener and retry from a timer (detail/accept_backoff.hpp).
+        if (detail::accept_resource_error(errno)) srv->backoff_.fail(errno);
+        return;  // EAGAIN, ECONNABORTED, ...: the event retries
+      }
       srv->core_.adopt(c, peer);
+      if (srv->backoff_.off()) return;  // a group's balance held this loop meanwhile
     }
   }
 
-  /// The dispatch trampoline: route by path and method, call the handler.
+  static void toggle_listeners(void* self, bool enable) noexcept {
+    for (auto& l : static_cast<basic_server*>(self)->listeners_) {
+      if (enable) event_add(l.ev, nullptr);
+      else event_del(l.ev);
+    }
+  }
+  static void report_event(void* self, const server_event& e) noexcept { static_cast<basic_server*>(self)->core_.report(e); }
+
+  // server_group.hpp's accept balance: hold this loop's listeners, hear its count.
+  void group_hold_accepts(bool on) noexcept { backoff_.hold(on); }
+  void group_observe_count(void (*f)(void*, std::size_t) noexcept, void* arg) noexcept {
+    core_.count_observer = f;
+    core_.count_observer_arg = arg;
+  }
+
+  /// The route table of `r`'s host (libevent's evhttp_find_vhost): an alias of the server,
+  /// then of each virtual host; then the virtual hosts' patterns, in creation order.
+  const detail::lean_route_table<request>& table_of(request& r) const noexcept {
+    if (vhosts_.empty()) return routes_;
+    const std::string_view host =
+        detail::lean_request_host(r.uri(), detail::lean_access::absolute(r), r.host());
+    if (host.empty()) return routes_;
+    for (const auto& a : aliases_)
+      if (detail::lean_host_equal(a, host)) return routes_;
+    for (const auto* v : vhosts_)
+      if (v->has_alias(host)) return v->table;
+    for (const auto* v : vhosts_)
+      if (detail::lean_host_match(v->pattern, host)) return v->table;
+    return routes_;
+  }
+
+  /// The dispatch trampoline: choose the host's table, route by path and method.
   static void dispatch(void* self, request& r) noexcept {
     auto* srv = static_cast<basic_server*>(self);
-    const std::string_view path = r.path();
     try {
-      for (const auto& e : srv->routes_) {
-        if (e.path != path) continue;
-        if (!e.methods.empty() && !e.methods.contains(r.method())) {
-          (void)r.output_headers().add("Allow", allow_text(e.methods));
-          (void)r.reply(405);
-          return;
-        }
-        e.handler(r);
-        return;
-      }
-      if (srv->fallback_) {
-        srv->fallback_(r);
-        return;
-      }
-      (void)r.send_error(404);
+      if (!srv->table_of(r).dispatch(r)) (void)r.send_error(404);
     } catch (...) {
       // As on the evhttp engine: a 500 if nothing was sent yet, else the connection is cut
       // (a stream cannot say "failed" any other way).
@@ -1617,52 +2227,203 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     }
   }
 
-  static std::string allow_text(method_set m) {
-    std::string s;
-    for (method x : {method::get, method::head, method::post, method::put, method::delete_, method::options,
-                     method::trace, method::connect, method::patch}) {
-      if (!m.contains(x)) continue;
-      if (!s.empty()) s += ", ";
-      s += to_string(x);
-    }
-    return s;
-  }
+  using conn_t = detail::lean_connection<config>;
 
+  /// One look at every connection: answer what is held, end what streams, close what
+  /// idles, let the rest finish with `Connection: close`; done when nothing is left.
   static void on_drain_tick(evutil_socket_t, short, void* self) noexcept {
     auto* srv = static_cast<basic_server*>(self);
     auto& core = srv->core_;
     if (srv->drain_done_) return;
     const bool late = std::chrono::steady_clock::now() >= srv->drain_until_;
-    using conn = detail::lean_connection<config>;
-    conn* c = core.first;
+    conn_t* c = core.first;
     if (c) c->add_ref();
     while (c) {
-      conn* next = c->next;
+      conn_t* next = c->next;
       if (next) next->add_ref();
-      if (!c->closed) {
-        const bool busy = c->ph == detail::lean_phase::pending || c->ph == detail::lean_phase::streaming ||
-                          c->pending_output() > 0 || c->head_live;
-        if (late || !busy) core.close(*c, close_reason::server_shutdown);
-        else if (!c->close_after_write) c->keep_alive = false;  // its reply closes it
-        if (!c->closed && c->close_after_write) c->after_write_reason = close_reason::server_shutdown;
-      }
+      if (!c->closed) srv->drain_one(*c, late);
       c->release();
       c = next;
     }
-    if (core.open == 0) {
-      srv->drain_done_ = true;
-      event_del(srv->drain_tick_);
-      event_base_loopbreak(core.base);
+    if (late) srv->drain_report_.closed_at_deadline += core.end_all_lingering();
+    // Done when every connection is closed and every client has read its end (or the
+    // linger passed), as on the evhttp engine.
+    if (core.open == 0 && core.lingering_count == 0) srv->finish_drain();
+  }
+
+  void drain_one(conn_t& c, bool late) noexcept {
+    using detail::lean_phase;
+    if (late) {
+      ++drain_report_.closed_at_deadline;
+      drain_report_.deadline_passed = true;
+      core_.close(c, close_reason::server_shutdown);
+      return;
+    }
+    const bool handled = c.ph == lean_phase::pending || c.ph == lean_phase::streaming;
+    if (!handled && c.pending_output() == 0 && !c.head_live && c.unread() == 0 && !c.close_after_write) {
+      // Between requests, unless a request waits in the kernel: the read event serves it
+      // (with `Connection: close`). Else FIN, and its input is discarded until the client
+      // closes: a request in flight meets the FIN, not a RST.
+      char b;
+      if (::recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) return;
+      ++drain_report_.idle_closed;
+      core_.close(c, close_reason::server_shutdown, /*graceful=*/true);
+      return;
+    }
+    if (!c.close_after_write) c.keep_alive = false;  // what it answers next closes it
+    if (c.ph == lean_phase::pending && c.held && !c.in_handler) {
+      answer_held(c);
+    } else if (c.ph == lean_phase::streaming && !c.in_handler && (c.chunked_reply || c.minor == 0)) {
+      // A chunked stream gets its last words and its final chunk; an HTTP/1.0 stream
+      // ends with the close. (A reply with a Content-Length is left to finish.)
+      if (drain_options_.last_words) {
+        request_handle h = detail::lean_access::handle(&c);
+        try {
+          drain_options_.last_words(h);
+        } catch (...) {
+          detail::report_exception("a drain's last-words hook");
+        }
+      }
+      if (!c.closed && c.ph == lean_phase::streaming) {
+        ++drain_report_.streams_ended;
+        (void)core_.end(c);  // written now; the connection closes after it
+      }
     }
   }
 
+  void answer_held(conn_t& c) noexcept {
+    std::string& out = c.reply_headers;
+    const lean_output_headers headers(&out);
+    if (drain_options_.retry_after.count() > 0) {
+      char seconds[24];
+      const auto r = std::to_chars(seconds, seconds + sizeof seconds, drain_options_.retry_after.count());
+      (void)headers.set("Retry-After", std::string_view(seconds, static_cast<std::size_t>(r.ptr - seconds)));
+    }
+    const char* body = drain_options_.held_body ? drain_options_.held_body : "";
+    if (!core_.reply(c, drain_options_.held_status, nullptr, std::string_view(body))) ++drain_report_.held_answered;
+  }
+
+  void finish_drain() noexcept {
+    drain_done_ = true;
+    event_del(drain_tick_);
+    drain_report_.took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - drain_started_);
+    if (drain_options_.on_done) {
+      try {
+        drain_options_.on_done(drain_report_);
+      } catch (...) {
+        detail::report_exception("a drain's on_done callback");
+      }
+    }
+    if (drain_options_.stop_loop) event_base_loopbreak(core_.base);
+  }
+
   detail::lean_core<config> core_;
+  detail::accept_pause backoff_;
   event* drain_tick_ = nullptr;
+  std::chrono::steady_clock::time_point drain_started_{};
   std::chrono::steady_clock::time_point drain_until_{};
   bool drain_done_ = false;
-  std::vector<route_entry> routes_;
-  detail::lean_handler<request> fallback_;
+  drain_options drain_options_{};
+  drain_report drain_report_{};
+  // libevent's default (evhttp_new_object), kept on both engines.
+  method_set allowed_ = method::get | method::post | method::head | method::put | method::delete_;
+  detail::lean_route_table<request> routes_;
+  std::vector<std::string> aliases_;                   // add_alias
+  std::vector<detail::lean_vhost<request>*> vhosts_;   // attached virtual hosts, in creation order
   std::vector<listening> listeners_;
+};
+
+/// A virtual host of a lean server (virtual_host.hpp has the primary template and its
+/// documentation): routes of its own for requests whose host matches its pattern or one
+/// of its aliases. Not movable (the server holds a pointer to it); it may die before or
+/// after its server. Do not destroy it from inside one of its own handlers.
+template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
+class basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
+ public:
+  /// The server type it attaches to.
+  using server_type = basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine>;
+  /// The request type its handlers take: the server's.
+  using request = typename server_type::request;
+
+  /// Attaches a new virtual host for `pattern` to `parent`. Throws std::bad_alloc.
+  basic_virtual_host(server_type& parent, cstring_view pattern) : parent_(&parent) {
+    host_.pattern = std::string(pattern.view());
+    parent.vhosts_.push_back(&host_);
+  }
+  basic_virtual_host(const basic_virtual_host&) = delete;
+  basic_virtual_host& operator=(const basic_virtual_host&) = delete;
+  /// Detaches it from its server (if the server still lives).
+  ~basic_virtual_host() {
+    if (!host_.parent_gone) std::erase(parent_->vhosts_, &host_);
+  }
+
+  /// As basic_server::route(path, handler), for this host.
+  template <class Handler>
+  std::error_code route(cstring_view path, Handler&& handler) {
+    server_type::template check_handler<Handler>();
+    if (auto e = host_.table.add(path, method_set{}, std::forward<Handler>(handler))) return e.code();
+    if (attached()) parent_->add_allowed_methods(handler_own_methods<std::decay_t<Handler>>);
+    return {};
+  }
+  /// As basic_server::route(path, methods, handler), for this host.
+  template <class Handler>
+  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+    server_type::template check_handler<Handler>();
+    if (methods.empty()) return make_error_code(errc::invalid_argument);
+    methods = methods | handler_own_methods<std::decay_t<Handler>>;
+    if (methods.contains(method::get)) methods = methods | method::head;
+    if (auto e = host_.table.add(path, methods, std::forward<Handler>(handler))) return e.code();
+    if (attached()) parent_->add_allowed_methods(methods);
+    return {};
+  }
+  /// As basic_server::route(router), for this host.
+  template <router_type Router>
+  std::error_code route(Router&& table) {
+    using router_t = std::remove_cvref_t<Router>;
+    if constexpr (!detail::router_answers<request, router_t>::value) {
+      (void)sizeof(detail::router_handler_checks<request, router_t>);
+      return make_error_code(errc::invalid_argument);
+    } else {
+      router_t copy(std::forward<Router>(table));
+      if (auto e = host_.table.add_router(std::move(copy))) return e.code();
+      if (attached()) parent_->add_allowed_methods(detail::lean_router_binding<request, router_t>::methods());
+      return {};
+    }
+  }
+  /// Stops routing `path` on this host. Errors: errc::invalid_argument if not routed here.
+  std::error_code unroute(cstring_view path) { return host_.table.remove(path).code(); }
+  /// Calls `handler` for this host's requests no route of this host matched.
+  template <class Handler>
+  void fallback(Handler&& handler) {
+    server_type::template check_handler<Handler>();
+    host_.table.set_fallback(std::forward<Handler>(handler));
+    if (attached()) parent_->add_allowed_methods(handler_own_methods<std::decay_t<Handler>>);
+  }
+  /// Also answers requests whose host is exactly `alias` (without regard to case).
+  /// Errors: errc::invalid_argument if it is an alias of this host already.
+  std::error_code add_alias(cstring_view alias) {
+    if (host_.has_alias(alias.view())) return make_error_code(errc::invalid_argument);
+    host_.aliases.emplace_back(alias.view());
+    return {};
+  }
+  /// Forgets an alias. Errors: errc::invalid_argument if there is none.
+  std::error_code remove_alias(cstring_view alias) noexcept {
+    for (auto it = host_.aliases.begin(); it != host_.aliases.end(); ++it)
+      if (detail::lean_host_equal(*it, alias.view())) {
+        host_.aliases.erase(it);
+        return {};
+      }
+    return make_error_code(errc::invalid_argument);
+  }
+  /// The pattern given at construction.
+  const std::string& pattern() const noexcept { return host_.pattern; }
+  /// False once its server is gone.
+  bool attached() const noexcept { return !host_.parent_gone; }
+
+ private:
+  server_type* parent_;
+  detail::lean_vhost<request> host_;
 };
 
 /// The default policies on the lean engine.

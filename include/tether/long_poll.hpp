@@ -44,10 +44,10 @@ TETHER_BEGIN_NAMESPACE
 template <class Config>
 class basic_long_poll {
  public:
-  /// The request wait() takes.
-  using request_type = basic_request<Config>;
+  /// The request wait() takes (request_t: basic_request, or the lean engine's).
+  using request_type = request_t<Config>;
   /// The handle a waiting request is kept by.
-  using handle_type = basic_request_handle<Config>;
+  using handle_type = request_handle_t<Config>;
   /// The clock deadlines are measured on (monotonic: a change of the wall clock moves none).
   using clock = std::chrono::steady_clock;
 
@@ -129,7 +129,7 @@ class basic_long_poll {
     return s;
   }
   void release(slot* s) noexcept {
-    detail::connection_core::unlink(*s);
+    detail::watcher_list::unlink(*s);
     s->handle.reset();  // after a reply: drops the reference; never re-answers
     s->older = s->newer = nullptr;
     pool_.release(s);
@@ -153,14 +153,14 @@ class basic_long_poll {
   template <class Body>
   std::size_t answer(slot* s, int status, const Body& body) {
     remove(s);
-    detail::connection_core::unlink(*s);  // the reply completes the exchange: not a hang-up
+    detail::watcher_list::unlink(*s);  // the reply completes the exchange: not a hang-up
     const bool sent = !s->handle.reply(status, body);
     release(s);
     return sent ? 1 : 0;
   }
   void expire(slot* s) {
     remove(s);
-    detail::connection_core::unlink(*s);
+    detail::watcher_list::unlink(*s);
     (void)s->handle.reply(204);
     release(s);
   }

@@ -49,7 +49,7 @@ template <class Config>
 class basic_multipart_stream {
  public:
   /// The request start() takes.
-  using request_type = basic_request<Config>;
+  using request_type = request_t<Config>;
 
   basic_multipart_stream() noexcept = default;
   /// Takes over `o`'s reply and kept frame; `o` becomes empty.
@@ -79,6 +79,18 @@ class basic_multipart_stream {
   /// gives a `basic_multipart_stream<C>` for a request of any server (`basic_request<C>`).
   template <class C>
   static result<basic_multipart_stream<C>> start(basic_request<C>& req, std::string_view boundary = "boundarydonotcross") {
+    return start_any<C>(req, boundary);
+  }
+  /// The same for a request of a server on the lean engine (docs/engine.md).
+  template <class C>
+  static result<basic_multipart_stream<C>> start(basic_lean_request<C>& req,
+                                                 std::string_view boundary = "boundarydonotcross") {
+    return start_any<C>(req, boundary);
+  }
+
+ private:
+  template <class C, class Request>
+  static result<basic_multipart_stream<C>> start_any(Request& req, std::string_view boundary) {
     if (!valid_boundary(boundary)) return errc::invalid_argument;
     std::string type = "multipart/x-mixed-replace;boundary=";
     type.append(boundary);
@@ -92,6 +104,8 @@ class basic_multipart_stream {
     if (auto ec = out.hook_writable()) return ec;
     return out;
   }
+
+ public:
 
   /// Sends one part with the given headers (Content-Length is added) and body.
   template <class Body>
@@ -146,7 +160,7 @@ class basic_multipart_stream {
   /// The underlying stream (queued_bytes(), on_end(), close()).
   basic_stream<Config>& stream() noexcept { return stream_; }
   /// The request handle the stream writes through.
-  basic_request_handle<Config>& handle() noexcept { return stream_.handle(); }
+  request_handle_t<Config>& handle() noexcept { return stream_.handle(); }
 
  private:
   static bool valid_boundary(std::string_view b) noexcept {

@@ -19,6 +19,7 @@
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
 #include <tether/detail/connection_core.hpp>
+#include <tether/detail/exchange_watcher.hpp>
 #include <tether/inplace_function.hpp>
 
 #include <utility>
@@ -49,7 +50,7 @@ class reply_hook : private detail::exchange_watcher {
   reply_hook(reply_hook&& o) noexcept : writable_(std::move(o.writable_)), end_(std::move(o.end_)) {
     notify = &on_notify;
     writable = &on_writable_notify;
-    detail::connection_core::replace(o, *this);
+    detail::watcher_list::replace(o, *this);
   }
   /// Unlinks this hook, then takes over `o`'s link and callbacks; `o` is left detached and empty.
   reply_hook& operator=(reply_hook&& o) noexcept {
@@ -57,7 +58,7 @@ class reply_hook : private detail::exchange_watcher {
       detach();
       writable_ = std::move(o.writable_);
       end_ = std::move(o.end_);
-      detail::connection_core::replace(o, *this);
+      detail::watcher_list::replace(o, *this);
     }
     return *this;
   }
@@ -77,7 +78,7 @@ class reply_hook : private detail::exchange_watcher {
   /// True while linked to a request whose exchange has not ended.
   bool attached() const noexcept { return owner != nullptr; }
   /// Unlinks without notifying.
-  void detach() noexcept { detail::connection_core::unlink(*this); }
+  void detach() noexcept { detail::watcher_list::unlink(*this); }
 
  private:
   friend struct detail::reply_hook_access;

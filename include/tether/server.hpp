@@ -81,7 +81,7 @@ struct listener {
   evhttp_bound_socket* native = nullptr;
 };
 
-template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
+template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback, class Engine>
 class basic_virtual_host;
 
 namespace detail {
@@ -211,6 +211,8 @@ class basic_server {
   /// `hub<multipart_stream>` multipart ones, `hub<stream>` plain streams.
   template <class Stream = sse_stream>
   using hub = basic_hub<Stream>;
+  /// A virtual host (virtual_host.hpp) of this server.
+  using virtual_host = basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, Engine>;
 
   /// Creates the server on `loop`. Throws std::bad_alloc if libevent cannot.
   explicit basic_server(event_loop& loop) : basic_server(loop.native()) {}
@@ -593,7 +595,7 @@ class basic_server {
   event_base* base() const noexcept { return core_.base; }
 
  private:
-  template <close_policy, buffer_policy, close_callback>
+  template <close_policy, buffer_policy, close_callback, class>
   friend class basic_virtual_host;
   friend struct detail::group_access;
 
@@ -765,6 +767,12 @@ class basic_server {
       }
     }
     if (drain_options_.stop_loop) event_base_loopbreak(core_.base);
+  }
+
+  // server_group.hpp's accept balance: hold this loop's listeners, hear its count.
+  void group_hold_accepts(bool on) noexcept { backoff_.hold(on); }
+  void group_observe_count(void (*f)(void*, std::size_t) noexcept, void* arg) noexcept {
+    core_.guards.observe_count(f, arg);
   }
 
   static void not_found(evhttp_request* r, void* self) noexcept {

@@ -34,7 +34,8 @@ enum class server_event_kind : std::uint8_t {
   /// period. Ends the episode that accept_paused began.
   accept_resumed,
   /// A request was answered with 400 or 501 and `Connection: close` before any handler
-  /// ran, because its head was ambiguous or malformed (docs/security.md).
+  /// ran, because its head was ambiguous or malformed (docs/security.md). On the lean
+  /// engine, every refusal of its parser but the limits (413, 414, 431): 400, 501 or 505.
   request_rejected,
   /// A redis_hub (redis_hub.hpp, docs/redis.md) lost Redis, or could not reach it when it
   /// started: messages are neither published nor received until it is back; local
@@ -60,7 +61,7 @@ struct server_event {
   std::chrono::milliseconds duration{};
   /// accept_resumed, redis_restored: how many retries failed during the episode.
   std::uint32_t retries = 0;
-  /// request_rejected: the status sent (400 or 501).
+  /// request_rejected: the status sent (400 or 501; on the lean engine also 505).
   int status = 0;
   /// request_rejected: what was wrong, a short phrase ("duplicate Content-Length");
   /// redis_lost, redis_restored: the Redis server ("127.0.0.1:6379"); redis_lost adds

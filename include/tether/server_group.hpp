@@ -177,20 +177,20 @@ inline std::uint16_t local_port(int fd) noexcept {
 
 /// What a group reaches inside its servers (friend of basic_server).
 struct group_access {
-  /// True for a server whose accepts a group can balance (basic_server on evhttp; a
-  /// server type without the hooks, such as lean_server, is given SO_REUSEPORT sockets).
+  /// True for a server whose accepts a group can balance (both engines' basic_server; a
+  /// server type without the hooks is given SO_REUSEPORT sockets).
   template <class S>
   static constexpr bool can_balance = requires(S& s) {
-    s.backoff_.hold(true);
-    s.core_.guards.observe_count(nullptr, nullptr);
+    s.group_hold_accepts(true);
+    s.group_observe_count(nullptr, nullptr);
   };
   template <class S>
   static void observe_count(S& s, void (*f)(void*, std::size_t) noexcept, void* arg) noexcept {
-    s.core_.guards.observe_count(f, arg);
+    s.group_observe_count(f, arg);
   }
   template <class S>
   static void hold_accepts(S& s, bool on) noexcept {
-    s.backoff_.hold(on);
+    s.group_hold_accepts(on);
   }
 };
 

@@ -100,11 +100,22 @@ class basic_stream {
 
  public:
   /// Starts a reply whose body is exactly `length` bytes (Content-Length, no chunking).
-  /// The request's server decides the stream's type, as for start(). The evhttp engine
-  /// only, for now.
+  /// The request's server decides the stream's type, as for start().
   template <class C>
   static result<basic_stream<C>> start_sized(basic_request<C>& req, std::uint64_t length, int status = 200,
                                              const char* reason = nullptr) noexcept {
+    return sized_any<C>(req, length, status, reason);
+  }
+  /// The same for a request of a server on the lean engine (docs/engine.md).
+  template <class C>
+  static result<basic_stream<C>> start_sized(basic_lean_request<C>& req, std::uint64_t length, int status = 200,
+                                             const char* reason = nullptr) noexcept {
+    return sized_any<C>(req, length, status, reason);
+  }
+
+ private:
+  template <class C, class Request>
+  static result<basic_stream<C>> sized_any(Request& req, std::uint64_t length, int status, const char* reason) noexcept {
     basic_stream<C> s;
     char digits[24];  // decimal, without <charconv>: 20 digits at most, and the NUL
     char* p = digits + sizeof digits - 1;
@@ -119,6 +130,8 @@ class basic_stream {
     s.remaining_ = length;
     return s.begin(req, status, reason);
   }
+
+ public:
 
   /// Writes one chunk made of `bodies` (bytes, shared_bytes, static_bytes, file ranges:
   /// whatever the buffer policy accepts). Errors: errc::peer_gone (the client left;

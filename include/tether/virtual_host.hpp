@@ -51,8 +51,12 @@ TETHER_BEGIN_NAMESPACE
 ///     tether::virtual_host api{srv, "api.example.com"};
 ///     api.route("/status", [](tether::request& req) { (void)req.reply(200, "api"); });
 ///     (void)api.add_alias("api.internal");
+///
+/// On the lean engine (basic_virtual_host<..., lean_engine>, or `server_t::virtual_host`)
+/// it is tether's own (lean_server.hpp) and behaves the same: hosts are chosen as libevent
+/// chooses them.
 template <close_policy ClosePolicy = eager_close<>, buffer_policy BufferPolicy = copy_buffer,
-          close_callback CloseCallback = close_function<>>
+          close_callback CloseCallback = close_function<>, class Engine = evhttp_engine>
 class basic_virtual_host {
  public:
   /// The server type it attaches to.
@@ -180,5 +184,9 @@ class basic_virtual_host {
 
 /// A virtual host of the default server (tether::server).
 using virtual_host = basic_virtual_host<>;
+
+/// `basic_virtual_host vh{srv, "api.example.com"}` takes the server's policies and engine.
+template <class C, class B, class F, class E>
+basic_virtual_host(basic_server<C, B, F, E>&, cstring_view) -> basic_virtual_host<C, B, F, E>;
 
 TETHER_END_NAMESPACE

@@ -41,10 +41,7 @@ const char* name(ending e) {
   return "?";
 }
 
-struct recorded_close {
-  tether::close_reason reason;
-  bool aborted;
-};
+using tt::recorded_close;
 
 // One server with the three phases as routes, on either engine (issue 9).
 template <class Server>

@@ -4,6 +4,7 @@
 // tests/browser/ checks what a real browser makes of it.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -91,11 +92,12 @@ tether::cors policy(const tether::cors_options& o) {
 
 }  // namespace
 
-TEST_CASE("cors: an allowed origin gets its own origin back, Vary: Origin, and the handler's reply", "[cors]") {
+TEMPLATE_TEST_CASE("cors: an allowed origin gets its own origin back, Vary: Origin, and the handler's reply", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   int runs = 0;
-  REQUIRE_FALSE(srv.route("/data", policy({.origins = {std::string(app)}}).wrap([&](tether::request& req) {
+  REQUIRE_FALSE(srv.route("/data", policy({.origins = {std::string(app)}}).wrap([&](auto& req) {
     ++runs;
     (void)req.reply(200, "data");
   })));
@@ -110,11 +112,12 @@ TEST_CASE("cors: an allowed origin gets its own origin back, Vary: Origin, and t
   CHECK(runs == 1);
 }
 
-TEST_CASE("cors: another origin gets no CORS header; the handler still runs unless refuse_other_origins", "[cors]") {
+TEMPLATE_TEST_CASE("cors: another origin gets no CORS header; the handler still runs unless refuse_other_origins", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   int runs = 0;
-  auto handler = [&](tether::request& req) {
+  auto handler = [&](auto& req) {
     ++runs;
     (void)req.reply(200, "data");
   };
@@ -148,10 +151,11 @@ TEST_CASE("cors: another origin gets no CORS header; the handler still runs unle
   CHECK(runs == 7);
 }
 
-TEST_CASE("cors: any_origin answers '*' without Vary; credentials reflect the origin and allow credentials", "[cors]") {
+TEMPLATE_TEST_CASE("cors: any_origin answers '*' without Vary; credentials reflect the origin and allow credentials", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
-  auto reply = [](tether::request& req) { (void)req.reply(200, "x"); };
+  TestType srv{loop};
+  auto reply = [](auto& req) { (void)req.reply(200, "x"); };
   REQUIRE_FALSE(srv.route("/public", policy({.any_origin = true, .exposed_headers = {"X-Id"}}).wrap(reply)));
   REQUIRE_FALSE(srv.route("/private", policy({.origins = {std::string(app)}, .credentials = true,
                                                .exposed_headers = {"Last-Event-ID", "X-Id"}})
@@ -174,16 +178,17 @@ TEST_CASE("cors: any_origin answers '*' without Vary; credentials reflect the or
   CHECK(other.cors_headers() == 0);
 }
 
-TEST_CASE("cors: the server answers a preflight with 204 and the handler never sees it", "[cors]") {
+TEMPLATE_TEST_CASE("cors: the server answers a preflight with 204 and the handler never sees it", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   int runs = 0;
   REQUIRE_FALSE(srv.route("/send", policy({.origins = {std::string(app)},
                                             .credentials = true,
                                             .methods = tether::method::get | tether::method::post | tether::method::put,
                                             .headers = {"Content-Type", "X-Chat-User"},
                                             .max_age = 600s})
-                                       .wrap([&](tether::request& req) {
+                                       .wrap([&](auto& req) {
                                          ++runs;
                                          (void)req.reply(200, "sent");
                                        })));
@@ -222,11 +227,12 @@ TEST_CASE("cors: the server answers a preflight with 204 and the handler never s
   CHECK(runs == 1);
 }
 
-TEST_CASE("cors: preflights under refuse_other_origins, any_header, and a plain OPTIONS", "[cors]") {
+TEMPLATE_TEST_CASE("cors: preflights under refuse_other_origins, any_header, and a plain OPTIONS", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   int runs = 0;
-  auto handler = [&](tether::request& req) {
+  auto handler = [&](auto& req) {
     ++runs;
     (void)req.reply(200, "x");
   };
@@ -293,16 +299,17 @@ TEST_CASE("cors: OPTIONS reaches a wrapped handler however it is routed; unwrapp
   CHECK(exchange(loop, port, preflight("/static-plain", app)).status == 405);
 }
 
-TEST_CASE("cors: SSE, multipart and long-poll replies carry the policy's headers", "[cors]") {
+TEMPLATE_TEST_CASE("cors: SSE, multipart and long-poll replies carry the policy's headers", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   const auto p = policy({.origins = {std::string(app)}, .credentials = true});
-  std::optional<tether::sse_stream> events;
-  std::optional<tether::multipart_stream> frames;
-  tether::long_poll room{loop, 100ms};
-  REQUIRE_FALSE(srv.route("/events", p.wrap([&](tether::request& req) { events.emplace(std::move(*tether::sse_stream::start(req))); })));
-  REQUIRE_FALSE(srv.route("/frames", p.wrap([&](tether::request& req) { frames.emplace(std::move(*tether::multipart_stream::start(req))); })));
-  REQUIRE_FALSE(srv.route("/poll", p.wrap([&](tether::request& req) { REQUIRE_FALSE(room.wait(req)); })));
+  std::optional<typename TestType::sse_stream> events;
+  std::optional<typename TestType::multipart_stream> frames;
+  typename TestType::long_poll room{loop, 100ms};
+  REQUIRE_FALSE(srv.route("/events", p.wrap([&](auto& req) { events.emplace(std::move(*tether::sse_stream::start(req))); })));
+  REQUIRE_FALSE(srv.route("/frames", p.wrap([&](auto& req) { frames.emplace(std::move(*tether::multipart_stream::start(req))); })));
+  REQUIRE_FALSE(srv.route("/poll", p.wrap([&](auto& req) { REQUIRE_FALSE(room.wait(req)); })));
   const auto port = *srv.bind("127.0.0.1", 0);
 
   tt::client sse(port);
@@ -338,12 +345,13 @@ TEST_CASE("cors: SSE, multipart and long-poll replies carry the policy's headers
   CHECK(timeout.value("Access-Control-Allow-Origin") == app);
 }
 
-TEST_CASE("cors: send_error() replaces every header, the policy's too (use reply() for errors a page reads)", "[cors]") {
+TEMPLATE_TEST_CASE("cors: send_error() replaces every header, the policy's too (use reply() for errors a page reads)", "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   const auto p = policy({.origins = {std::string(app)}});
-  REQUIRE_FALSE(srv.route("/error-page", p.wrap([](tether::request& req) { (void)req.send_error(503); })));
-  REQUIRE_FALSE(srv.route("/error-reply", p.wrap([](tether::request& req) { (void)req.reply(503, "busy"); })));
+  REQUIRE_FALSE(srv.route("/error-page", p.wrap([](auto& req) { (void)req.send_error(503); })));
+  REQUIRE_FALSE(srv.route("/error-reply", p.wrap([](auto& req) { (void)req.reply(503, "busy"); })));
   const auto port = *srv.bind("127.0.0.1", 0);
   const reply_head page = exchange(loop, port, get("/error-page", app));
   CHECK(page.status == 503);
@@ -351,4 +359,35 @@ TEST_CASE("cors: send_error() replaces every header, the policy's too (use reply
   const reply_head reply = exchange(loop, port, get("/error-reply", app));
   CHECK(reply.status == 503);
   CHECK(reply.value("Access-Control-Allow-Origin") == app);
+}
+
+TEMPLATE_TEST_CASE("cors: OPTIONS reaches a wrapped handler on runtime routes and the fallback; other methods get 405 with OPTIONS in Allow",
+                   "[cors]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  tether::event_loop loop;
+  const auto p = policy({.origins = {std::string(app)}});
+  int runs = 0;
+  auto reply = [&](auto& req) {
+    ++runs;
+    (void)req.reply(200, "x");
+  };
+  TestType srv{loop};
+  REQUIRE_FALSE(srv.route("/any", p.wrap(reply)));
+  REQUIRE_FALSE(srv.route("/get-only", tether::method::get, p.wrap(reply)));
+  REQUIRE_FALSE(srv.route("/plain", tether::method::get, reply));
+  srv.fallback(p.wrap(reply));
+  const auto port = *srv.bind("127.0.0.1", 0);
+  for (const char* path : {"/any", "/get-only", "/elsewhere"}) {
+    INFO(path);
+    const reply_head pre = exchange(loop, port, preflight(path, app, "GET", "X-Custom-Header-Long-Name"));
+    CHECK(pre.status == 204);
+    CHECK(pre.value("Access-Control-Allow-Origin") == app);
+    CHECK(exchange(loop, port, get(path, app)).value("Access-Control-Allow-Origin") == app);
+  }
+  CHECK(runs == 3);  // the preflights never reached the handler
+  const reply_head post = exchange(loop, port, "POST /get-only HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+  CHECK(post.status == 405);
+  CHECK(post.value("Allow") == "GET, HEAD, OPTIONS");
+  // An unwrapped route with methods keeps refusing OPTIONS.
+  CHECK(exchange(loop, port, preflight("/plain", app)).status == 405);
 }

@@ -44,7 +44,7 @@ struct fixture {
 };
 
 /// The body of a chunked reply in `wire` (after its head), decoded; "!" if malformed.
-std::string dechunk(const std::string& wire) {
+std::string strict_dechunk(const std::string& wire) {
   auto at = wire.find("\r\n\r\n");
   if (at == std::string::npos) return "!";
   at += 4;
@@ -70,7 +70,7 @@ bool read_to_end(tether::event_loop& loop, tt::client& c, std::string_view tail)
   }, 10000ms);
 }
 
-std::string pattern(std::size_t n) {
+std::string filler(std::size_t n) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
   return s;
@@ -89,18 +89,18 @@ TEST_CASE("direct write: a chunk for a client that keeps up goes to the socket a
     REQUIRE(c.wait_for(f.loop, "c\r\nhello, world\r\n"));
     REQUIRE_FALSE(f.stream->end());
     REQUIRE(c.wait_for(f.loop, "0\r\n\r\n"));
-    CHECK(dechunk(c.data()) == "hello, world");
+    CHECK(strict_dechunk(c.data()) == "hello, world");
   }
   SECTION("chunked, by reference (a shared payload in two chains)") {
     fixture<tether::basic_server<tether::eager_close<>, tether::reference_buffer>> f;
     tt::client c(f.port);
     f.open(c);
-    const tether::shared_bytes big{pattern(5000)};
+    const tether::shared_bytes big{filler(5000)};
     REQUIRE_FALSE(f.stream->write(big));
     CHECK(f.stream->queued_bytes() == 0);
     REQUIRE_FALSE(f.stream->end());
     REQUIRE(c.wait_for(f.loop, "\r\n0\r\n\r\n"));
-    CHECK(dechunk(c.data()) == pattern(5000));
+    CHECK(strict_dechunk(c.data()) == filler(5000));
   }
   SECTION("HTTP/1.0, close-delimited: no framing") {
     fixture f;
@@ -133,7 +133,7 @@ TEST_CASE("direct write: the rest of a partial write is queued, and later chunks
   f.open(c);
   // More than loopback's send buffer (4 MiB at most) and a receive buffer that nobody
   // reads from hold together: the kernel takes a part. (Below max_pending_output.)
-  const std::string big = pattern(12u << 20);
+  const std::string big = filler(12u << 20);
   REQUIRE_FALSE(f.stream->write(big));
   const std::size_t queued = f.stream->queued_bytes();
   CHECK(queued > 0);
@@ -149,7 +149,7 @@ TEST_CASE("direct write: the rest of a partial write is queued, and later chunks
   REQUIRE_FALSE(f.stream->write("third"));
   REQUIRE_FALSE(f.stream->end());
   REQUIRE(read_to_end(f.loop, c, "third\r\n0\r\n\r\n"));
-  CHECK(dechunk(c.data()) == big + "second;third");
+  CHECK(strict_dechunk(c.data()) == big + "second;third");
   CHECK(f.closes.empty());  // keep-alive: the reply completed, the connection stays
 }
 
@@ -171,7 +171,7 @@ TEST_CASE("direct write: a client that resets is closed once, whether the direct
     fixture f;
     tt::client c(f.port);
     f.open(c);
-    REQUIRE_FALSE(f.stream->write(pattern(12u << 20)));
+    REQUIRE_FALSE(f.stream->write(filler(12u << 20)));
     REQUIRE(f.stream->queued_bytes() > 0);
     c.reset();
     (void)f.stream->write("behind the rest");
@@ -195,7 +195,7 @@ TEST_CASE("direct write: a bounded stream still hears that its output drained af
   REQUIRE_FALSE(f.stream->write("first"));  // through evhttp: it now holds the drain callback
   REQUIRE(c.wait_for(f.loop, "first"));
   REQUIRE(tt::run_until(f.loop, [&] { return f.stream->queued_bytes() == 0; }));
-  const std::string big = pattern(12u << 20);
+  const std::string big = filler(12u << 20);
   REQUIRE_FALSE(f.stream->write(big));
   CHECK(f.stream->queued_bytes() > 0);
   CHECK(f.stream->queued_bytes() < big.size());  // direct, in part
@@ -207,5 +207,5 @@ TEST_CASE("direct write: a bounded stream still hears that its output drained af
   REQUIRE_FALSE(f.stream->write("after"));
   REQUIRE_FALSE(f.stream->end());
   REQUIRE(read_to_end(f.loop, c, "after\r\n0\r\n\r\n"));
-  CHECK(dechunk(c.data()) == "first" + big + "after");
+  CHECK(strict_dechunk(c.data()) == "first" + big + "after");
 }

@@ -17,10 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct recorded_close {
-  tether::close_reason reason;
-  bool aborted;
-};
+using tt::recorded_close;
 
 // One server with a few routes every test shares.
 template <class Server>

@@ -3,6 +3,7 @@
 // coalesce and disconnect do what they say.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,7 +23,7 @@ const std::string chunk(8 * 1024, 'c');
 // Shrinks the kernel's buffers on both ends so that a stalled reader backs the output
 // up into the server's process within a few chunks.
 void shrink_server_send_buffer(auto& req) {
-  const int fd = req.connection().bufferevent()->fd();
+  const int fd = tt::socket_of(req);
   const int size = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
@@ -31,9 +32,9 @@ void shrink_client_receive_buffer(tt::client& c) {
   ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 }
 
-template <class Policy>
+template <class Policy, class Engine = tether::evhttp_engine>
 struct flow_fixture {
-  using server_type = tether::basic_server<tether::eager_close<>, Policy>;
+  using server_type = tt::server_on<Engine, Policy>;
   std::vector<tether::close_reason> closes;
   tether::event_loop loop;
   std::optional<server_type> srv{std::in_place, loop};
@@ -70,9 +71,10 @@ std::size_t count(const std::vector<std::error_code>& v, std::error_code what) {
 
 }  // namespace
 
-TEST_CASE("bounded<wait>: a stalled reader never grows the output past the high mark, and the producer resumes",
-          "[flow][bounded]") {
-  flow_fixture<tether::bounded<tether::copy_buffer, high, low>> f;
+TEMPLATE_TEST_CASE("bounded<wait>: a stalled reader never grows the output past the high mark, and the producer resumes",
+          "[flow][bounded]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  flow_fixture<tether::bounded<tether::copy_buffer, high, low>, TestType> f;
   tt::client c(f.port);
   shrink_client_receive_buffer(c);
   c.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -110,8 +112,9 @@ TEST_CASE("bounded<wait>: a stalled reader never grows the output past the high 
   CHECK(c.occurrences(chunk) == accepted);
 }
 
-TEST_CASE("bounded<drop>: chunks offered above the high mark are discarded and reported", "[flow][bounded]") {
-  flow_fixture<tether::bounded<tether::copy_buffer, high, low, tether::slow_consumer::drop>> f;
+TEMPLATE_TEST_CASE("bounded<drop>: chunks offered above the high mark are discarded and reported", "[flow][bounded]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  flow_fixture<tether::bounded<tether::copy_buffer, high, low, tether::slow_consumer::drop>, TestType> f;
   tt::client c(f.port);
   shrink_client_receive_buffer(c);
   c.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -134,8 +137,9 @@ TEST_CASE("bounded<drop>: chunks offered above the high mark are discarded and r
   CHECK(c.occurrences(chunk) == accepted);
 }
 
-TEST_CASE("bounded<coalesce>: a slow client gets the latest frame, not a queue of old ones", "[flow][bounded]") {
-  flow_fixture<tether::bounded<tether::copy_buffer, high, low, tether::slow_consumer::coalesce>> f;
+TEMPLATE_TEST_CASE("bounded<coalesce>: a slow client gets the latest frame, not a queue of old ones", "[flow][bounded]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  flow_fixture<tether::bounded<tether::copy_buffer, high, low, tether::slow_consumer::coalesce>, TestType> f;
   tt::client c(f.port);
   shrink_client_receive_buffer(c);
   c.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -158,9 +162,10 @@ TEST_CASE("bounded<coalesce>: a slow client gets the latest frame, not a queue o
   CHECK(c.wait_for(f.loop, "0\r\n\r\n"));
 }
 
-TEST_CASE("bounded<disconnect>: a client that stays slow past the deadline is closed as slow_consumer",
-          "[flow][bounded]") {
-  flow_fixture<tether::bounded<tether::copy_buffer, high, low, tether::slow_consumer::disconnect<150>>> f;
+TEMPLATE_TEST_CASE("bounded<disconnect>: a client that stays slow past the deadline is closed as slow_consumer",
+          "[flow][bounded]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  flow_fixture<tether::bounded<tether::copy_buffer, high, low, tether::slow_consumer::disconnect<150>>, TestType> f;
   std::vector<std::pair<tether::close_reason, bool>> ends;
   f.hook.on_end([&](tether::close_reason r, bool aborted) { ends.emplace_back(r, aborted); });
   tt::client c(f.port);
@@ -179,8 +184,9 @@ TEST_CASE("bounded<disconnect>: a client that stays slow past the deadline is cl
   CHECK(f.stream.send_chunk(chunk) == tether::errc::peer_gone);
 }
 
-TEST_CASE("reply_hook: hears the end of the exchange once, completed or aborted", "[flow][hook]") {
-  flow_fixture<tether::copy_buffer> f;
+TEMPLATE_TEST_CASE("reply_hook: hears the end of the exchange once, completed or aborted", "[flow][hook]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  flow_fixture<tether::copy_buffer, TestType> f;
   std::vector<std::pair<tether::close_reason, bool>> ends;
   f.hook.on_end([&](tether::close_reason r, bool aborted) { ends.emplace_back(r, aborted); });
   tt::client a(f.port);

@@ -39,9 +39,17 @@
 // tether's screen (detail/request_screen.hpp, docs/security.md) refuses every "accepted"
 // and "handler runs" row above with 400 (501 for gzip, chunked) and `Connection: close`
 // before any handler, tether's 404 or a router's 405 runs.
+//
+// The lean engine's parser (http1/request_parser.hpp) refuses the same heads, with two
+// deliberate differences (docs/engine.md), asserted per engine below: a valid version
+// whose major is not 1 (HTTP/0.0, HTTP/0.9) gets 505, which RFC 9110 15.6.6 names for it;
+// and a HEAD with a Content-Length body is read as RFC 9112 6.3 frames it (the body is
+// the declared bytes, discarded) and served, so the "GET /smuggled" inside it is body,
+// never a request. The EMFILE, HTTP/1.0 stream and smuggling cases run on both engines.
 #include <tether/router.hpp>
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -53,9 +61,11 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -290,19 +300,20 @@ bool under_valgrind() {
 /// In a child: two episodes of descriptor exhaustion with connections waiting in the
 /// listen queue. Reports what the server's sink heard, the CPU the process used while
 /// exhausted, and whether the waiting and the new connections were served afterwards.
+template <class Server>
 int emfile_scenario(int report) {
   struct heard {
     int paused = 0;
     int resumed = 0;
   } events;
   tether::event_loop loop;
-  tether::server srv{loop};
+  Server srv{loop};
   srv.on_event([&events](const tether::server_event& e) {
     tether::log_server_event(e);  // the default's line on stderr, counted by the parent
     if (e.kind == tether::server_event_kind::accept_paused) ++events.paused;
     if (e.kind == tether::server_event_kind::accept_resumed) ++events.resumed;
   });
-  (void)srv.route("/", [](tether::request& req) { (void)req.reply(200, "served"); });
+  (void)srv.route("/", [](auto& req) { (void)req.reply(200, "served"); });
   const auto port = srv.bind("127.0.0.1", 0);
   if (!port) return 10;
   const bool valgrind = under_valgrind();  // its accept4() wrapper closes what it cannot return
@@ -365,6 +376,7 @@ struct hostile_head {
   std::string bytes;
   int status;       // what tether answers
   bool by_tether;   // refused by tether's screen (false: libevent already refuses it)
+  int lean_status = 0;  // what the lean engine answers, if not `status` (200: served, see above)
 };
 
 const std::vector<hostile_head>& hostile_heads() {
@@ -382,11 +394,12 @@ const std::vector<hostile_head>& hostile_heads() {
       {"Transfer-Encoding: gzip", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400,
        true},
       {"Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400, true},
-      {"HEAD with a body", "HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 28\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400, true},
+      {"HEAD with a body", "HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 28\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400, true,
+       200},
       {"two Host lines", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, true},
       {"HTTP/1.99999999999999999999", "GET / HTTP/1.99999999999999999999\r\nHost: t\r\n\r\n", 400, true},
-      {"HTTP/0.0", "GET / HTTP/0.0\r\nHost: t\r\n\r\n", 400, true},
-      {"HTTP/0.9 with headers", "GET / HTTP/0.9\r\nHost: t\r\n\r\n", 400, true},
+      {"HTTP/0.0", "GET / HTTP/0.0\r\nHost: t\r\n\r\n", 400, true, 505},
+      {"HTTP/0.9 with headers", "GET / HTTP/0.9\r\nHost: t\r\n\r\n", 400, true, 505},
       {"HTTP/1.10", "GET / HTTP/1.10\r\nHost: t\r\n\r\n", 400, true},
       {"HTTP/-1.1", "GET / HTTP/-1.1\r\nHost: t\r\n\r\n", 400, true},
       // Refused by Debian's libevent already; kept so that a libevent without its patches
@@ -421,15 +434,18 @@ const char* to_string(layout l) {
   return "?";
 }
 
+template <class Server>
 struct screened_server {
   tether::event_loop loop;
   int handled = 0;
+  std::vector<std::string> paths;  // what the handlers were called for
   std::vector<rejection> rejections;
-  std::optional<tether::server> srv;
+  std::optional<Server> srv;
 
   explicit screened_server(layout l) {
     auto count = [this](auto& req) {
       ++handled;
+      paths.emplace_back(req.path());
       (void)req.reply(200, "handled " + std::string(req.path()));
     };
     switch (l) {
@@ -531,8 +547,9 @@ TEST_CASE("SIGPIPE: a loop or server leaves an ignored SIGPIPE ignored and ignor
 
 // ----- defect 3 ------------------------------------------------------------------------
 
-TEST_CASE("EMFILE: accepting pauses and backs off, is reported once per episode, and recovers", "[hardening][emfile]") {
-  const auto r = run_in_child([](int report) { return emfile_scenario(report); }, 60000ms);
+TEMPLATE_TEST_CASE("EMFILE: accepting pauses and backs off, is reported once per episode, and recovers",
+                   "[hardening][emfile]", TT_ENGINE_SERVERS) {
+  const auto r = run_in_child([](int report) { return emfile_scenario<TestType>(report); }, 60000ms);
   INFO(r.describe());
   REQUIRE(r.exited(0));
   CHECK(reported(r, "first") == 0);
@@ -553,18 +570,18 @@ TEST_CASE("EMFILE: accepting pauses and backs off, is reported once per episode,
   CHECK(r.err.find("Error from accept() call") == std::string::npos);
 }
 
-TEST_CASE("EMFILE: accept(fd) listeners back off too, and a server without failures reports nothing",
-          "[hardening][emfile]") {
+TEMPLATE_TEST_CASE("EMFILE: accept(fd) listeners back off too, and a server without failures reports nothing",
+                   "[hardening][emfile]", TT_ENGINE_SERVERS) {
   const auto r = run_in_child([](int report) {
     int paused = 0;
     int resumed = 0;
     tether::event_loop loop;
-    tether::server srv{loop};
+    TestType srv{loop};
     srv.on_event([&](const tether::server_event& e) {
       paused += e.kind == tether::server_event_kind::accept_paused;
       resumed += e.kind == tether::server_event_kind::accept_resumed;
     });
-    (void)srv.route("/", [](tether::request& req) { (void)req.reply(200, "served"); });
+    (void)srv.route("/", [](auto& req) { (void)req.reply(200, "served"); });
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -605,18 +622,20 @@ TEST_CASE("EMFILE: accept(fd) listeners back off too, and a server without failu
 
 // ----- defect 5 ------------------------------------------------------------------------
 
-TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() is close-delimited, not Content-Length: 0",
-          "[hardening][http10]") {
+TEMPLATE_TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() is close-delimited, not "
+                   "Content-Length: 0",
+                   "[hardening][http10]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server srv{loop};
-  tether::request_handle held;
-  (void)srv.route("/inline", [](tether::request& req) {
+  Server srv{loop};
+  typename Server::request_handle held;
+  (void)srv.route("/inline", [](auto& req) {
     (void)req.start(200);
     (void)req.send_chunk("streamed body");
     (void)req.end();
   });
-  (void)srv.route("/held", [&](tether::request& req) { held = req.hold(); });
-  (void)srv.route("/sized", [](tether::request& req) {
+  (void)srv.route("/held", [&](auto& req) { held = req.hold(); });
+  (void)srv.route("/sized", [](auto& req) {
     (void)req.output_headers().set("Content-Length", "5");
     (void)req.start(200);
     (void)req.send_chunk("sized");
@@ -630,7 +649,8 @@ TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() is close-
     REQUIRE(eoh != std::string::npos);
     const std::string head = d.substr(0, eoh);
     INFO(d);
-    CHECK(head.rfind("HTTP/1.0 200", 0) == 0);
+    // The lean engine's status line says HTTP/1.1 (RFC 9110 2.5; docs/engine.md).
+    CHECK(head.rfind(tt::is_lean<Server>() ? "HTTP/1.1 200" : "HTTP/1.0 200", 0) == 0);
     CHECK(head.find("Content-Length") == std::string::npos);
     CHECK(head.find("keep-alive") == std::string::npos);
     CHECK(head.find("Connection: close") != std::string::npos);
@@ -653,7 +673,9 @@ TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() is close-
     REQUIRE(c.wait_eof(loop, 1500ms));
     check_close_delimited(c);
   }
-  SECTION("a Content-Length set before start() keeps the connection alive") {
+  // evhttp only for now: on the lean engine a sized stream is start_sized(), which it does
+  // not serve yet (docs/engine.md).
+  if (!tt::is_lean<Server>()) SECTION("a Content-Length set before start() keeps the connection alive") {
     tt::client c(port);
     c.send("GET /sized HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     REQUIRE(c.wait_for(loop, "sized"));
@@ -667,24 +689,45 @@ TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() is close-
 
 // ----- defect 8 ------------------------------------------------------------------------
 
-TEST_CASE("smuggling: ambiguous or malformed heads get 400/501 and a closed connection before any handler",
-          "[hardening][smuggling]") {
+TEMPLATE_TEST_CASE("smuggling: ambiguous or malformed heads get 400/501 and a closed connection before any handler",
+                   "[hardening][smuggling]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   for (const layout l : {layout::runtime_route, layout::runtime_route_405, layout::static_router, layout::no_route,
                          layout::fallback}) {
     for (const auto& h : hostile_heads()) {
-      screened_server s(l);
+      screened_server<Server> s(l);
       const auto port = s.bind();
       bool closed = false;
+      const int status = tt::is_lean<Server>() && h.lean_status ? h.lean_status : h.status;
+      INFO(tt::engine_name<Server>() << " engine, " << to_string(l) << ": " << h.name);
+      if (status == 200) {
+        // The lean engine reads the HEAD's declared body and answers the HEAD alone, with
+        // the status its route gives (404, 405 or 200); nothing inside the body is served.
+        // The "body" is 26 bytes of the 28 declared: the engine waits for two more.
+        tt::client c(port);
+        c.send(h.bytes);
+        tt::run_for(s.loop, 50ms);
+        CHECK(c.data().empty());
+        c.send("xx");
+        REQUIRE(c.wait_for(s.loop, "\r\n\r\n"));
+        tt::run_for(s.loop, 50ms);  // a smuggled request would be answered meanwhile
+        INFO(c.data());
+        CHECK(c.data().find("HTTP/1.", 1) == std::string::npos);  // one response
+        CHECK(std::find(s.paths.begin(), s.paths.end(), "/smuggled") == s.paths.end());
+        CHECK(s.handled <= 1);
+        CHECK(s.rejections.empty());
+        continue;
+      }
       const std::string got = exchange(s.loop, port, h.bytes, closed);
-      INFO(to_string(l) << ": " << h.name << "\n" << got);
-      CHECK(status_line(got).rfind("HTTP/1.1 " + std::to_string(h.status) + " ", 0) == 0);
+      INFO(got);
+      CHECK(status_line(got).rfind("HTTP/1.1 " + std::to_string(status) + " ", 0) == 0);
       CHECK(got.find("Connection: close") != std::string::npos);
       CHECK(closed);
       CHECK(s.handled == 0);
       CHECK(got.find("HTTP/1.", 1) == std::string::npos);  // one response: nothing smuggled through
-      if (h.by_tether) {
+      if (h.by_tether || tt::is_lean<Server>()) {  // the lean engine reports every refusal
         REQUIRE(s.rejections.size() == 1);
-        CHECK(s.rejections[0].status == h.status);
+        CHECK(s.rejections[0].status == status);
         CHECK_FALSE(s.rejections[0].what.empty());
       }
     }
@@ -692,7 +735,7 @@ TEST_CASE("smuggling: ambiguous or malformed heads get 400/501 and a closed conn
 }
 
 TEST_CASE("smuggling: what the screen names for each refusal", "[hardening][smuggling]") {
-  screened_server s(layout::runtime_route);
+  screened_server<tether::server> s(layout::runtime_route);
   const auto port = s.bind();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", "duplicate Content-Length"},
@@ -715,13 +758,44 @@ TEST_CASE("smuggling: what the screen names for each refusal", "[hardening][smug
   CHECK(s.handled == 0);
 }
 
-TEST_CASE("smuggling: a refused request on a tracked keep-alive connection reports protocol_error",
-          "[hardening][smuggling]") {
+TEST_CASE("smuggling: what the lean engine's parser names for each refusal", "[hardening][smuggling]") {
+  screened_server<tether::lean_server> s(layout::runtime_route);
+  const auto port = s.bind();
+  // The same heads as above; the names are http1::message_of(parse_error) (docs/http1-parser.md).
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400,
+       "more than one Content-Length field"},
+      {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +1\r\n\r\nx", 400, "invalid Content-Length"},
+      {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501,
+       "transfer coding not implemented"},
+      {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400,
+       "the final transfer coding is not chunked"},
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "Transfer-Encoding in an HTTP/1.0 request"},
+      {"GET / HTTP/1.1\r\nHost: t\r\nX Y: z\r\n\r\n", 400, "whitespace between field name and colon"},
+      {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400,
+       "the final transfer coding is not chunked"},
+      {"GET / HTTP/0.0\r\nHost: t\r\n\r\n", 505, "HTTP version not supported"},
+  };
+  for (const auto& [bytes, status, what] : cases) {
+    s.rejections.clear();
+    bool closed = false;
+    const std::string got = exchange(s.loop, port, bytes, closed);
+    INFO(bytes << "\n" << got);
+    REQUIRE(s.rejections.size() == 1);
+    CHECK(s.rejections[0].status == status);
+    CHECK(s.rejections[0].what == what);
+    CHECK(closed);
+  }
+  CHECK(s.handled == 0);
+}
+
+TEMPLATE_TEST_CASE("smuggling: a refused request on a tracked keep-alive connection reports protocol_error",
+                   "[hardening][smuggling]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
   std::vector<tether::close_event> closes;
-  tether::server srv{loop};
+  TestType srv{loop};
   int handled = 0;
-  (void)srv.route("/", [&](tether::request& req) {
+  (void)srv.route("/", [&](auto& req) {
     ++handled;
     (void)req.connection().on_close([&closes](const tether::close_event& e) { closes.push_back(e); });
     (void)req.reply(200, "first");
@@ -741,7 +815,9 @@ TEST_CASE("smuggling: a refused request on a tracked keep-alive connection repor
   CHECK(to_string(close_reason::protocol_error) == "protocol_error");
 }
 
-TEST_CASE("smuggling: well-formed heads near the rules are still served", "[hardening][smuggling]") {
+TEMPLATE_TEST_CASE("smuggling: well-formed heads near the rules are still served", "[hardening][smuggling]",
+                   TT_ENGINE_SERVERS) {
+  using Server = TestType;
   struct accepted {
     const char* name;
     std::string bytes;
@@ -755,15 +831,16 @@ TEST_CASE("smuggling: well-formed heads near the rules are still served", "[hard
       {"chunked in any case", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
        "HTTP/1.1 200 OK", "handled / 1.1 hello"},
       {"HEAD with Content-Length: 0", "HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 200 OK", ""},
-      {"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK", "handled / 1.0 "},
+      {"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", tt::is_lean<Server>() ? "HTTP/1.1 200 OK" : "HTTP/1.0 200 OK",
+       "handled / 1.0 "},
       {"HTTP/1.2 is served as HTTP/1.1 (RFC 9110 section 2.5)", "GET / HTTP/1.2\r\nHost: t\r\n\r\n", "HTTP/1.1 200 OK",
        "handled / 1.1 "},
   };
   tether::event_loop loop;
-  tether::server srv{loop};
+  Server srv{loop};
   int rejected = 0;
   srv.on_event([&rejected](const tether::server_event& e) { rejected += e.kind == tether::server_event_kind::request_rejected; });
-  (void)srv.route("/", [](tether::request& req) {
+  (void)srv.route("/", [](auto& req) {
     const auto [major, minor] = req.version();
     (void)req.reply(200, "handled / " + std::to_string(major) + "." + std::to_string(minor) + " " + req.body().to_string());
   });
@@ -779,9 +856,10 @@ TEST_CASE("smuggling: well-formed heads near the rules are still served", "[hard
   CHECK(rejected == 0);
 }
 
-TEST_CASE("no route and no fallback: 404 and a closed connection, as libevent answers", "[hardening][smuggling]") {
+TEMPLATE_TEST_CASE("no route and no fallback: 404 and a closed connection, as libevent answers",
+                   "[hardening][smuggling]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   const auto port = *srv.bind("127.0.0.1", 0);
   bool closed = false;
   const std::string got = exchange(loop, port, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", closed);
@@ -790,14 +868,14 @@ TEST_CASE("no route and no fallback: 404 and a closed connection, as libevent an
   CHECK(closed);
 }
 
-TEST_CASE("server events: the sink can be replaced and silenced", "[hardening][events]") {
+TEMPLATE_TEST_CASE("server events: the sink can be replaced and silenced", "[hardening][events]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   srv.on_event(tether::server_event_sink{});  // silenced: a refusal is still a refusal
   const auto port = *srv.bind("127.0.0.1", 0);
   bool closed = false;
   const std::string got = exchange(loop, port, "GET / HTTP/0.0\r\n\r\n", closed);
-  CHECK(status_line(got).rfind("HTTP/1.1 400 ", 0) == 0);
+  CHECK(status_line(got).rfind(tt::is_lean<TestType>() ? "HTTP/1.1 505 " : "HTTP/1.1 400 ", 0) == 0);
   CHECK(closed);
   CHECK(to_string(tether::server_event_kind::accept_paused) == "accept_paused");
   CHECK(to_string(tether::server_event_kind::request_rejected) == "request_rejected");

@@ -7,8 +7,14 @@
 // main (every evbuffer, header and request the server holds goes through it; the test's
 // own client uses raw sockets and the kernel's buffers). The count does not depend on
 // malloc, so it means the same under valgrind and ASan; each test checks that it moved.
+//
+// Every case runs on both engines (TT_ENGINE_SERVERS) but the one about native_close,
+// whose "reading stops while held" the lean engine does not have (it always reads, and
+// bounds what it read). The lean engine keeps its buffers on the C++ heap: what it holds
+// is libevent's bytes plus lean_server::buffered_bytes().
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -90,6 +96,14 @@ struct recorded_close {
   bool aborted;
 };
 
+/// The native socket of a request's connection, on either engine.
+template <class Request>
+int socket_of(Request& req) {
+  if constexpr (requires { req.connection().bufferevent(); }) return req.connection().bufferevent()->fd();
+  else return req.connection().native();
+}
+
+template <class Server>
 struct hostile_server {
   // Declared before the server: its destructor runs close callbacks that use them.
   std::vector<recorded_close> closes;
@@ -99,66 +113,74 @@ struct hostile_server {
   tether::event_loop loop;
   // After the loop (an SSE heartbeat is a timer on it), before the server (handles
   // outlive their server safely).
-  std::vector<tether::request_handle> held;
-  std::vector<tether::stream> streams;
-  std::vector<tether::sse_stream> events;
-  tether::server srv{loop};
+  std::vector<typename Server::request_handle> held;
+  std::vector<typename Server::stream> streams;
+  std::vector<typename Server::sse_stream> events;
+  Server srv{loop};
   tether::timer<std::function<void()>> producer{loop, [this] { produce(); }};
   std::uint16_t port = 0;
 
-  explicit hostile_server(const std::function<void(tether::server&)>& configure = {}) {
+  /// What the server holds: libevent's live bytes, and the lean engine's own buffers.
+  std::size_t bytes() const {
+    if constexpr (tt::is_lean<Server>()) return libevent_bytes() + srv.buffered_bytes();
+    else return libevent_bytes();
+  }
+
+  explicit hostile_server(const std::function<void(Server&)>& configure = {}) {
     if (configure) configure(srv);
     auto record = [this](const tether::close_event& e) { closes.push_back({e.reason, e.aborted}); };
-    (void)srv.route("/hello", [this, record](tether::request& req) {
+    (void)srv.route("/hello", [this, record](auto& req) {
       ++handled;
       (void)req.connection().on_close(record);
       (void)req.reply(200, "hello");
     });
-    (void)srv.route("/plain", [this](tether::request& req) {  // untracked: no close callback, no handle
+    (void)srv.route("/plain", [this](auto& req) {  // untracked: no close callback, no handle
       ++handled;
       (void)req.reply(200, "plain");
     });
-    (void)srv.route("/hold", [this, record](tether::request& req) {
+    (void)srv.route("/hold", [this, record](auto& req) {
       ++handled;
       (void)req.connection().on_close(record);
       held.push_back(req.hold());
     });
-    (void)srv.route("/stream", [this, record](tether::request& req) {  // examples/http_closecb
+    (void)srv.route("/stream", [this, record](auto& req) {  // examples/http_closecb
       ++handled;
       (void)req.connection().on_close(record);
       (void)req.output_headers().add("Content-Type", "multipart/x-mixed-replace;boundary=b");
-      auto s = tether::stream::start(req);
+      auto s = Server::stream::start(req);
       REQUIRE(s);
       REQUIRE_FALSE(s->write("<html>"));
       streams.push_back(std::move(*s));
     });
-    (void)srv.route("/sse", [this, record](tether::request& req) {  // examples/sse_clock
+    (void)srv.route("/sse", [this, record](auto& req) {  // examples/sse_clock
       ++handled;
       (void)req.connection().on_close(record);
-      auto s = tether::sse_stream::start(req);
+      auto s = Server::sse_stream::start(req);
       REQUIRE(s);
       REQUIRE_FALSE(s->send({.data = "hello"}));
-      REQUIRE_FALSE(s->heartbeat(loop, 10s));  // sparse, as in examples/sse_clock: no write to check on
+      // Sparse, as in examples/sse_clock: no write to check on. (Heartbeats are not on the
+      // lean engine yet: docs/engine.md.)
+      if constexpr (!tt::is_lean<Server>()) REQUIRE_FALSE(s->heartbeat(loop, 10s));
       events.push_back(std::move(*s));
     });
-    (void)srv.route("/big", [this, record](tether::request& req) {
+    (void)srv.route("/big", [this, record](auto& req) {
       ++handled;
       (void)req.connection().on_close(record);
       (void)req.reply(200, std::string(8 * MiB, 'b'));
     });
-    (void)srv.route("/produce", [this, record](tether::request& req) {
+    (void)srv.route("/produce", [this, record](auto& req) {
       ++handled;
       (void)req.connection().on_close(record);
       // A small kernel send buffer, so that the reply's output backs up in libevent within
       // a few chunks instead of after megabytes of loopback buffering.
       const int small = 4096;
-      ::setsockopt(req.connection().bufferevent()->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-      auto s = tether::stream::start(req);
+      ::setsockopt(socket_of(req), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+      auto s = Server::stream::start(req);
       REQUIRE(s);
       streams.push_back(std::move(*s));
       producer.start_periodic(std::chrono::milliseconds(produce_every_ms));
     });
-    (void)srv.route("/post", [this](tether::request& req) {
+    (void)srv.route("/post", [this](auto& req) {
       ++handled;
       (void)req.reply(200, std::to_string(req.body().size()));
     });
@@ -188,11 +210,12 @@ struct flood_result {
   std::size_t peak = 0;
   bool cut = false;  // the server closed the connection
 };
-flood_result flood(hostile_server& s, tt::client& c, std::size_t total, std::chrono::milliseconds limit,
+template <class Server>
+flood_result flood(hostile_server<Server>& s, tt::client& c, std::size_t total, std::chrono::milliseconds limit,
                    bool read_replies = true, char fill = 'x') {
   const std::string chunk(64 * KiB, fill);
   flood_result r;
-  r.peak = libevent_bytes();
+  r.peak = s.bytes();
   tt::run_until(s.loop, [&] {
     for (int i = 0; i < 8 && r.sent < total; ++i) {
       const ssize_t n = ::send(c.fd(), chunk.data(), std::min(chunk.size(), total - r.sent), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -204,7 +227,7 @@ flood_result flood(hostile_server& s, tt::client& c, std::size_t total, std::chr
       r.cut = true;  // EPIPE / ECONNRESET: the server closed
       break;
     }
-    r.peak = std::max(r.peak, libevent_bytes());
+    r.peak = std::max(r.peak, s.bytes());
     if (read_replies && !c.pump()) r.cut = true;
     return r.cut || r.sent >= total;
   }, limit);
@@ -215,13 +238,15 @@ flood_result flood(hostile_server& s, tt::client& c, std::size_t total, std::chr
 /// Waits for the server to end `c` (EOF or reset on the client's side), then closes the
 /// client's side too, as a client does once it has read a final answer (the server
 /// drains a rejected client's input until then, so that its answer is not lost to a RST).
-bool wait_closed(hostile_server& s, tt::client& c, std::chrono::milliseconds limit = 2000ms) {
+template <class Server>
+bool wait_closed(hostile_server<Server>& s, tt::client& c, std::chrono::milliseconds limit = 2000ms) {
   const bool ended = tt::run_until(s.loop, [&] { return !c.pump(); }, limit);
   if (c.fd() >= 0) c.close();
   return ended;
 }
 /// Waits until the server has no connection left.
-bool all_closed(hostile_server& s, std::chrono::milliseconds limit = 2000ms) {
+template <class Server>
+bool all_closed(hostile_server<Server>& s, std::chrono::milliseconds limit = 2000ms) {
   return tt::run_until(s.loop, [&] { return s.srv.open_connections() == 0; }, limit);
 }
 
@@ -235,12 +260,13 @@ void require_counting(std::size_t baseline) {
 
 // ----- defect 1: floods while a reply is written, streamed or held --------------------
 
-TEST_CASE("hostile: a client that floods an open stream is cut at max_unread_input", "[hostile][flood][stream]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: a client that floods an open stream is cut at max_unread_input",
+                   "[hostile][flood][stream]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   tt::client c(s.port);
   c.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(c.wait_for(s.loop, "<html>"));
-  const std::size_t before = libevent_bytes();
+  const std::size_t before = s.bytes();
   require_counting(before);
 
   const auto r = flood(s, c, 64 * MiB, 3000ms);
@@ -253,12 +279,13 @@ TEST_CASE("hostile: a client that floods an open stream is cut at max_unread_inp
   CHECK(r.sent < 64 * MiB);  // cut long before the flood was through
 }
 
-TEST_CASE("hostile: a client that floods an SSE stream is cut at max_unread_input", "[hostile][flood][sse]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: a client that floods an SSE stream is cut at max_unread_input",
+                   "[hostile][flood][sse]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   tt::client c(s.port);
   c.send("GET /sse HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(c.wait_for(s.loop, "data: hello"));
-  const std::size_t before = libevent_bytes();
+  const std::size_t before = s.bytes();
   require_counting(before);
 
   const auto r = flood(s, c, 64 * MiB, 3000ms);
@@ -267,16 +294,17 @@ TEST_CASE("hostile: a client that floods an SSE stream is cut at max_unread_inpu
   CHECK(s.closes[0].reason == close_reason::limit_exceeded);
   INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
   CHECK(r.peak - before < 512 * KiB);
-  CHECK_FALSE(s.events.back().heartbeat_active());
+  if constexpr (!tt::is_lean<TestType>()) CHECK_FALSE(s.events.back().heartbeat_active());
 }
 
-TEST_CASE("hostile: a client that floods instead of reading an 8 MiB reply is cut", "[hostile][flood][reply]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: a client that floods instead of reading an 8 MiB reply is cut",
+                   "[hostile][flood][reply]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   tt::client c(s.port);
   c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(tt::run_until(s.loop, [&] { return s.handled == 1; }));
   tt::run_for(s.loop, 20ms);  // the kernel takes what it takes; the rest waits in libevent
-  const std::size_t before = libevent_bytes();
+  const std::size_t before = s.bytes();
   require_counting(before);
   CHECK(before > 1 * MiB);  // the unread reply is there
 
@@ -285,13 +313,13 @@ TEST_CASE("hostile: a client that floods instead of reading an 8 MiB reply is cu
   CHECK(s.closes[0].reason == close_reason::limit_exceeded);
   INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
   CHECK(r.peak - before < 512 * KiB);
-  CHECK(libevent_bytes() < before);  // the reply's buffers went with the connection
+  CHECK(s.bytes() < before);  // the reply's buffers went with the connection
 }
 
-TEST_CASE("hostile: floods of untracked connections are bounded too (held reply, pipelining non-reader)",
-          "[hostile][flood][untracked]") {
-  hostile_server s;
-  const std::size_t idle = libevent_bytes();
+TEMPLATE_TEST_CASE("hostile: floods of untracked connections are bounded too (held reply, pipelining non-reader)",
+          "[hostile][flood][untracked]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
+  const std::size_t idle = s.bytes();
   require_counting(idle);
   // Pipelines requests as fast as it can and never reads a reply: the replies back up,
   // evhttp stops parsing while it writes, and the unread requests pile up.
@@ -299,7 +327,7 @@ TEST_CASE("hostile: floods of untracked connections are bounded too (held reply,
   std::string requests;
   while (requests.size() < 64 * KiB) requests += "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n";
   flood_result r;
-  r.peak = libevent_bytes();
+  r.peak = s.bytes();
   tt::run_until(s.loop, [&] {
     for (int i = 0; i < 8 && !r.cut; ++i) {
       const ssize_t n = ::send(c.fd(), requests.data(), requests.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -307,7 +335,7 @@ TEST_CASE("hostile: floods of untracked connections are bounded too (held reply,
       else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) r.cut = true;
       else break;
     }
-    r.peak = std::max(r.peak, libevent_bytes());
+    r.peak = std::max(r.peak, s.bytes());
     return r.cut;
   }, 4000ms);
   INFO("sent " << r.sent << " bytes of requests, " << s.handled << " served, libevent peak +" << (r.peak - idle));
@@ -316,19 +344,23 @@ TEST_CASE("hostile: floods of untracked connections are bounded too (held reply,
   CHECK(s.srv.open_connections() == 0);
 }
 
-TEST_CASE("hostile: floods in the body and idle phases are bounded: the surplus is a head that gets 431",
-          "[hostile][flood][body][idle]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: floods in the body and idle phases are bounded: the surplus is a head that gets 431",
+          "[hostile][flood][body][idle]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
+  // The surplus is a request line without a space: evhttp counts it against the header
+  // limit (431); the lean engine's parser against the request line's (414, URI Too Long,
+  // RFC 9112 3). Either way a refusal, at the same bound.
+  const std::string too_long = tt::is_lean<TestType>() ? "HTTP/1.1 414 " : "HTTP/1.1 431 ";
   {  // a body within max_body_bytes, then far more than it declared
     tt::client c(s.port);
     c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 524288\r\n\r\n");
-    REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
-    const std::size_t before = libevent_bytes();
+    REQUIRE(tt::run_until(s.loop, [&] { return s.bytes() > 0; }));
+    const std::size_t before = s.bytes();
     require_counting(before);
     const auto r = flood(s, c, 64 * MiB, 3000ms);
     CHECK(c.data().find("HTTP/1.1 200 ") == 0);
     CHECK(c.data().find("524288") != std::string::npos);
-    CHECK(c.data().find("HTTP/1.1 431 ") != std::string::npos);
+    CHECK(c.data().find(too_long) != std::string::npos);
     INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
     CHECK(r.peak - before < 1 * MiB);  // the body, and a bounded surplus
     CHECK(wait_closed(s, c));
@@ -338,9 +370,9 @@ TEST_CASE("hostile: floods in the body and idle phases are bounded: the surplus 
     c.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     REQUIRE(c.wait_for(s.loop, "hello"));
     c.clear();
-    const std::size_t before = libevent_bytes();
+    const std::size_t before = s.bytes();
     const auto r = flood(s, c, 64 * MiB, 3000ms);
-    CHECK(c.data().find("HTTP/1.1 431 ") == 0);
+    CHECK(c.data().find(too_long) == 0);
     INFO("sent " << r.sent << " bytes, libevent peak +" << (r.peak - before));
     CHECK(r.peak - before < 256 * KiB);
     CHECK(wait_closed(s, c));
@@ -387,13 +419,13 @@ TEST_CASE("hostile: a held request's flood is bounded by the server even under n
 
 // ----- defect 4: no limits by default --------------------------------------------------
 
-TEST_CASE("hostile: an endless header line gets 431 at the default max_header_bytes; memory and CPU stay bounded",
-          "[hostile][defaults][head]") {
-  hostile_server s;  // defaults
+TEMPLATE_TEST_CASE("hostile: an endless header line gets 431 at the default max_header_bytes; memory and CPU stay bounded",
+          "[hostile][defaults][head]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;  // defaults
   tt::client c(s.port);
   c.send("GET /hello HTTP/1.1\r\nHost: t\r\nX-Endless: ");
-  REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
-  const std::size_t before = libevent_bytes();
+  REQUIRE(tt::run_until(s.loop, [&] { return s.bytes() > 0; }));
+  const std::size_t before = s.bytes();
   require_counting(before);
   const double cpu0 = cpu_seconds();
 
@@ -408,12 +440,13 @@ TEST_CASE("hostile: an endless header line gets 431 at the default max_header_by
   CHECK(s.handled == 0);
 }
 
-TEST_CASE("hostile: endless header fields get 431 at the default max_header_bytes", "[hostile][defaults][head]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: endless header fields get 431 at the default max_header_bytes",
+                   "[hostile][defaults][head]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   tt::client c(s.port);
   c.send("GET /hello HTTP/1.1\r\nHost: t\r\n");
-  REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
-  const std::size_t before = libevent_bytes();
+  REQUIRE(tt::run_until(s.loop, [&] { return s.bytes() > 0; }));
+  const std::size_t before = s.bytes();
   require_counting(before);
   std::string fields;
   for (int i = 0; fields.size() < 64 * KiB; ++i) fields += "X-Field-" + std::to_string(i) + ": value\r\n";
@@ -423,7 +456,7 @@ TEST_CASE("hostile: endless header fields get 431 at the default max_header_byte
     const ssize_t n = ::send(c.fd(), fields.data(), fields.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) r.sent += static_cast<std::size_t>(n);
     else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) r.cut = true;
-    r.peak = std::max(r.peak, libevent_bytes());
+    r.peak = std::max(r.peak, s.bytes());
     if (!c.pump()) r.cut = true;
     return r.cut || r.sent > 256 * MiB;
   }, 3000ms);
@@ -434,16 +467,16 @@ TEST_CASE("hostile: endless header fields get 431 at the default max_header_byte
   CHECK(s.handled == 0);
 }
 
-TEST_CASE("hostile: Content-Length 9223372036854775807 gets 413 at once and nothing is buffered",
-          "[hostile][defaults][body]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: Content-Length 9223372036854775807 gets 413 at once and nothing is buffered",
+          "[hostile][defaults][body]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   tt::client c(s.port);
   c.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");  // tracked: its close reason is recorded
   REQUIRE(c.wait_for(s.loop, "hello"));
   c.clear();
   c.send("POST /post HTTP/1.1\r\nHost: t\r\ncontent-length:  9223372036854775807\r\n\r\n");
-  REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
-  const std::size_t before = libevent_bytes();
+  REQUIRE(tt::run_until(s.loop, [&] { return s.bytes() > 0; }));
+  const std::size_t before = s.bytes();
   require_counting(before);
   const auto r = flood(s, c, 64 * MiB, 3000ms);
   CHECK(c.data().find("HTTP/1.1 413 Content Too Large") == 0);
@@ -456,8 +489,9 @@ TEST_CASE("hostile: Content-Length 9223372036854775807 gets 413 at once and noth
   CHECK(s.closes[0].reason == close_reason::limit_exceeded);
 }
 
-TEST_CASE("hostile: a declared body within max_body_bytes is read and served", "[hostile][body]") {
-  hostile_server s([](tether::server& srv) { srv.set_max_body_bytes(1000); });
+TEMPLATE_TEST_CASE("hostile: a declared body within max_body_bytes is read and served",
+                   "[hostile][body]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s([](TestType& srv) { srv.set_max_body_bytes(1000); });
   tt::client c(s.port);
   c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nConnection: keep-alive\r\n\r\n" +
          std::string(1000, 'b'));
@@ -477,13 +511,13 @@ TEST_CASE("hostile: a declared body within max_body_bytes is read and served", "
   CHECK(s.handled == 1);
 }
 
-TEST_CASE("hostile: chunk size 7fffffffffffffff gets 413 at once and nothing is buffered",
-          "[hostile][defaults][body]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: chunk size 7fffffffffffffff gets 413 at once and nothing is buffered",
+          "[hostile][defaults][body]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   tt::client c(s.port);
   c.send("POST /post HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\n");
-  REQUIRE(tt::run_until(s.loop, [&] { return libevent_bytes() > 0; }));
-  const std::size_t before = libevent_bytes();
+  REQUIRE(tt::run_until(s.loop, [&] { return s.bytes() > 0; }));
+  const std::size_t before = s.bytes();
   require_counting(before);
   const auto r = flood(s, c, 64 * MiB, 3000ms);
   CHECK(c.data().find("HTTP/1.1 413 ") == 0);
@@ -492,10 +526,11 @@ TEST_CASE("hostile: chunk size 7fffffffffffffff gets 413 at once and nothing is 
   CHECK(s.handled == 0);
 }
 
-TEST_CASE("hostile: a request head that trickles in (slowloris) gets 408 at the head deadline", "[hostile][slowloris]") {
+TEMPLATE_TEST_CASE("hostile: a request head that trickles in (slowloris) gets 408 at the head deadline",
+                   "[hostile][slowloris]", TT_ENGINE_SERVERS) {
   // set_timeout, the setter that existed before server_limits: libevent's per-read timeout
   // never fired for a client that sends a byte more often than the timeout.
-  hostile_server s([](tether::server& srv) { srv.set_timeout(300ms); });
+  hostile_server<TestType> s([](TestType& srv) { srv.set_timeout(300ms); });
   tt::client first(s.port);  // tracked (a close callback) by a first request
   first.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(first.wait_for(s.loop, "hello"));
@@ -529,8 +564,9 @@ TEST_CASE("hostile: a request head that trickles in (slowloris) gets 408 at the 
   CHECK(s.handled == 1);
 }
 
-TEST_CASE("hostile: a body that trickles in gets 408 at the body deadline", "[hostile][slowloris][body]") {
-  hostile_server s([](tether::server& srv) { srv.set_body_timeout(300ms); });
+TEMPLATE_TEST_CASE("hostile: a body that trickles in gets 408 at the body deadline",
+                   "[hostile][slowloris][body]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s([](TestType& srv) { srv.set_body_timeout(300ms); });
   tt::client c(s.port);
   c.send("POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
   tether::timer trickle{s.loop, [&] { (void)::send(c.fd(), "b", 1, MSG_NOSIGNAL); }};
@@ -540,8 +576,9 @@ TEST_CASE("hostile: a body that trickles in gets 408 at the body deadline", "[ho
   CHECK(s.handled == 0);
 }
 
-TEST_CASE("hostile: silent and idle connections are closed at their deadlines", "[hostile][idle]") {
-  hostile_server s([](tether::server& srv) {
+TEMPLATE_TEST_CASE("hostile: silent and idle connections are closed at their deadlines",
+                   "[hostile][idle]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s([](TestType& srv) {
     srv.set_head_timeout(200ms);
     srv.set_idle_timeout(300ms);
   });
@@ -561,9 +598,9 @@ TEST_CASE("hostile: silent and idle connections are closed at their deadlines", 
 
 // ----- defect 7: a blocked writer under an unbounded buffer policy -------------------
 
-TEST_CASE("hostile: a reader that stops reading is cut at send_timeout however fast the producer queues",
-          "[hostile][send_timeout]") {
-  hostile_server s([](tether::server& srv) { srv.set_timeout(300ms); });
+TEMPLATE_TEST_CASE("hostile: a reader that stops reading is cut at send_timeout however fast the producer queues",
+          "[hostile][send_timeout]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s([](TestType& srv) { srv.set_timeout(300ms); });
   // A client with a small receive window (set before connect, so that TCP negotiates it).
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   REQUIRE(fd >= 0);
@@ -614,9 +651,9 @@ TEST_CASE("hostile: a reader that stops reading is cut at send_timeout however f
   ::close(fd);
 }
 
-TEST_CASE("hostile: a streamed reply past max_pending_output is cut (slow_consumer, errc::limit_exceeded)",
-          "[hostile][pending_output]") {
-  hostile_server s([](tether::server& srv) {
+TEMPLATE_TEST_CASE("hostile: a streamed reply past max_pending_output is cut (slow_consumer, errc::limit_exceeded)",
+          "[hostile][pending_output]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s([](TestType& srv) {
     srv.set_max_pending_output(256 * KiB);
     srv.set_send_timeout(tether::unlimited);
   });
@@ -634,9 +671,9 @@ TEST_CASE("hostile: a streamed reply past max_pending_output is cut (slow_consum
 
 // ----- connections ---------------------------------------------------------------------
 
-TEST_CASE("hostile: the connection past max_connections gets 503 and is closed; a freed slot is reused",
-          "[hostile][max_connections]") {
-  hostile_server s([](tether::server& srv) { srv.set_max_connections(2); });
+TEMPLATE_TEST_CASE("hostile: the connection past max_connections gets 503 and is closed; a freed slot is reused",
+          "[hostile][max_connections]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s([](TestType& srv) { srv.set_max_connections(2); });
   tt::client a(s.port), b(s.port);
   a.send("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
   b.send("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -660,11 +697,11 @@ TEST_CASE("hostile: the connection past max_connections gets 503 and is closed; 
 
 // ----- defects 6 and 8: protocol errors -------------------------------------------------
 
-TEST_CASE("hostile: a bad request line on a tracked keep-alive connection reports protocol_error",
-          "[hostile][protocol]") {
+TEMPLATE_TEST_CASE("hostile: a bad request line on a tracked keep-alive connection reports protocol_error",
+          "[hostile][protocol]", TT_ENGINE_SERVERS) {
   for (const bool with_timeout : {false, true}) {
     INFO("set_timeout: " << with_timeout);
-    hostile_server s([&](tether::server& srv) {
+    hostile_server<TestType> s([&](TestType& srv) {
       if (with_timeout) srv.set_timeout(5s);
     });
     tt::client c(s.port);
@@ -679,8 +716,9 @@ TEST_CASE("hostile: a bad request line on a tracked keep-alive connection report
   CHECK(tether::to_string(close_reason::protocol_error) == "protocol_error");
 }
 
-TEST_CASE("hostile: a NUL inside a header value gets 400 before any handler runs", "[hostile][protocol][nul]") {
-  hostile_server s;
+TEMPLATE_TEST_CASE("hostile: a NUL inside a header value gets 400 before any handler runs",
+                   "[hostile][protocol][nul]", TT_ENGINE_SERVERS) {
+  hostile_server<TestType> s;
   {
     tt::client c(s.port);
     c.send("GET /plain HTTP/1.1\r\nHost: t\r\nX-Smuggle: ab\0cd\r\n\r\n"s);

@@ -2,6 +2,7 @@
 // long-poll, and broadcast to hundreds of subscribers of which some vanish.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -31,12 +32,13 @@ TEST_CASE("sse: events are framed byte for byte", "[sse]") {
   CHECK(tether::sse::encode({.data = "x"})->view() == "data: x\n\n");
 }
 
-TEST_CASE("sse: a stream has the right headers, sends events, heartbeats, and sees Last-Event-ID", "[sse]") {
+TEMPLATE_TEST_CASE("sse: a stream has the right headers, sends events, heartbeats, and sees Last-Event-ID", "[sse]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
-  std::optional<tether::sse_stream> s;
+  TestType srv{loop};
+  std::optional<typename TestType::sse_stream> s;
   std::string last_id;
-  srv.fallback([&](tether::request& req) {
+  srv.fallback([&](auto& req) {
     last_id = std::string(tether::sse::last_event_id(req).value_or("none"));
     s.emplace(std::move(*tether::sse_stream::start(req)));
     REQUIRE_FALSE(s->heartbeat(loop, 10ms));
@@ -61,11 +63,12 @@ TEST_CASE("sse: a stream has the right headers, sends events, heartbeats, and se
   CHECK(s->send({.data = "late"}) == tether::errc::peer_gone);
 }
 
-TEST_CASE("sse: a heartbeat keeps beating after the stream moves, and stops when it ends", "[sse]") {
+TEMPLATE_TEST_CASE("sse: a heartbeat keeps beating after the stream moves, and stops when it ends", "[sse]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
-  std::optional<tether::sse_stream> first;
-  srv.fallback([&](tether::request& req) {
+  TestType srv{loop};
+  std::optional<typename TestType::sse_stream> first;
+  srv.fallback([&](auto& req) {
     first.emplace(std::move(*tether::sse_stream::start(req)));
     CHECK_FALSE(first->heartbeat_active());  // no heartbeat until asked for
     REQUIRE_FALSE(first->heartbeat(loop, 5ms));
@@ -74,7 +77,7 @@ TEST_CASE("sse: a heartbeat keeps beating after the stream moves, and stops when
   tt::client c(port);
   c.send("GET /events HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(c.wait_count(loop, ":\n\n", 2));
-  std::vector<tether::sse_stream> moved;
+  std::vector<typename TestType::sse_stream> moved;
   moved.push_back(std::move(*first));  // the heartbeat follows the stream
   first.reset();
   moved.reserve(16);  // and moves again
@@ -91,11 +94,12 @@ TEST_CASE("sse: a heartbeat keeps beating after the stream moves, and stops when
   CHECK(c.occurrences(":\n\n") == at_end);
 }
 
-TEST_CASE("sse: an HTTP/1.0 client gets a close-delimited event stream", "[sse][framing]") {
+TEMPLATE_TEST_CASE("sse: an HTTP/1.0 client gets a close-delimited event stream", "[sse][framing]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
-  std::optional<tether::sse_stream> s;
-  srv.fallback([&](tether::request& req) { s.emplace(std::move(*tether::sse_stream::start(req))); });
+  TestType srv{loop};
+  std::optional<typename TestType::sse_stream> s;
+  srv.fallback([&](auto& req) { s.emplace(std::move(*tether::sse_stream::start(req))); });
   const auto port = *srv.bind("127.0.0.1", 0);
   tt::client c(port);
   c.send("GET / HTTP/1.0\r\n\r\n");
@@ -107,11 +111,12 @@ TEST_CASE("sse: an HTTP/1.0 client gets a close-delimited event stream", "[sse][
   CHECK(c.data().substr(c.data().size() - 18) == "data: ten-bytes!\n\n");
 }
 
-TEST_CASE("multipart: parts are framed with their headers and Content-Length", "[multipart]") {
+TEMPLATE_TEST_CASE("multipart: parts are framed with their headers and Content-Length", "[multipart]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
-  std::optional<tether::multipart_stream> m;
-  srv.fallback([&](tether::request& req) { m.emplace(std::move(*tether::multipart_stream::start(req, "frame"))); });
+  TestType srv{loop};
+  std::optional<typename TestType::multipart_stream> m;
+  srv.fallback([&](auto& req) { m.emplace(std::move(*tether::multipart_stream::start(req, "frame"))); });
   const auto port = *srv.bind("127.0.0.1", 0);
   tt::client c(port);
   c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -136,15 +141,16 @@ TEST_CASE("multipart: parts are framed with their headers and Content-Length", "
         "\r\n--frame--\r\n");
 }
 
-TEST_CASE("multipart: a slow viewer skips frames and always gets the newest", "[multipart][flow]") {
-  using bounded_server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::reference_buffer, 32 * 1024, 4 * 1024>>;
-  using multipart_t = tether::basic_multipart_stream<bounded_server::config>;
+TEMPLATE_TEST_CASE("multipart: a slow viewer skips frames and always gets the newest", "[multipart][flow]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  using bounded_server = tt::server_on<TestType, tether::bounded<tether::reference_buffer, 32 * 1024, 4 * 1024>>;
+  using multipart_t = tether::basic_multipart_stream<typename bounded_server::config>;
   tether::event_loop loop;
   bounded_server srv{loop};
   std::optional<multipart_t> m;
-  srv.fallback([&](bounded_server::request& req) {
+  srv.fallback([&](typename bounded_server::request& req) {
     const int small = 4096;
-    ::setsockopt(req.connection().bufferevent()->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(tt::socket_of(req), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     m.emplace(std::move(*multipart_t::start(req)));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -166,12 +172,13 @@ TEST_CASE("multipart: a slow viewer skips frames and always gets the newest", "[
   CHECK(c.occurrences("frame-") < 200);
 }
 
-TEST_CASE("long-poll: data, deadline, and clients that leave while held", "[long_poll]") {
+TEMPLATE_TEST_CASE("long-poll: data, deadline, and clients that leave while held", "[long_poll]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
   int closes = 0;  // before srv: the server's destructor reports the connections it closes
-  tether::server srv{loop};
-  tether::long_poll room{loop, 150ms};
-  srv.fallback([&](tether::request& req) {
+  TestType srv{loop};
+  typename TestType::long_poll room{loop, 150ms};
+  srv.fallback([&](auto& req) {
     (void)req.connection().on_close([&](const tether::close_event&) { ++closes; });
     REQUIRE_FALSE(room.wait(req));
   });
@@ -224,12 +231,13 @@ TEST_CASE("long-poll: data, deadline, and clients that leave while held", "[long
   }
 }
 
-TEST_CASE("hub: broadcast to hundreds of subscribers of which some vanish", "[hub]") {
+TEMPLATE_TEST_CASE("hub: broadcast to hundreds of subscribers of which some vanish", "[hub]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   constexpr int clients = 300;
   tether::event_loop loop;
-  tether::server srv{loop};
-  tether::hub<tether::sse_stream> hub;
-  srv.fallback([&](tether::request& req) {
+  TestType srv{loop};
+  typename TestType::template hub<> hub;
+  srv.fallback([&](auto& req) {
     auto s = tether::sse_stream::start(req);
     REQUIRE(s);
     REQUIRE_FALSE(hub.subscribe(std::move(*s)));
@@ -296,13 +304,14 @@ std::string poll_get(std::string_view last = {}) {
 }
 }  // namespace
 
-TEST_CASE("broker: SSE frames carry ids, and a client that reconnects with Last-Event-ID gets what it missed",
-          "[broker][sse]") {
+TEMPLATE_TEST_CASE("broker: SSE frames carry ids, and a client that reconnects with Last-Event-ID gets what it missed",
+          "[broker][sse]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   tether::broker broker;
-  tether::broker_endpoint endpoint{broker, loop};
-  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
+  typename TestType::broker_endpoint endpoint{broker, loop};
+  (void)srv.route("/events", [&](auto& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   auto first = std::make_unique<tt::client>(port);
@@ -345,13 +354,14 @@ TEST_CASE("broker: SSE frames carry ids, and a client that reconnects with Last-
   }
 }
 
-TEST_CASE("broker: a long-poll that comes back with the last id it saw gets what was published in between",
-          "[broker][long_poll]") {
+TEMPLATE_TEST_CASE("broker: a long-poll that comes back with the last id it saw gets what was published in between",
+          "[broker][long_poll]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   tether::broker broker;
-  tether::broker_endpoint endpoint{broker, loop, {.poll_timeout = 150ms}};
-  (void)srv.route("/poll", [&](tether::request& req) {
+  typename TestType::broker_endpoint endpoint{broker, loop, {.poll_timeout = 150ms}};
+  (void)srv.route("/poll", [&](auto& req) {
     REQUIRE_FALSE(endpoint.poll(req, "chat", tether::parse_message_id(tether::sse::last_event_id(req).value_or(""))));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -388,13 +398,14 @@ TEST_CASE("broker: a long-poll that comes back with the last id it saw gets what
   CHECK(endpoint.stats().replayed == 2);
 }
 
-TEST_CASE("broker: a subscriber of several channels gets each of their messages once, in id order", "[broker]") {
+TEMPLATE_TEST_CASE("broker: a subscriber of several channels gets each of their messages once, in id order", "[broker]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   tether::broker broker;
-  tether::broker_endpoint endpoint{broker, loop};
-  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, {"a", "b"})); });
-  (void)srv.route("/poll", [&](tether::request& req) {
+  typename TestType::broker_endpoint endpoint{broker, loop};
+  (void)srv.route("/events", [&](auto& req) { REQUIRE_FALSE(endpoint.subscribe(req, {"a", "b"})); });
+  (void)srv.route("/poll", [&](auto& req) {
     REQUIRE_FALSE(endpoint.poll(req, {"b", "c"}, tether::parse_message_id(tether::sse::last_event_id(req).value_or(""))));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -420,19 +431,20 @@ TEST_CASE("broker: a subscriber of several channels gets each of their messages 
   REQUIRE(tt::run_until(loop, [&] { return broker.subscribers("a") == 0 && broker.subscribers("b") == 0; }));
 }
 
-TEST_CASE("broker: a channel's cap answers 503 with Retry-After, and admits again once someone leaves",
-          "[broker][cap]") {
+TEMPLATE_TEST_CASE("broker: a channel's cap answers 503 with Retry-After, and admits again once someone leaves",
+          "[broker][cap]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   std::vector<std::pair<std::string, std::size_t>> left;  // outlive the endpoint: its destructor leaves
   std::vector<std::pair<std::string, std::size_t>> joined;
   tether::broker broker{{.max_subscribers = 2}};
-  tether::broker_endpoint endpoint{broker, loop, {.retry_after = 7s}};
+  typename TestType::broker_endpoint endpoint{broker, loop, {.retry_after = 7s}};
   endpoint.on_leave([&](std::string_view ch, std::size_t n) { left.emplace_back(std::string(ch), n); });
   endpoint.on_join([&](std::string_view ch, std::size_t n) { joined.emplace_back(std::string(ch), n); });
   std::vector<std::error_code> results;
-  (void)srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, "room")); });
-  (void)srv.route("/poll", [&](tether::request& req) { results.push_back(endpoint.poll(req, "room", std::nullopt)); });
+  (void)srv.route("/events", [&](auto& req) { results.push_back(endpoint.subscribe(req, "room")); });
+  (void)srv.route("/poll", [&](auto& req) { results.push_back(endpoint.poll(req, "room", std::nullopt)); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   tt::client a(port), b(port), c(port), d(port);
@@ -464,14 +476,15 @@ TEST_CASE("broker: a channel's cap answers 503 with Retry-After, and admits agai
   }
 }
 
-TEST_CASE("broker: channel names, history bounds, gaps and the channel registry", "[broker]") {
+TEMPLATE_TEST_CASE("broker: channel names, history bounds, gaps and the channel registry", "[broker]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   tether::broker broker{{.history = 3, .max_channels = 3, .max_name = 8}};
-  tether::broker_endpoint endpoint{broker, loop};
+  typename TestType::broker_endpoint endpoint{broker, loop};
   std::string channel;
   std::vector<std::error_code> results;
-  (void)srv.route("/events", [&](tether::request& req) { results.push_back(endpoint.subscribe(req, channel)); });
+  (void)srv.route("/events", [&](auto& req) { results.push_back(endpoint.subscribe(req, channel)); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   SECTION("bad names: 400 from a subscription, invalid_argument from publish") {
@@ -538,17 +551,18 @@ TEST_CASE("broker: history expires by age", "[broker]") {
   CHECK(broker.history_size("t") == 1);
 }
 
-TEST_CASE("broker: subscribers who vanish leave at once; a destroyed endpoint ends streams and answers polls",
-          "[broker][close]") {
+TEMPLATE_TEST_CASE("broker: subscribers who vanish leave at once; a destroyed endpoint ends streams and answers polls",
+          "[broker][close]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
   tether::broker broker;
   std::uint16_t port = 0;
   const std::size_t fds_before = tt::open_fds();
   {
-    tether::server srv{loop};
-    auto endpoint = std::make_unique<tether::broker_endpoint>(broker, loop);
-    (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint->subscribe(req, "x")); });
-    (void)srv.route("/poll", [&](tether::request& req) { REQUIRE_FALSE(endpoint->poll(req, "x", std::nullopt)); });
+    TestType srv{loop};
+    auto endpoint = std::make_unique<typename TestType::broker_endpoint>(broker, loop);
+    (void)srv.route("/events", [&](auto& req) { REQUIRE_FALSE(endpoint->subscribe(req, "x")); });
+    (void)srv.route("/poll", [&](auto& req) { REQUIRE_FALSE(endpoint->poll(req, "x", std::nullopt)); });
     port = *srv.bind("127.0.0.1", 0);
     std::vector<std::unique_ptr<tt::client>> streams, polls;
     for (int i = 0; i < 30; ++i) {
@@ -593,16 +607,17 @@ TEST_CASE("broker: subscribers who vanish leave at once; a destroyed endpoint en
   CHECK(tt::close_wait_sockets(port) == 0);
 }
 
-TEST_CASE("broker: a subscriber that joins while messages are on their way to its loop gets each exactly once",
-          "[broker][sse]") {
+TEMPLATE_TEST_CASE("broker: a subscriber that joins while messages are on their way to its loop gets each exactly once",
+          "[broker][sse]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   tether::broker broker;
-  tether::broker_endpoint endpoint{broker, loop};
-  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "x")); });
+  typename TestType::broker_endpoint endpoint{broker, loop};
+  (void)srv.route("/events", [&](auto& req) { REQUIRE_FALSE(endpoint.subscribe(req, "x")); });
   // Publishes first: the message is queued for this loop (which already has a subscriber
   // on x) and is in history, so the resume replays it and the queue brings it again.
-  (void)srv.route("/late", [&](tether::request& req) {
+  (void)srv.route("/late", [&](auto& req) {
     REQUIRE(broker.publish("x", "in flight"));
     REQUIRE_FALSE(endpoint.subscribe(req, "x"));
   });
@@ -623,13 +638,14 @@ TEST_CASE("broker: a subscriber that joins while messages are on their way to it
   CHECK(dechunk(early.data()) == "id: 1\ndata: before\n\nid: 2\ndata: in flight\n\nid: 3\ndata: after\n\n");
 }
 
-TEST_CASE("broker: relayed ids (external_ids) skip duplicates, and a Last-Event-ID ahead of this broker is trusted",
-          "[broker][relay]") {
+TEMPLATE_TEST_CASE("broker: relayed ids (external_ids) skip duplicates, and a Last-Event-ID ahead of this broker is trusted",
+          "[broker][relay]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   tether::broker broker{{.history = 8, .external_ids = true}};
-  tether::broker_endpoint endpoint{broker, loop};
-  (void)srv.route("/events", [&](tether::request& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
+  typename TestType::broker_endpoint endpoint{broker, loop};
+  (void)srv.route("/events", [&](auto& req) { REQUIRE_FALSE(endpoint.subscribe(req, "news")); });
   const auto port = *srv.bind("127.0.0.1", 0);
 
   CHECK(broker.publish("news", "local").error() == tether::errc::invalid_argument);  // ids come from elsewhere

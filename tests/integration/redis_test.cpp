@@ -459,9 +459,9 @@ TEST_CASE("redis hub: a Redis that stops answering (SIGSTOP) is lost after comma
 namespace {
 
 /// An example program as a child process, stdout and stderr to files, stopped by PID.
-class example_process {
+class chat_process {
  public:
-  example_process(const std::string& path, const std::vector<std::string>& args) {
+  chat_process(const std::string& path, const std::vector<std::string>& args) {
     char tmpl[] = "/tmp/tether-example-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
     dir_ = tmpl;
@@ -479,9 +479,9 @@ class example_process {
       ::_exit(127);
     }
   }
-  example_process(const example_process&) = delete;
-  example_process& operator=(const example_process&) = delete;
-  ~example_process() {
+  chat_process(const chat_process&) = delete;
+  chat_process& operator=(const chat_process&) = delete;
+  ~chat_process() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       int status = 0;
@@ -543,8 +543,8 @@ TEST_CASE("redis_chat: two processes relay every message to their SSE clients, t
   tt::redis_process redis;
   tether::event_loop loop;  // drives the test's clients only
   const std::uint16_t port_a = tt::free_loopback_port(), port_b = tt::free_loopback_port();
-  example_process a(path, {std::to_string(port_a), redis.address()});
-  example_process b(path, {std::to_string(port_b), redis.address()});
+  chat_process a(path, {std::to_string(port_a), redis.address()});
+  chat_process b(path, {std::to_string(port_b), redis.address()});
   REQUIRE(tt::run_until(loop, [&] { return example_ready(loop, port_a) && example_ready(loop, port_b); }, 5000ms));
 
   tt::client on_a(port_a), on_b(port_b);

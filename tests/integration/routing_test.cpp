@@ -1,10 +1,13 @@
 // Routing on real sockets: static routers, runtime routes and the fallback, alone and
 // together, under every policy configuration. Requests are written by hand so that each
-// test controls the exact bytes (methods, percent-encoding, keep-alive, HEAD).
+// test controls the exact bytes (methods, percent-encoding, keep-alive, HEAD). Every case
+// runs on both engines (TT_ENGINE_SERVERS, or the policy list with lean servers in it) but
+// the percent-decoding one: the lean engine routes the path as sent (docs/engine.md).
 #include <tether/router.hpp>
 #include <tether/tether.hpp>
 
 #include "../support/counting_new.hpp"
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -123,10 +126,10 @@ struct session {
 
 }  // namespace
 
-TEST_CASE("static routes: a known path and method reach its handler; an unknown path gets 404",
-          "[routing][static]") {
+TEMPLATE_TEST_CASE("static routes: a known path and method reach its handler; an unknown path gets 404",
+          "[routing][static]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop, tether::router{
+  TestType srv{loop, tether::router{
                                tether::get<"/hello">([](auto& req) { (void)req.reply(200, "hello"); }),
                                tether::get<"/bye">([](auto& req) { (void)req.reply(200, "bye"); }),
                            }};
@@ -143,11 +146,11 @@ TEST_CASE("static routes: a known path and method reach its handler; an unknown 
   CHECK(missing->status == 404);  // libevent's own page: there is no fallback
 }
 
-TEST_CASE("static routes: another method on a known path gets 405 with Allow in a fixed order, and the "
+TEMPLATE_TEST_CASE("static routes: another method on a known path gets 405 with Allow in a fixed order, and the "
           "connection stays open",
-          "[routing][static][405]") {
+          "[routing][static][405]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   // Declared in an order unlike the header's: the header follows RFC 9110, not the source.
   REQUIRE_FALSE(srv.route(tether::router{
       tether::delete_<"/items">(replies<204>{""}),
@@ -171,10 +174,10 @@ TEST_CASE("static routes: another method on a known path gets 405 with Allow in 
   CHECK(list->body == "list");
 }
 
-TEST_CASE("static routes: several methods on one path reach their own handlers, PATCH included",
-          "[routing][static][methods]") {
+TEMPLATE_TEST_CASE("static routes: several methods on one path reach their own handlers, PATCH included",
+          "[routing][static][methods]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   CHECK_FALSE(srv.allowed_methods().contains(method::patch));  // libevent's default set
   REQUIRE_FALSE(srv.route(tether::router{
       tether::get<"/items">(echo_method{}),
@@ -194,12 +197,12 @@ TEST_CASE("static routes: several methods on one path reach their own handlers, 
   CHECK(options->status == 501);
 }
 
-TEST_CASE("static routes: HEAD gets the GET route's headers and Content-Length, no body, and keep-alive "
+TEMPLATE_TEST_CASE("static routes: HEAD gets the GET route's headers and Content-Length, no body, and keep-alive "
           "continues",
-          "[routing][static][head]") {
+          "[routing][static][head]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
   int gets = 0;
-  tether::server srv{loop, tether::router{
+  TestType srv{loop, tether::router{
                                tether::get<"/page">([&](auto& req) {
                                  ++gets;
                                  (void)req.output_headers().add("X-Page", "1");
@@ -257,17 +260,17 @@ TEST_CASE("static routes: matching ignores the query and compares the percent-de
   CHECK(upper->status == 404);
 }
 
-TEST_CASE("static and runtime routes and a fallback share one server; each path belongs to one of them",
-          "[routing][static][runtime]") {
+TEMPLATE_TEST_CASE("static and runtime routes and a fallback share one server; each path belongs to one of them",
+          "[routing][static][runtime]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   REQUIRE_FALSE(srv.route(tether::router{tether::get<"/static">(echo_method{}), tether::post<"/static">(echo_method{})}));
-  REQUIRE_FALSE(srv.route("/runtime", [](tether::request& req) { (void)req.reply(200, "runtime"); }));
-  REQUIRE_FALSE(srv.route("/runtime-get", method::get, [](tether::request& req) { (void)req.reply(200, "runtime-get"); }));
-  srv.fallback([](tether::request& req) { (void)req.reply(404, "fallback"); });
+  REQUIRE_FALSE(srv.route("/runtime", [](auto& req) { (void)req.reply(200, "runtime"); }));
+  REQUIRE_FALSE(srv.route("/runtime-get", method::get, [](auto& req) { (void)req.reply(200, "runtime-get"); }));
+  srv.fallback([](auto& req) { (void)req.reply(404, "fallback"); });
 
   // A path has one owner: the second claim is refused, whichever style makes it.
-  CHECK(srv.route("/static", [](tether::request& req) { (void)req.reply(200); }) == tether::errc::invalid_argument);
+  CHECK(srv.route("/static", [](auto& req) { (void)req.reply(200); }) == tether::errc::invalid_argument);
   CHECK(srv.route(tether::router{tether::get<"/fresh">(echo_method{}), tether::put<"/runtime">(echo_method{})}) ==
         tether::errc::invalid_argument);
 
@@ -292,14 +295,14 @@ TEST_CASE("static and runtime routes and a fallback share one server; each path 
 
   REQUIRE_FALSE(srv.unroute("/static"));  // a router's path can be taken back like any other
   CHECK(c.ask("GET", "/static")->body == "fallback");
-  REQUIRE_FALSE(srv.route("/static", [](tether::request& req) { (void)req.reply(200, "runtime now"); }));
+  REQUIRE_FALSE(srv.route("/static", [](auto& req) { (void)req.reply(200, "runtime now"); }));
   CHECK(c.ask("GET", "/static")->body == "runtime now");
 }
 
-TEST_CASE("runtime routes with methods: 405 and Allow as for static routes; an empty set is refused",
-          "[routing][runtime]") {
+TEMPLATE_TEST_CASE("runtime routes with methods: 405 and Allow as for static routes; an empty set is refused",
+          "[routing][runtime]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   CHECK(srv.route("/none", tether::method_set{}, echo_method{}) == tether::errc::invalid_argument);
   REQUIRE_FALSE(srv.route("/patchable", method::patch | method::post, echo_method{}));
   CHECK(srv.allowed_methods().contains(method::patch));
@@ -312,10 +315,10 @@ TEST_CASE("runtime routes with methods: 405 and Allow as for static routes; an e
   CHECK(c.ask("GET", "/none")->status == 404);
 }
 
-TEST_CASE("static routes: handlers keep their state across requests, stored in the server", "[routing][static][state]") {
+TEMPLATE_TEST_CASE("static routes: handlers keep their state across requests, stored in the server", "[routing][static][state]", TT_ENGINE_SERVERS) {
   int posts = 0;
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   REQUIRE_FALSE(srv.route(tether::router{
       tether::get<"/count">(counter{0, "n="}),
       tether::get<"/empty">([](auto& req) { (void)req.reply(200, "empty"); }),
@@ -332,11 +335,12 @@ TEST_CASE("static routes: handlers keep their state across requests, stored in t
   CHECK(posts == 1);
 }
 
-TEST_CASE("static routes: a router of types is declared, constructed and installed without values",
-          "[routing][static][types]") {
+TEMPLATE_TEST_CASE("static routes: a router of types is declared, constructed and installed without values",
+                   "[routing][static][types]", tether::evhttp_engine, tether::lean_engine) {
   using api = tether::router<health, version, tether::route<"/echo", echo_method, method::post>>;
   STATIC_REQUIRE(std::is_empty_v<api>);
-  using minimal_server = tether::basic_server<tether::native_close, tether::copy_buffer, tether::no_close_callback>;
+  using minimal_server =
+      tether::basic_server<tether::native_close, tether::copy_buffer, tether::no_close_callback, TestType>;
   tether::event_loop loop;
   minimal_server srv{loop, api{}};
   conversation c(loop, *srv.bind("127.0.0.1", 0));
@@ -345,10 +349,10 @@ TEST_CASE("static routes: a router of types is declared, constructed and install
   CHECK(c.ask("POST", "/echo", "x")->body == "POST /echo");
 }
 
-TEST_CASE("static routes: an exception escaping a handler becomes a 500, and the next request is served",
-          "[routing][static][exceptions]") {
+TEMPLATE_TEST_CASE("static routes: an exception escaping a handler becomes a 500, and the next request is served",
+          "[routing][static][exceptions]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop, tether::router{
+  TestType srv{loop, tether::router{
                                tether::get<"/throws">([](auto&) { throw std::runtime_error("static handler failed"); }),
                                tether::get<"/fine">(replies<200>{"fine"}),
                            }};
@@ -361,11 +365,11 @@ TEST_CASE("static routes: an exception escaping a handler becomes a 500, and the
   CHECK(b.ask("GET", "/fine")->body == "fine");
 }
 
-TEST_CASE("static routes: a request held by a static route notices the client hanging up", "[routing][static][close]") {
+TEMPLATE_TEST_CASE("static routes: a request held by a static route notices the client hanging up", "[routing][static][close]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
   std::vector<tether::close_reason> reasons;
-  tether::request_handle held;
-  tether::server srv{loop, tether::router{tether::get<"/wait">([&](tether::request& req) {
+  typename TestType::request_handle held;
+  TestType srv{loop, tether::router{tether::get<"/wait">([&](auto& req) {
                        (void)req.connection().on_close([&](const tether::close_event& e) { reasons.push_back(e.reason); });
                        held = req.hold();
                      })}};
@@ -388,10 +392,16 @@ struct typed_close {
   void operator()(const tether::close_event&) const noexcept { ++*closed; }
 };
 using typed_close_server = tether::basic_server<tether::eager_close<>, tether::file_buffer, typed_close>;
+// The lean engine's configurations (it copies bodies: copy_buffer).
+using lean_native_server = tether::basic_server<tether::native_close, tether::copy_buffer, tether::close_function<>,
+                                                tether::lean_engine>;
+using lean_typed_close_server =
+    tether::basic_server<tether::eager_close<1024>, tether::copy_buffer, typed_close, tether::lean_engine>;
 }  // namespace
 
 TEMPLATE_TEST_CASE("static routes: the same router serves every policy configuration", "[routing][static][policies]",
-                   eager_server, native_server, bounded_server, quiet_server, typed_close_server) {
+                   eager_server, native_server, bounded_server, quiet_server, typed_close_server, tether::lean_server,
+                   lean_native_server, lean_typed_close_server) {
   auto api = tether::router{
       tether::get<"/a">(echo_method{}),
       tether::post<"/a">([](auto& req) { (void)req.reply(201, req.body().to_string()); }),
@@ -416,12 +426,12 @@ TEMPLATE_TEST_CASE("static routes: the same router serves every policy configura
   CHECK(c.client().data().find("one,") != std::string::npos);
 }
 
-TEST_CASE("static routes: serving a request, or refusing its method, allocates nothing on the C++ heap",
-          "[routing][static][alloc]") {
+TEMPLATE_TEST_CASE("static routes: serving a request, or refusing its method, allocates nothing on the C++ heap",
+          "[routing][static][alloc]", TT_ENGINE_SERVERS) {
   TT_REQUIRE_ALLOCATION_COUNTING();
   long served = 0;
   tether::event_loop loop;
-  tether::server srv{loop, tether::router{tether::get<"/a">(session{&served}), tether::post<"/a">(echo_method{})}};
+  TestType srv{loop, tether::router{tether::get<"/a">(session{&served}), tether::post<"/a">(echo_method{})}};
   conversation c(loop, *srv.bind("127.0.0.1", 0));
   auto round = [&] {
     REQUIRE(c.ask("GET", "/a")->status == 200);

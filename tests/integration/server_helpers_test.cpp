@@ -46,6 +46,21 @@ static_assert(std::is_same_v<started_t<tether::stream, server_t::request>, serve
 static_assert(std::is_same_v<started_t<tether::sse_stream, tether::request>, tether::sse_stream>);
 static_assert(std::is_same_v<started_t<server_t::sse_stream, server_t::request>, server_t::sse_stream>);
 
+// The lean engine's servers name the same families, and start() takes their type from a
+// lean request too (docs/engine.md).
+using lean_t = tether::basic_server<tether::eager_close<>, tether::reference_buffer, tether::close_function<>,
+                                    tether::lean_engine>;
+using lean_config = lean_t::config;
+static_assert(std::is_same_v<lean_t::multipart_stream, tether::basic_multipart_stream<lean_config>>);
+static_assert(std::is_same_v<lean_t::long_poll, tether::basic_long_poll<lean_config>>);
+static_assert(std::is_same_v<lean_t::broker_endpoint, tether::basic_broker_endpoint<lean_config>>);
+static_assert(std::is_same_v<lean_t::hub<>, tether::hub<tether::basic_sse_stream<lean_config>>>);
+static_assert(std::is_same_v<started_t<tether::sse_stream, lean_t::request>, lean_t::sse_stream>);
+static_assert(std::is_same_v<started_t<tether::multipart_stream, lean_t::request>, lean_t::multipart_stream>);
+static_assert(std::is_same_v<started_t<tether::stream, lean_t::request>, lean_t::stream>);
+static_assert(std::is_same_v<tether::basic_long_poll<lean_config>::request_type, lean_t::request>);
+static_assert(std::is_same_v<tether::basic_broker_endpoint<lean_config>::handle_type, lean_t::request_handle>);
+
 }  // namespace
 
 TEST_CASE("helpers: server_t::* and tether::*::start(req) serve a non-default server", "[helpers]") {

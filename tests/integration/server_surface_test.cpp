@@ -3,9 +3,11 @@
 // aliases (and their lifetimes), the default Content-Type, error replies, allowed
 // methods and the header and body limits with the statuses clients see.
 // docs/pecl-event-mapping.md cites these test cases; docs/server.md documents the API.
+// The virtual host and settings cases run on both engines (TT_ENGINE_SERVERS).
 #include <tether/tether.hpp>
 #include <tether/virtual_host.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,7 +25,7 @@ namespace {
 
 /// Sends one request with `Connection: close` and returns everything the server sent
 /// until it closed (empty if it did not close within the limit).
-std::string exchange(tether::event_loop& loop, std::uint16_t port, const std::string& head_fields,
+std::string exchange_with_host(tether::event_loop& loop, std::uint16_t port, const std::string& head_fields,
                      const std::string& request_line = "GET / HTTP/1.1") {
   tt::client c(port);
   c.send(request_line + "\r\n" + head_fields + "Connection: close\r\n\r\n");
@@ -33,7 +35,7 @@ std::string exchange(tether::event_loop& loop, std::uint16_t port, const std::st
 
 std::string get_host(tether::event_loop& loop, std::uint16_t port, const std::string& host,
                      const std::string& path = "/") {
-  return tt::first_body(exchange(loop, port, "Host: " + host + "\r\n", "GET " + path + " HTTP/1.1"));
+  return tt::first_body(exchange_with_host(loop, port, "Host: " + host + "\r\n", "GET " + path + " HTTP/1.1"));
 }
 
 /// True if a TCP connect to 127.0.0.1:`port` is refused.
@@ -73,8 +75,8 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   CHECK(srv.base() == loop.native());
   CHECK(srv.listeners()[0].port == p1);
   CHECK(srv.listeners()[0].address == "127.0.0.1");
-  CHECK(tt::first_body(exchange(loop, p1, "Host: t\r\n")) == "served");
-  CHECK(tt::first_body(exchange(loop, p2, "Host: t\r\n")) == "served");
+  CHECK(tt::first_body(exchange_with_host(loop, p1, "Host: t\r\n")) == "served");
+  CHECK(tt::first_body(exchange_with_host(loop, p2, "Host: t\r\n")) == "served");
 
   // A keep-alive connection accepted on p1 before p1 stops listening.
   tt::client kept(p1);
@@ -92,7 +94,7 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   kept.clear();
   kept.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(kept.wait_for(loop, "served"));  // its connections are served as before
-  CHECK(tt::first_body(exchange(loop, p2, "Host: t\r\n")) == "served");
+  CHECK(tt::first_body(exchange_with_host(loop, p2, "Host: t\r\n")) == "served");
 
   REQUIRE_FALSE(srv.stop_listening(p2));
   CHECK(srv.listeners().empty());
@@ -135,7 +137,7 @@ TEST_CASE("accept: adopts a socket that is only bound (listening on it) or alrea
   REQUIRE(port);
   CHECK(*port == ntohs(sa.sin_port));
   CHECK(srv.listeners().back().address.empty());
-  CHECK(tt::first_body(exchange(loop, *port, "Host: t\r\n")) == "adopted");
+  CHECK(tt::first_body(exchange_with_host(loop, *port, "Host: t\r\n")) == "adopted");
 
   const int listening = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sa.sin_port = 0;
@@ -143,7 +145,7 @@ TEST_CASE("accept: adopts a socket that is only bound (listening on it) or alrea
   REQUIRE(::listen(listening, 16) == 0);
   const auto port2 = srv.accept(listening);
   REQUIRE(port2);
-  CHECK(tt::first_body(exchange(loop, *port2, "Host: t\r\n")) == "adopted");
+  CHECK(tt::first_body(exchange_with_host(loop, *port2, "Host: t\r\n")) == "adopted");
 
   // The server owns adopted sockets: removing the listener closes the descriptor.
   REQUIRE_FALSE(srv.stop_listening(*port2));
@@ -179,16 +181,17 @@ TEST_CASE("accept: refuses what is not a TCP socket and leaves it to the caller"
   CHECK(srv.listeners().empty());
 }
 
-TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliases and wildcards",
-          "[surface][vhost]") {
+TEMPLATE_TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliases and wildcards",
+                   "[surface][vhost]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server srv{loop};
-  srv.fallback([](tether::request& r) { (void)r.reply(200, "main:" + std::string(r.path())); });
-  tether::virtual_host api{srv, "api.example.com"};
-  REQUIRE_FALSE(api.route("/status", [](tether::request& r) { (void)r.reply(200, "api:status"); }));
+  Server srv{loop};
+  srv.fallback([](auto& r) { (void)r.reply(200, "main:" + std::string(r.path())); });
+  typename Server::virtual_host api{srv, "api.example.com"};
+  REQUIRE_FALSE(api.route("/status", [](auto& r) { (void)r.reply(200, "api:status"); }));
   REQUIRE_FALSE(api.add_alias("api.internal"));
-  tether::virtual_host wild{srv, "*.example.org"};
-  wild.fallback([](tether::request& r) { (void)r.reply(200, "wild:" + std::string(r.host())); });
+  typename Server::virtual_host wild{srv, "*.example.org"};
+  wild.fallback([](auto& r) { (void)r.reply(200, "wild:" + std::string(r.host())); });
   CHECK(api.attached());
   CHECK(api.pattern() == "api.example.com");
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -202,10 +205,10 @@ TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliase
   // A virtual host answers its own 404 (tether's, not libevent's page), not the server's
   // fallback, and screens the request first like every tether reply: libevent's own 404
   // would serve a head with two Content-Length fields (docs/security.md).
-  const auto missing = exchange(loop, port, "Host: api.example.com\r\n", "GET /missing HTTP/1.1");
+  const auto missing = exchange_with_host(loop, port, "Host: api.example.com\r\n", "GET /missing HTTP/1.1");
   CHECK(missing.starts_with("HTTP/1.1 404"));
   CHECK(missing.find("<TITLE>404 Not Found</TITLE>") != std::string::npos);
-  CHECK(exchange(loop, port, "Host: api.example.com\r\nContent-Length: 0\r\nContent-Length: 0\r\n",
+  CHECK(exchange_with_host(loop, port, "Host: api.example.com\r\nContent-Length: 0\r\nContent-Length: 0\r\n",
                  "GET /missing HTTP/1.1")
             .starts_with("HTTP/1.1 400"));
 
@@ -219,42 +222,44 @@ TEST_CASE("virtual hosts: requests go by host to a virtual host's routes, aliase
   CHECK(get_host(loop, port, "api.internal", "/status") == "main:/status");
 
   // Unrouting on a virtual host leaves the server's routes alone.
-  REQUIRE_FALSE(srv.route("/status", [](tether::request& r) { (void)r.reply(200, "main-route"); }));
+  REQUIRE_FALSE(srv.route("/status", [](auto& r) { (void)r.reply(200, "main-route"); }));
   REQUIRE_FALSE(api.unroute("/status"));
   CHECK(api.unroute("/status") == tether::errc::invalid_argument);
-  CHECK(exchange(loop, port, "Host: api.example.com\r\n", "GET /status HTTP/1.1").starts_with("HTTP/1.1 404"));
+  CHECK(exchange_with_host(loop, port, "Host: api.example.com\r\n", "GET /status HTTP/1.1").starts_with("HTTP/1.1 404"));
   CHECK(get_host(loop, port, "other.test", "/status") == "main-route");
 }
 
-TEST_CASE("virtual hosts: a route's methods are allowed server-wide; routers install per host",
-          "[surface][vhost][methods]") {
+TEMPLATE_TEST_CASE("virtual hosts: a route's methods are allowed server-wide; routers install per host",
+                   "[surface][vhost][methods]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server srv{loop};
-  tether::virtual_host api{srv, "api.test"};
+  Server srv{loop};
+  typename Server::virtual_host api{srv, "api.test"};
   CHECK_FALSE(srv.allowed_methods().contains(tether::method::patch));
-  REQUIRE_FALSE(api.route("/doc", tether::method::patch, [](tether::request& r) { (void)r.reply(200, "patched"); }));
+  REQUIRE_FALSE(api.route("/doc", tether::method::patch, [](auto& r) { (void)r.reply(200, "patched"); }));
   CHECK(srv.allowed_methods().contains(tether::method::patch));
   REQUIRE_FALSE(api.route(tether::router{tether::get<"/items">([](auto& r) { (void)r.reply(200, "items"); })}));
-  CHECK(api.route("/items", [](tether::request& r) { (void)r.reply(200, "dup"); }) == tether::errc::invalid_argument);
+  CHECK(api.route("/items", [](auto& r) { (void)r.reply(200, "dup"); }) == tether::errc::invalid_argument);
   const auto port = *srv.bind("127.0.0.1", 0);
-  CHECK(tt::first_body(exchange(loop, port, "Host: api.test\r\nContent-Length: 0\r\n", "PATCH /doc HTTP/1.1")) ==
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: api.test\r\nContent-Length: 0\r\n", "PATCH /doc HTTP/1.1")) ==
         "patched");
-  CHECK(exchange(loop, port, "Host: api.test\r\n", "GET /doc HTTP/1.1").starts_with("HTTP/1.1 405"));
+  CHECK(exchange_with_host(loop, port, "Host: api.test\r\n", "GET /doc HTTP/1.1").starts_with("HTTP/1.1 405"));
   CHECK(get_host(loop, port, "api.test", "/items") == "items");
-  CHECK(exchange(loop, port, "Host: elsewhere\r\n", "GET /items HTTP/1.1").starts_with("HTTP/1.1 404"));
+  CHECK(exchange_with_host(loop, port, "Host: elsewhere\r\n", "GET /items HTTP/1.1").starts_with("HTTP/1.1 404"));
 }
 
-TEST_CASE("virtual hosts: destroyed first, its names go back to the server and its held requests live on",
-          "[surface][vhost][lifetime]") {
+TEMPLATE_TEST_CASE("virtual hosts: destroyed first, its names go back to the server and its held requests live on",
+                   "[surface][vhost][lifetime]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server srv{loop};
-  srv.fallback([](tether::request& r) { (void)r.reply(200, "main"); });
+  Server srv{loop};
+  srv.fallback([](auto& r) { (void)r.reply(200, "main"); });
   const auto port = *srv.bind("127.0.0.1", 0);
-  std::optional<tether::request_handle> held;
+  std::optional<typename Server::request_handle> held;
   tt::client waiting(port);
   {
-    tether::virtual_host api{srv, "api.test"};
-    api.fallback([&](tether::request& r) { held = r.hold(); });
+    typename Server::virtual_host api{srv, "api.test"};
+    api.fallback([&](auto& r) { held = r.hold(); });
     waiting.send("GET /poll HTTP/1.1\r\nHost: api.test\r\n\r\n");
     REQUIRE(tt::run_until(loop, [&] { return held && held->alive(); }));
   }
@@ -263,54 +268,59 @@ TEST_CASE("virtual hosts: destroyed first, its names go back to the server and i
   CHECK(waiting.wait_for(loop, "late answer"));
 }
 
-TEST_CASE("virtual hosts: one that outlives its server is detached and harmless", "[surface][vhost][lifetime]") {
+TEMPLATE_TEST_CASE("virtual hosts: one that outlives its server is detached and harmless",
+                   "[surface][vhost][lifetime]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  auto srv = std::make_unique<tether::server>(loop);
-  tether::virtual_host api{*srv, "api.test"};
-  tether::virtual_host other{*srv, "other.test"};
-  REQUIRE_FALSE(api.route("/x", [](tether::request& r) { (void)r.reply(200, "x"); }));
+  auto srv = std::make_unique<Server>(loop);
+  typename Server::virtual_host api{*srv, "api.test"};
+  typename Server::virtual_host other{*srv, "other.test"};
+  REQUIRE_FALSE(api.route("/x", [](auto& r) { (void)r.reply(200, "x"); }));
   const auto port = *srv->bind("127.0.0.1", 0);
   CHECK(get_host(loop, port, "api.test", "/x") == "x");
   srv.reset();
   CHECK_FALSE(api.attached());
   CHECK_FALSE(other.attached());
-  CHECK_FALSE(api.route("/y", tether::method::post, [](tether::request& r) { (void)r.reply(200, "y"); }));
+  CHECK_FALSE(api.route("/y", tether::method::post, [](auto& r) { (void)r.reply(200, "y"); }));
   CHECK_FALSE(api.unroute("/x"));
   CHECK(refused(port));
 }
 
-TEST_CASE("server settings: default Content-Type, error replies, allowed methods, header and body limits",
-          "[surface][settings]") {
+TEMPLATE_TEST_CASE("server settings: default Content-Type, error replies, allowed methods, header and body limits",
+                   "[surface][settings]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server srv{loop};
+  Server srv{loop};
   int handled = 0;
-  REQUIRE_FALSE(srv.route("/text", [&](tether::request& r) {
+  REQUIRE_FALSE(srv.route("/text", [&](auto& r) {
     ++handled;
     (void)r.reply(200, "body");
   }));
-  REQUIRE_FALSE(srv.route("/buffer", [&](tether::request& r) {
-    ++handled;
-    (void)r.output().append("from the output buffer");  // PECL's getOutputBuffer()
-    (void)r.reply(200);
-  }));
-  REQUIRE_FALSE(srv.route("/busy", [&](tether::request& r) {
+  if constexpr (!tt::is_lean<Server>())  // the evhttp engine's output buffer (lean: no output())
+    REQUIRE_FALSE(srv.route("/buffer", [&](auto& r) {
+      ++handled;
+      (void)r.output().append("from the output buffer");  // PECL's getOutputBuffer()
+      (void)r.reply(200);
+    }));
+  REQUIRE_FALSE(srv.route("/busy", [&](auto& r) {
     ++handled;
     (void)r.send_error(503, "Busy Now");
   }));
   const auto port = *srv.bind("127.0.0.1", 0);
 
   // libevent's default, then the server's, then none.
-  CHECK(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
+  CHECK(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
         "text/html; charset=ISO-8859-1");
   srv.set_default_content_type("text/plain; charset=utf-8");
-  CHECK(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
+  CHECK(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type") ==
         "text/plain; charset=utf-8");
   srv.set_default_content_type("");
-  CHECK_FALSE(header(exchange(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type"));
+  CHECK_FALSE(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type"));
 
-  CHECK(tt::first_body(exchange(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
+  if constexpr (!tt::is_lean<Server>())
+    CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
 
-  const auto busy = exchange(loop, port, "Host: t\r\n", "GET /busy HTTP/1.1");
+  const auto busy = exchange_with_host(loop, port, "Host: t\r\n", "GET /busy HTTP/1.1");
   CHECK(busy.starts_with("HTTP/1.1 503 Busy Now\r\n"));
   CHECK(busy.find("<TITLE>503 Busy Now</TITLE>") != std::string::npos);  // libevent's error page
 
@@ -318,16 +328,27 @@ TEST_CASE("server settings: default Content-Type, error replies, allowed methods
   // the body limit.
   const int before = handled;
   srv.allow_methods(tether::method::get);
-  CHECK(exchange(loop, port, "Host: t\r\n", "HEAD /text HTTP/1.1").starts_with("HTTP/1.1 501"));
+  CHECK(exchange_with_host(loop, port, "Host: t\r\n", "HEAD /text HTTP/1.1").starts_with("HTTP/1.1 501"));
   srv.allow_methods(tether::method::get | tether::method::post);
   CHECK(srv.allowed_methods() == (tether::method::get | tether::method::post));
   srv.set_max_headers_size(256);
   CHECK(srv.limits().max_header_bytes == 256);
-  CHECK(exchange(loop, port, "Host: t\r\nX-Big: " + std::string(400, 'x') + "\r\n", "GET /text HTTP/1.1")
+  CHECK(exchange_with_host(loop, port, "Host: t\r\nX-Big: " + std::string(400, 'x') + "\r\n", "GET /text HTTP/1.1")
             .starts_with("HTTP/1.1 431"));
   srv.set_max_body_size(8);
   CHECK(srv.limits().max_body_bytes == 8);
-  CHECK(exchange(loop, port, "Host: t\r\nContent-Length: 9\r\n", "POST /text HTTP/1.1").starts_with("HTTP/1.1 413"));
+  CHECK(exchange_with_host(loop, port, "Host: t\r\nContent-Length: 9\r\n", "POST /text HTTP/1.1").starts_with("HTTP/1.1 413"));
   CHECK(handled == before);
-  CHECK(tt::first_body(exchange(loop, port, "Host: t\r\nContent-Length: 0\r\n", "POST /text HTTP/1.1")) == "body");
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\nContent-Length: 0\r\n", "POST /text HTTP/1.1")) == "body");
+  // Above 65,535 bytes: the evhttp engine takes it; the lean engine lowers it to its
+  // parser's ceiling, says so in limits() (and on stderr), and answers 431 past it.
+  srv.set_max_headers_size(100000);
+  const std::string huge = "Host: t\r\nX-Huge: " + std::string(70000, 'h') + "\r\n";
+  if constexpr (tt::is_lean<Server>()) {
+    CHECK(srv.limits().max_header_bytes == 65535);
+    CHECK(exchange_with_host(loop, port, huge, "GET /text HTTP/1.1").starts_with("HTTP/1.1 431"));
+  } else {
+    CHECK(srv.limits().max_header_bytes == 100000);
+    CHECK(exchange_with_host(loop, port, huge, "GET /text HTTP/1.1").starts_with("HTTP/1.1 200"));
+  }
 }

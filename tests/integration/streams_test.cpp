@@ -76,9 +76,11 @@ TEMPLATE_TEST_CASE("stream: HTTP/1.0 is close-delimited, even when the client as
   }
 }
 
-TEST_CASE("stream: a known-length body refuses to overrun and is cut off when ended short", "[stream][framing]") {
+TEMPLATE_TEST_CASE("stream: a known-length body refuses to overrun and is cut off when ended short", "[stream][framing]",
+                   TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   SECTION("exact length") {
-    stream_fixture f([](tether::request& req) { return tether::stream::start_sized(req, 10); });
+    stream_fixture<TestType> f([](auto& req) { return tether::stream::start_sized(req, 10); });
     tt::client c(f.port);
     c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
@@ -92,9 +94,30 @@ TEST_CASE("stream: a known-length body refuses to overrun and is cut off when en
     CHECK(c.data().find("Content-Length: 10\r\n") != std::string::npos);
     CHECK(c.data().find("Transfer-Encoding") == std::string::npos);
     CHECK(tt::first_body(c.data()) == "0123456789");
+    // The connection stays open for the next request.
+    c.clear();
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return f.stream->remaining() == 10; }));
+    REQUIRE_FALSE(f.stream->write("abcdefghij"));
+    REQUIRE_FALSE(f.stream->end());
+    REQUIRE(c.wait_for(f.loop, "abcdefghij"));
+    CHECK(f.closes.empty());
+  }
+  SECTION("HEAD: the declared length, no body") {
+    stream_fixture<TestType> f([](auto& req) { return tether::stream::start_sized(req, 10); });
+    tt::client c(f.port);
+    c.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(c.wait_for(f.loop, "\r\n\r\n"));
+    CHECK(c.data().find("Content-Length: 10\r\n") != std::string::npos);
+    if (f.stream && f.stream->alive()) {
+      (void)f.stream->write("0123456789");
+      (void)f.stream->end();
+    }
+    tt::run_for(f.loop, 20ms);
+    CHECK(c.data().find("0123456789") == std::string::npos);
   }
   SECTION("ended short") {
-    stream_fixture f([](tether::request& req) { return tether::stream::start_sized(req, 100); });
+    stream_fixture<TestType> f([](auto& req) { return tether::stream::start_sized(req, 100); });
     tt::client c(f.port);
     c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
@@ -106,20 +129,22 @@ TEST_CASE("stream: a known-length body refuses to overrun and is cut off when en
   }
 }
 
-TEST_CASE("stream: writing after the client left is a checked no-op, and producers stop at once",
-          "[stream][producer]") {
+TEMPLATE_TEST_CASE("stream: writing after the client left is a checked no-op, and producers stop at once",
+                   "[stream][producer]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  using stream_t = typename TestType::stream;
   for (bool reset : {true, false}) {
     INFO((reset ? "RST" : "FIN"));
     std::vector<bool> producer_running_at_close;
     tether::event_loop loop;
-    std::optional<tether::stream> stream;
-    std::optional<tether::producer<tether::stream, std::function<std::error_code(tether::stream&)>>> producer;
+    std::optional<stream_t> stream;
+    std::optional<tether::producer<stream_t, std::function<std::error_code(stream_t&)>>> producer;
     int writes = 0;
-    std::optional<tether::server> srv{std::in_place, loop};
-    srv->fallback([&](tether::request& req) {
+    std::optional<TestType> srv{std::in_place, loop};
+    srv->fallback([&](auto& req) {
       (void)req.connection().on_close([&](const tether::close_event&) { producer_running_at_close.push_back(producer->running()); });
       stream.emplace(std::move(*tether::stream::start(req)));
-      producer.emplace(loop, *stream, 5ms, [&](tether::stream& s) {
+      producer.emplace(loop, *stream, 5ms, [&](stream_t& s) {
         ++writes;
         return s.write("tick\n");
       });
@@ -145,10 +170,12 @@ TEST_CASE("stream: writing after the client left is a checked no-op, and produce
   }
 }
 
-TEST_CASE("stream: on_end runs once when the client leaves, also after the stream moved", "[stream][hook]") {
+TEMPLATE_TEST_CASE("stream: on_end runs once when the client leaves, also after the stream moved", "[stream][hook]",
+                   TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
   for (bool reset : {true, false}) {
     INFO((reset ? "RST" : "FIN"));
-    stream_fixture f(plain_start);
+    stream_fixture<TestType> f(plain_start);
     tt::client c(f.port);
     c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
@@ -158,7 +185,7 @@ TEST_CASE("stream: on_end runs once when the client leaves, also after the strea
       ends.emplace_back(r, aborted);
       closes_at_end = f.closes.size();
     }));
-    tether::stream moved = std::move(*f.stream);  // the callbacks go with the stream
+    typename TestType::stream moved = std::move(*f.stream);  // the callbacks go with the stream
     f.stream.reset();
     REQUIRE_FALSE(moved.write("before\n"));
     REQUIRE(c.wait_for(f.loop, "before"));
@@ -182,8 +209,9 @@ TEST_CASE("stream: on_end runs once when the client leaves, also after the strea
   }
 }
 
-TEST_CASE("stream: on_end reports a completed reply", "[stream][hook]") {
-  stream_fixture f(plain_start);
+TEMPLATE_TEST_CASE("stream: on_end reports a completed reply", "[stream][hook]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  stream_fixture<TestType> f(plain_start);
   tt::client c(f.port);
   c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
@@ -196,17 +224,19 @@ TEST_CASE("stream: on_end reports a completed reply", "[stream][hook]") {
   CHECK(ends[0] == std::pair{tether::close_reason::completed, false});
 }
 
-TEST_CASE("stream: a producer pauses on would_block and resumes when writable", "[stream][producer][flow]") {
-  using bounded_server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::copy_buffer, 32 * 1024, 8 * 1024>>;
-  using stream_t = tether::basic_stream<bounded_server::config>;
+TEMPLATE_TEST_CASE("stream: a producer pauses on would_block and resumes when writable", "[stream][producer][flow]",
+                   TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  using bounded_server = tt::server_on<TestType, tether::bounded<tether::copy_buffer, 32 * 1024, 8 * 1024>>;
+  using stream_t = tether::basic_stream<typename bounded_server::config>;
   tether::event_loop loop;
   bounded_server srv{loop};
   std::optional<stream_t> stream;
   const std::string block(4096, 'p');
   std::optional<tether::producer<stream_t, std::function<std::error_code(stream_t&)>>> producer;
-  srv.fallback([&](bounded_server::request& req) {
+  srv.fallback([&](typename bounded_server::request& req) {
     const int small = 4096;
-    ::setsockopt(req.connection().bufferevent()->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(tt::socket_of(req), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     stream.emplace(std::move(*stream_t::start(req)));
     producer.emplace(loop, *stream, 1ms, [&](stream_t& s) { return s.write(block); });
   });

@@ -6,6 +6,7 @@
 // what they saw under a mutex (or in atomics); the test thread checks it afterwards.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -347,16 +348,19 @@ TEST_CASE("server_group: errors are reported and nothing is left running", "[gro
   CHECK(tt::open_fds() == fds_before);
 }
 
-// A server without the hooks balanced accepts need (the lean engine's) gets SO_REUSEPORT.
+// Both engines' servers have the hooks balanced accepts need (a server type without them
+// would get SO_REUSEPORT sockets).
 static_assert(tether::detail::group_access::can_balance<tether::server>);
-static_assert(!tether::detail::group_access::can_balance<tether::lean_server>);
+static_assert(tether::detail::group_access::can_balance<tether::lean_server>);
 
-TEST_CASE("server_group: balanced accepts keep the loops within two connections of each other", "[group][balance]") {
+TEMPLATE_TEST_CASE("server_group: balanced accepts keep the loops within two connections of each other",
+                   "[group][balance]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   for (unsigned loops : {2u, 4u}) {
     INFO(loops << " loops");
-    tether::server_group group{{.threads = loops}};  // accept_mode::balanced, the default
-    auto port = group.start("127.0.0.1", 0, [](tether::server& srv, tether::event_loop&, unsigned index) {
-      srv.fallback([index](tether::request& req) { (void)req.reply(200, std::to_string(index)); });
+    tether::basic_server_group<Server> group{{.threads = loops}};  // accept_mode::balanced, the default
+    auto port = group.start("127.0.0.1", 0, [](Server& srv, tether::event_loop&, unsigned index) {
+      srv.fallback([index](auto& req) { (void)req.reply(200, std::to_string(index)); });
     });
     REQUIRE(port);
     for (int trial = 0; trial < 10; ++trial) {
@@ -384,10 +388,12 @@ TEST_CASE("server_group: balanced accepts keep the loops within two connections 
   }
 }
 
-TEST_CASE("server_group: balanced accepts resume a held loop once the others caught up", "[group][balance]") {
-  tether::server_group group{{.threads = 2}};
-  auto port = group.start("127.0.0.1", 0, [](tether::server& srv, tether::event_loop&, unsigned index) {
-    srv.fallback([index](tether::request& req) { (void)req.reply(200, std::to_string(index)); });
+TEMPLATE_TEST_CASE("server_group: balanced accepts resume a held loop once the others caught up", "[group][balance]",
+                   TT_ENGINE_SERVERS) {
+  using Server = TestType;
+  tether::basic_server_group<Server> group{{.threads = 2}};
+  auto port = group.start("127.0.0.1", 0, [](Server& srv, tether::event_loop&, unsigned index) {
+    srv.fallback([index](auto& req) { (void)req.reply(200, std::to_string(index)); });
   });
   REQUIRE(port);
   // One at a time, each answered before the next connects: whichever loop got ahead by

@@ -22,7 +22,7 @@ using tether::errc;
 
 namespace {
 
-struct recorded_close {
+struct timed_close {
   close_reason reason;
   bool aborted;
   std::chrono::steady_clock::time_point at;
@@ -30,7 +30,7 @@ struct recorded_close {
 
 template <class Server = tether::server>
 struct https_fixture {
-  std::vector<recorded_close> closes;  // before the server: its destructor runs close callbacks
+  std::vector<timed_close> closes;  // before the server: its destructor runs close callbacks
   int handled = 0;
   tether::event_loop loop;
   std::optional<Server> srv{std::in_place, loop};

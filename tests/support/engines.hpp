@@ -12,6 +12,9 @@
 
 /// The default policies on each engine.
 #define TT_ENGINE_SERVERS tether::server, tether::lean_server
+/// The engines themselves, for suites that build servers with other policies
+/// (tt::server_on<Engine, BufferPolicy>).
+#define TT_ENGINES tether::evhttp_engine, tether::lean_engine
 
 namespace tt {
 /// "evhttp" or "lean", for INFO lines.
@@ -22,5 +25,22 @@ constexpr std::string_view engine_name() {
 template <class Server>
 constexpr bool is_lean() {
   return tether::is_lean_engine<typename Server::engine_type>;
+}
+
+/// One close callback's report, as the suites record it.
+struct recorded_close {
+  tether::close_reason reason;
+  bool aborted;
+};
+
+/// A server on `Engine` with `BufferPolicy` (and the default close policy and callback).
+template <class Engine, class BufferPolicy = tether::copy_buffer, class ClosePolicy = tether::eager_close<>>
+using server_on = tether::basic_server<ClosePolicy, BufferPolicy, tether::close_function<>, Engine>;
+
+/// The socket a request arrived on, on either engine (to shrink its buffers).
+template <class Request>
+int socket_of(Request& req) {
+  if constexpr (requires { req.connection().bufferevent(); }) return req.connection().bufferevent()->fd();
+  else return req.connection().native();
 }
 }  // namespace tt

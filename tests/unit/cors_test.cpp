@@ -15,25 +15,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using header_list = std::vector<std::pair<std::string, std::string>>;
+using header_pairs = std::vector<std::pair<std::string, std::string>>;
 
 struct collect {
-  header_list* out;
+  header_pairs* out;
   void operator()(tether::cstring_view name, tether::cstring_view value) const {
     out->emplace_back(std::string(name.view()), std::string(value.view()));
   }
 };
 
-header_list reply_headers(const tether::cors& p, std::optional<std::string_view> origin, bool* allowed = nullptr) {
-  header_list h;
+header_pairs reply_headers(const tether::cors& p, std::optional<std::string_view> origin, bool* allowed = nullptr) {
+  header_pairs h;
   const bool ok = p.reply_headers(origin, collect{&h});
   if (allowed) *allowed = ok;
   return h;
 }
 
-header_list preflight_headers(const tether::cors& p, std::string_view origin, const char* requested = nullptr,
+header_pairs preflight_headers(const tether::cors& p, std::string_view origin, const char* requested = nullptr,
                               bool* allowed = nullptr) {
-  header_list h;
+  header_pairs h;
   const bool ok = p.preflight_headers(origin, requested, collect{&h});
   if (allowed) *allowed = ok;
   return h;
@@ -121,16 +121,16 @@ TEST_CASE("cors: an exact list reflects the allowed origin and always varies on 
   const auto p = make({.origins = {"http://app.example", "http://127.0.0.1:8000"}});
   bool allowed = false;
   CHECK(reply_headers(p, "http://127.0.0.1:8000", &allowed) ==
-        header_list{{"Vary", "Origin"}, {"Access-Control-Allow-Origin", "http://127.0.0.1:8000"}});
+        header_pairs{{"Vary", "Origin"}, {"Access-Control-Allow-Origin", "http://127.0.0.1:8000"}});
   CHECK(allowed);
   // Another origin (even one differing only in port or scheme) gets Vary and nothing else.
   for (const char* other : {"http://evil.example", "http://127.0.0.1:8001", "https://app.example", "null", ""}) {
     INFO(other);
-    CHECK(reply_headers(p, other, &allowed) == header_list{{"Vary", "Origin"}});
+    CHECK(reply_headers(p, other, &allowed) == header_pairs{{"Vary", "Origin"}});
     CHECK_FALSE(allowed);
   }
   // No Origin: not a cross-origin request; the reply still varies on Origin for caches.
-  CHECK(reply_headers(p, std::nullopt, &allowed) == header_list{{"Vary", "Origin"}});
+  CHECK(reply_headers(p, std::nullopt, &allowed) == header_pairs{{"Vary", "Origin"}});
   CHECK(allowed);
   CHECK(p.allows_origin("http://app.example"));
   CHECK_FALSE(p.allows_origin("http://APP.example"));  // browsers send lowercase; so must others
@@ -140,25 +140,25 @@ TEST_CASE("cors: a configured origin matches what browsers send, whatever its ca
   const auto p = make({.origins = {"HTTP://App.Example:80"}});
   CHECK(p.allows_origin("http://app.example"));
   CHECK(reply_headers(p, "http://app.example") ==
-        header_list{{"Vary", "Origin"}, {"Access-Control-Allow-Origin", "http://app.example"}});
+        header_pairs{{"Vary", "Origin"}, {"Access-Control-Allow-Origin", "http://app.example"}});
 }
 
 TEST_CASE("cors: any_origin answers '*' to everyone, with no Vary and no credentials", "[cors]") {
   const auto p = make({.any_origin = true, .exposed_headers = {"X-Id"}});
   CHECK(reply_headers(p, "http://whoever.example") ==
-        header_list{{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "X-Id"}});
-  CHECK(reply_headers(p, std::nullopt) == header_list{{"Access-Control-Allow-Origin", "*"}});
-  CHECK(reply_headers(p, "null") == header_list{{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "X-Id"}});
+        header_pairs{{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "X-Id"}});
+  CHECK(reply_headers(p, std::nullopt) == header_pairs{{"Access-Control-Allow-Origin", "*"}});
+  CHECK(reply_headers(p, "null") == header_pairs{{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "X-Id"}});
 }
 
 TEST_CASE("cors: credentials add Allow-Credentials and never '*'", "[cors]") {
   const auto p = make({.origins = {"https://app.example"}, .credentials = true, .exposed_headers = {"Last-Event-ID", "X-Id"}});
   CHECK(p.credentials());
-  CHECK(reply_headers(p, "https://app.example") == header_list{{"Vary", "Origin"},
+  CHECK(reply_headers(p, "https://app.example") == header_pairs{{"Vary", "Origin"},
                                                                {"Access-Control-Allow-Origin", "https://app.example"},
                                                                {"Access-Control-Allow-Credentials", "true"},
                                                                {"Access-Control-Expose-Headers", "Last-Event-ID, X-Id"}});
-  CHECK(reply_headers(p, "https://evil.example") == header_list{{"Vary", "Origin"}});
+  CHECK(reply_headers(p, "https://evil.example") == header_pairs{{"Vary", "Origin"}});
 }
 
 TEST_CASE("cors: a preflight gets methods, headers and max-age; another origin gets none of them", "[cors]") {
@@ -170,31 +170,31 @@ TEST_CASE("cors: a preflight gets methods, headers and max-age; another origin g
   CHECK(p.methods() == (tether::method::get | tether::method::post | tether::method::delete_));
   bool allowed = false;
   CHECK(preflight_headers(p, "http://app.example", "x-chat-user", &allowed) ==
-        header_list{{"Vary", "Origin"},
+        header_pairs{{"Vary", "Origin"},
                     {"Access-Control-Allow-Origin", "http://app.example"},
                     {"Access-Control-Allow-Credentials", "true"},
                     {"Access-Control-Allow-Methods", "GET, POST, DELETE"},
                     {"Access-Control-Allow-Headers", "Content-Type, X-Chat-User"},
                     {"Access-Control-Max-Age", "600"}});
   CHECK(allowed);
-  CHECK(preflight_headers(p, "http://evil.example", "x-chat-user", &allowed) == header_list{{"Vary", "Origin"}});
+  CHECK(preflight_headers(p, "http://evil.example", "x-chat-user", &allowed) == header_pairs{{"Vary", "Origin"}});
   CHECK_FALSE(allowed);
 }
 
 TEST_CASE("cors: any_header echoes the requested headers and varies on them", "[cors]") {
   const auto p = make({.origins = {"http://app.example"}, .any_header = true});
   CHECK(preflight_headers(p, "http://app.example", "content-type,x-a") ==
-        header_list{{"Vary", "Origin, Access-Control-Request-Headers"},
+        header_pairs{{"Vary", "Origin, Access-Control-Request-Headers"},
                     {"Access-Control-Allow-Origin", "http://app.example"},
                     {"Access-Control-Allow-Methods", "GET, HEAD, POST"},
                     {"Access-Control-Allow-Headers", "content-type,x-a"}});
   CHECK(preflight_headers(p, "http://app.example", nullptr) ==
-        header_list{{"Vary", "Origin, Access-Control-Request-Headers"},
+        header_pairs{{"Vary", "Origin, Access-Control-Request-Headers"},
                     {"Access-Control-Allow-Origin", "http://app.example"},
                     {"Access-Control-Allow-Methods", "GET, HEAD, POST"}});
   const auto any = make({.any_origin = true, .any_header = true});
   CHECK(preflight_headers(any, "http://x.example", "x-a") ==
-        header_list{{"Vary", "Access-Control-Request-Headers"},
+        header_pairs{{"Vary", "Access-Control-Request-Headers"},
                     {"Access-Control-Allow-Origin", "*"},
                     {"Access-Control-Allow-Methods", "GET, HEAD, POST"},
                     {"Access-Control-Allow-Headers", "x-a"}});

@@ -17,6 +17,7 @@
 #include <tether/config.hpp>
 #include <tether/detail/connection_guard.hpp>
 #include <tether/detail/date_cache.hpp>
+#include <tether/detail/exchange_watcher.hpp>
 #include <tether/server_event.hpp>
 
 #include <event2/buffer.h>
@@ -69,19 +70,6 @@ inline void report_exception(const char* where) noexcept {
   }
 }
 
-class connection_core;
-
-/// A node notified once when the current exchange ends (completed or aborted), before
-/// any close callback. Streams and producers link one in to stop at once.
-struct exchange_watcher {
-  void (*notify)(exchange_watcher* self, close_reason why, bool aborted) noexcept = nullptr;
-  /// Called (if set) when a bounded policy's output fell back to its low-water mark.
-  void (*writable)(exchange_watcher* self) noexcept = nullptr;
-  exchange_watcher* prev = nullptr;
-  exchange_watcher* next = nullptr;
-  connection_core* owner = nullptr;
-};
-
 /// The untyped part of a server that tracked connections need.
 struct server_core {
   event_base* base = nullptr;
@@ -131,13 +119,12 @@ struct server_core {
 /// request costs (bench/sse_scale: 10,000 SSE streams); the fields are ordered to pack.
 /// What only bounded buffer policies need is in flow_state, which connection_state
 /// holds only for them.
-class connection_core {
+class connection_core : public watcher_list {
  public:
   server_core* server = nullptr;        // null once the server is gone
   evhttp_connection* evcon = nullptr;   // null once libevent freed the connection
   connection_guard* guard = nullptr;    // the connection's guard, while it is open
-  exchange ex;                          // the current request
-  exchange_watcher* watchers = nullptr;
+  exchange ex;                          // the current request (watchers: watcher_list)
   // The server's list of the states it allocated and that are not pooled; a pooled state
   // is on the server's free list, linked through all_next.
   connection_core* all_prev = nullptr;
@@ -186,52 +173,6 @@ class connection_core {
     const bool keep_alive = in && evutil_ascii_strncasecmp(in, "keep-alive", 10) == 0;
     return (http10 && !keep_alive) || header_is(evhttp_request_get_input_headers(req), "close", 5) ||
            header_is(evhttp_request_get_output_headers(req), "close", 5);
-  }
-
-  // ----- exchange watchers ----------------------------------------------------------
-
-  void link(exchange_watcher& w) noexcept {
-    w.owner = this;
-    w.prev = nullptr;
-    w.next = watchers;
-    if (watchers) watchers->prev = &w;
-    watchers = &w;
-  }
-  static void unlink(exchange_watcher& w) noexcept {
-    if (!w.owner) return;
-    if (w.prev) w.prev->next = w.next;
-    else w.owner->watchers = w.next;
-    if (w.next) w.next->prev = w.prev;
-    w.owner = nullptr;
-    w.prev = w.next = nullptr;
-  }
-  /// Puts `to` where `from` is in its list (`from` ends up unlinked); for moves.
-  static void replace(exchange_watcher& from, exchange_watcher& to) noexcept {
-    to.owner = from.owner;
-    to.prev = from.prev;
-    to.next = from.next;
-    if (to.owner) {
-      if (to.prev) to.prev->next = &to;
-      else to.owner->watchers = &to;
-      if (to.next) to.next->prev = &to;
-    }
-    from.owner = nullptr;
-    from.prev = from.next = nullptr;
-  }
-
-  void notify_writable() noexcept {
-    for (exchange_watcher* w = watchers; w;) {
-      exchange_watcher* next = w->next;  // a watcher may unlink itself
-      if (w->writable) w->writable(w);
-      w = next;
-    }
-  }
-  void notify_watchers(close_reason why, bool aborted) noexcept {
-    // Pop before notifying: a watcher may destroy itself or link another one.
-    while (exchange_watcher* w = watchers) {
-      unlink(w[0]);
-      if (w->notify) w->notify(w, why, aborted);
-    }
   }
 
   // ----- what close policies act through --------------------------------------------

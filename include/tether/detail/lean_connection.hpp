@@ -15,6 +15,8 @@
 #include <tether/close_callback.hpp>
 #include <tether/close_reason.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/exchange_watcher.hpp>
+#include <tether/detail/lean_output.hpp>
 #include <tether/http1/request_parser.hpp>
 #include <tether/limits.hpp>
 
@@ -33,7 +35,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 TETHER_BEGIN_NAMESPACE
 namespace detail {
@@ -55,12 +59,24 @@ enum class lean_deadline : std::uint8_t { none, head, body, idle, send };
 template <class Config>
 struct lean_core;
 
+/// What a connection of a server with a bounded buffer policy keeps for its flow control
+/// (bounded<High, Low, Action>): the lean counterpart of flow_state.
+struct lean_flow {
+  std::string parked;           // slow_consumer::coalesce: the newest chunk's wire bytes
+  event* slow_timer = nullptr;  // slow_consumer::disconnect<Ms>: the deadline
+  bool has_parked = false;
+  bool paused = false;          // a chunk was refused, dropped or parked above the high mark
+};
+/// ... and with an unbounded policy: nothing.
+struct lean_no_flow {};
+
 /// One connection. Allocated at accept, freed when it is closed and no handle refers to
 /// it; nothing is allocated per request once its buffers have grown to the sizes the
 /// client uses.
 template <class Config>
-struct lean_connection {
+struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks, hubs, rooms
   using callback_type = typename Config::close_callback;
+  using flow_type = std::conditional_t<Config::buffer_policy::flow::bounded, lean_flow, lean_no_flow>;
 
   lean_core<Config>* core = nullptr;
   int fd = -1;
@@ -84,7 +100,13 @@ struct lean_connection {
 
   // ----- output -----
   std::string out;          // bytes queued for the socket (capacity kept)
-  std::size_t out_off = 0;  // how much of `out` was written
+  std::size_t out_off = 0;  // where the part of `out` after every segment starts (written before it)
+  // Only once a reference or a file range was queued (lean_output.hpp): the output in
+  // order, then `out` from out_off. Empty in the common case.
+  std::vector<lean_segment> segs;
+  std::size_t seg_head = 0;     // first segment not written yet
+  std::uint64_t seg_bytes = 0;  // bytes left in segs[seg_head...]
+  [[no_unique_address]] flow_type flow;
   std::string reply_headers;  // "Name: value\r\n" lines added for the current reply
   bool writing = false;       // `wr` is added
 
@@ -135,7 +157,7 @@ struct lean_connection {
   }
 
   std::size_t unread() const noexcept { return in_len - in_pos; }
-  std::size_t pending_output() const noexcept { return out.size() - out_off; }
+  std::size_t pending_output() const noexcept { return static_cast<std::size_t>(seg_bytes) + (out.size() - out_off); }
 };
 
 }  // namespace detail
