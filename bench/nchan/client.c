@@ -15,11 +15,12 @@
  *     beyond K messages. Deliveries divided by the server's CPU seconds: events per
  *     CPU-second; also per wall second;
  *  5. SSE hang-ups: every subscriber closes (half RST, half FIN, at a quiet point); the
- *     time until the server's descriptors went down by N, and the CLOSE_WAIT sockets left;
+ *     time until the server's descriptors went down by N, the server's CPU time over that
+ *     time per hang-up, and the CLOSE_WAIT sockets left;
  *  6. long-poll (unless -L ""): N requests GET LP_PATH held by the server (lp_bytes_per_request:
  *     the VmRSS they added, which after phase 5 is mostly memory the SSE subscribers freed,
  *     so no per-request figure); then every one closes (FIN); the time until the server
- *     released them.
+ *     released them, and its CPU time per hang-up over that time.
  *
  * Prints key=value lines on stdout; progress on stderr. Exit 0 if every check passed, 1 if
  * one failed, 2 on a setup error. Every wait is bounded in time.
@@ -581,9 +582,12 @@ int main(int argc, char** argv) {
   /* 5. SSE hang-ups, at a quiet point */
   pump_for(0.2);
   const long fds_sse = fds();
+  double h0 = cpu_s();
   const double sse_ms = close_all(1, fds_sse - n);
+  double h1 = cpu_s();
   usleep(200000);
   printf("sse_release_ms=%.1f\nsse_fds_left=%ld\nsse_close_wait=%ld\n", sse_ms, fds() - (fds_sse - n), close_wait());
+  printf("sse_release_cpu_us=%.2f\n", (h1 - h0) * 1e6 / (double)n);
 
   /* 6. long-poll: held, then hung up */
   if (*lp_path) {
@@ -600,9 +604,12 @@ int main(int argc, char** argv) {
     const long rss_lp = rss_kb();
     printf("lp_bytes_per_request=%.0f\nlp_answered_early=%u\n", (double)(rss_lp - rss_base) * 1024.0 / (double)n,
            answered_early);
+    h0 = cpu_s();
     const double lp_ms = close_all(0, fds_base);
+    h1 = cpu_s();
     usleep(200000);
     printf("lp_release_ms=%.1f\nlp_fds_left=%ld\nlp_close_wait=%ld\n", lp_ms, fds() - fds_base, close_wait());
+    printf("lp_release_cpu_us=%.2f\n", (h1 - h0) * 1e6 / (double)n);
   }
   close(pub_fd);
   return 0;

@@ -38,6 +38,8 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -170,6 +172,27 @@ inline void refuse_keep_alive_for_unsized_http10(evhttp_request* req) noexcept {
   evhttp_add_header(out, "Connection", "close");
 }
 
+/// Frees every header of `h` but those named "Connection" and, if `keep_length`,
+/// "Content-Length" (compared case-insensitively), through libevent, which allocated them.
+/// Once a reply's head is on the wire, and once a held or streamed request's handler has
+/// returned, those are all libevent and tether still read from the two lists (evhttp's
+/// keep-alive decision and tether's reply_will_close: Connection; drain's "is this stream
+/// chunked": Content-Length). An idle SSE stream or a held long-poll would otherwise keep
+/// every header it received and sent, 112 B or more each, for its whole life.
+inline void shed_headers(evkeyvalq* h, bool keep_length) noexcept {
+  auto kept = [keep_length](const char* key) noexcept {
+    return evutil_ascii_strcasecmp(key, "Connection") == 0 ||
+           (keep_length && evutil_ascii_strcasecmp(key, "Content-Length") == 0);
+  };
+  for (;;) {
+    const evkeyval* victim = h->tqh_first;
+    while (victim && kept(victim->key)) victim = victim->next.tqe_next;
+    if (!victim) return;
+    // The first header of this name is `victim`: every one before it has a kept name.
+    evhttp_remove_header(h, victim->key);
+  }
+}
+
 /// While its server drains (basic_server::drain), a reply closes its connection once
 /// written: otherwise a busy keep-alive client would keep the connection (and so the
 /// drain) open with request after request. Its close callback then reports
@@ -254,6 +277,8 @@ struct exchange_ops {
     ex.ph = phase::streaming;
     if (st.server) st.server->stamp_date(ex.req);
     evhttp_send_reply_start(ex.req, status, reason);
+    // The head is in the output buffer: the reply's header list is written.
+    shed_headers(evhttp_request_get_output_headers(ex.req), true);
     if constexpr (flow::bounded) {
       long deadline_ms = 0;
       if constexpr (is_disconnect<typename flow::action>::value) deadline_ms = static_cast<long>(flow::action::deadline.count());
@@ -609,9 +634,16 @@ class basic_request {
   void finish(bool threw) noexcept {
     if (threw && ex_->ph == detail::phase::streaming && st_) {
       st_->close(close_reason::error);
+    } else if (ex_->ph == detail::phase::streaming) {
+      // The request outlives its handler: keep only what its end still reads (native()
+      // is not to be kept past the handler; handles read no headers).
+      detail::shed_headers(evhttp_request_get_input_headers(req_), false);
+      if (st_ && st_->guard) detail::guard_set::read_small(*st_->guard);
     } else if (ex_->ph == detail::phase::pending) {
       if (!threw && st_ && st_->refs > 1) {
         ex_->held = true;
+        detail::shed_headers(evhttp_request_get_input_headers(req_), false);  // before on_hold may close
+        if (st_->guard) detail::guard_set::read_small(*st_->guard);
         connection_control ctl{*st_};
         Config::close_policy::on_hold(ctl);
       } else {

@@ -410,3 +410,48 @@ TEMPLATE_TEST_CASE("exceptions: close callbacks, reply hooks and timers that thr
   CHECK(d.wait_for(f.loop, "still-serving"));
   CHECK(after == 1);
 }
+
+TEST_CASE("held request: once its handler returned, only its Connection header is kept, the reply's headers stay, reads are small",
+          "[held][memory]") {
+  // A long-poll waits for minutes: the headers it came with (Cookie, User-Agent...) are
+  // freed when its handler returns; Connection stays for the keep-alive decision, and the
+  // headers the handler set for the reply stay until the reply is written.
+  fixture f;
+  evhttp_request* raw = nullptr;
+  ev_ssize_t read_max_in_handler = 0;
+  auto read_max = [&] { return bufferevent_get_max_single_read(evhttp_connection_get_bufferevent(evhttp_request_get_connection(raw))); };
+  f.srv->fallback([&](tether::request& req) {
+    raw = req.native();
+    read_max_in_handler = read_max();
+    (void)req.output_headers().add("X-Held", "yes");
+    f.held = req.hold();
+  });
+  tt::client c(f.bind());
+  const std::string heads = "Host: t\r\nUser-Agent: tether-test/1.0\r\nCookie: session=" + std::string(300, 'c') + "\r\n";
+  auto names = [](evkeyvalq* h) {
+    std::vector<std::string> out;
+    for (const evkeyval* kv = h->tqh_first; kv; kv = kv->next.tqe_next) out.emplace_back(kv->key);
+    return out;
+  };
+  for (const char* connection : {"", "Connection: close\r\n"}) {
+    INFO(connection);
+    c.clear();
+    f.held = {};
+    c.send("GET /hold HTTP/1.1\r\n" + heads + connection + "\r\n");
+    REQUIRE(tt::run_until(f.loop, [&] { return bool(f.held); }));
+    CHECK(names(evhttp_request_get_input_headers(raw)) ==
+          (*connection ? std::vector<std::string>{"Connection"} : std::vector<std::string>{}));
+    CHECK(names(evhttp_request_get_output_headers(raw)) == std::vector<std::string>{"X-Held"});
+    CHECK(read_max_in_handler > 960);  // the default, also after the first (held) request
+    CHECK(read_max() == 960);          // a hang-up is read into a 1 KiB chain, not 8 KiB
+    REQUIRE_FALSE(f.held.reply(200, "late"));
+    REQUIRE(c.wait_for(f.loop, "\r\n\r\nlate"));
+    CHECK(c.data().find("X-Held: yes\r\n") != std::string::npos);
+    if (*connection) {
+      CHECK(c.wait_eof(f.loop));  // Connection: close still honoured
+    } else {
+      tt::run_for(f.loop, 50ms);
+      CHECK_FALSE(c.eof());  // keep-alive: the loop goes round for the next request
+    }
+  }
+}

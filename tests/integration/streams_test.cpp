@@ -260,3 +260,72 @@ TEMPLATE_TEST_CASE("stream: a producer pauses on would_block and resumes when wr
   producer->stop();
   REQUIRE_FALSE(stream->end());
 }
+
+namespace {
+// The names in a libevent header list, in order (white-box: the tests below look at the
+// request's lists after its handler returned, which applications must not do).
+std::vector<std::string> header_names(evkeyvalq* h) {
+  std::vector<std::string> out;
+  for (const evkeyval* kv = h->tqh_first; kv; kv = kv->next.tqe_next) out.emplace_back(kv->key);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("stream: once the head is written and the handler returned, only Connection and Content-Length stay, and reads are small",
+          "[stream][memory]") {
+  // An idle SSE stream lives for hours: the headers it received and sent (Cookie,
+  // User-Agent... 112 B and more each) are freed; Connection stays for evhttp's keep-alive
+  // decision, Content-Length for a known-length stream's end.
+  evhttp_request* raw = nullptr;
+  bool sized = false;
+  ev_ssize_t read_max_in_handler = 0;
+  auto read_max = [&] { return bufferevent_get_max_single_read(evhttp_connection_get_bufferevent(evhttp_request_get_connection(raw))); };
+  stream_fixture f([&](tether::request& req) {
+    raw = req.native();
+    read_max_in_handler = read_max();
+    (void)req.output_headers().add("X-Extra", std::string(200, 'x').c_str());
+    CHECK(req.input_headers().contains("User-Agent"));  // still readable in the handler
+    return sized ? tether::stream::start_sized(req, 4) : tether::stream::start(req);
+  });
+  tt::client c(f.port);
+  const std::string heads = "Host: t\r\nUser-Agent: tether-test/1.0\r\nCookie: session=" + std::string(300, 'c') + "\r\n";
+  c.send("GET /a HTTP/1.1\r\n" + heads + "Connection: keep-alive\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+  CHECK(header_names(evhttp_request_get_input_headers(raw)) == std::vector<std::string>{"Connection"});
+  CHECK(header_names(evhttp_request_get_output_headers(raw)).empty());
+  const ev_ssize_t default_read = read_max_in_handler;
+  CHECK(default_read > 960);
+  // A hang-up is read into libevent's smallest chain (1 KiB), not an 8 KiB one.
+  CHECK(read_max() == 960);
+  REQUIRE(c.wait_for(f.loop, "\r\n\r\n"));
+  CHECK(c.data().find("X-Extra: xxxx") != std::string::npos);  // written before it was freed
+  CHECK(c.data().find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  REQUIRE_FALSE(f.stream->write("one"));
+  REQUIRE_FALSE(f.stream->end());
+  REQUIRE(c.wait_for(f.loop, "3\r\none\r\n0\r\n\r\n"));
+
+  // The connection stays open (keep-alive kept its header): the next stream is known-length.
+  sized = true;
+  f.stream.reset();
+  c.clear();
+  c.send("GET /b HTTP/1.1\r\n" + heads + "\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+  CHECK(read_max_in_handler == default_read);  // the completed stream gave the default back
+  CHECK(header_names(evhttp_request_get_input_headers(raw)).empty());
+  CHECK(header_names(evhttp_request_get_output_headers(raw)) == std::vector<std::string>{"Content-Length"});
+  REQUIRE_FALSE(f.stream->write("four"));
+  REQUIRE_FALSE(f.stream->end());
+  REQUIRE(c.wait_for(f.loop, "Content-Length: 4\r\n"));
+  REQUIRE(c.wait_for(f.loop, "\r\n\r\nfour"));
+
+  // "Connection: close" is still honoured when the stream ends.
+  sized = false;
+  f.stream.reset();
+  c.clear();
+  c.send("GET /c HTTP/1.1\r\n" + heads + "Connection: close\r\n\r\n");
+  REQUIRE(tt::run_until(f.loop, [&] { return f.stream.has_value(); }));
+  CHECK(header_names(evhttp_request_get_input_headers(raw)) == std::vector<std::string>{"Connection"});
+  REQUIRE_FALSE(f.stream->end());
+  REQUIRE(c.wait_eof(f.loop));
+  CHECK(c.data().find("Connection: close\r\n") != std::string::npos);
+}

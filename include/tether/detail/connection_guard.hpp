@@ -91,6 +91,7 @@ struct connection_guard {
   bool cl_over = false;                 // head scan: a Content-Length above max_body_bytes
   bool over_capacity = false;           // accepted past max_connections: gets 503
   bool has_reason = false;
+  bool small_reads = false;             // held or streamed: reads capped (guard_set::read_small)
   close_reason reason = close_reason::error;  // why tether is closing it (has_reason)
   std::uint16_t reject_status = 0;      // doomed: answer this status first (0: just close)
 
@@ -202,10 +203,31 @@ class guard_set {
     return g;
   }
 
+  /// The most a held or streamed request's connection reads at once. evbuffer_read sizes
+  /// its chain by FIONREAD, which is 0 at a FIN or RST: every hang-up of an idle stream
+  /// or long-poll then malloc'd an 8 KiB chain (4,096 bytes to read, rounded up to a power
+  /// of two) only to learn that nothing came, and under 10,000 hang-ups malloc and the
+  /// page faults of those chains were most of the server's time. Capped, the chain is
+  /// libevent's smallest (1 KiB with its 48-byte header); a client that sends while its
+  /// request is held is read as before, in smaller reads (eager_close bounds it anyway).
+  static constexpr std::size_t small_read = 960;
+
+  /// `g`'s request outlives its handler (held or streamed): reads are capped at
+  /// small_read until its reply completes.
+  static void read_small(connection_guard& g) noexcept {
+    if (g.small_reads || !g.bev) return;
+    bufferevent_set_max_single_read(g.bev, small_read);
+    g.small_reads = true;
+  }
+
   /// The reply on `g` was handed to the kernel (called from evhttp_send_done, before
   /// evhttp looks at the next request): the keep-alive wait starts, or the head of a
   /// pipelined request already received is checked before evhttp parses it.
   void reply_complete(connection_guard& g) noexcept {
+    if (g.small_reads) {  // the next request is read at libevent's default size again
+      bufferevent_set_max_single_read(g.bev, 0);
+      g.small_reads = false;
+    }
     begin(g, guard_phase::idle);
     evbuffer* in = bufferevent_get_input(g.bev);
     if (evbuffer_get_length(in) == 0) return;
