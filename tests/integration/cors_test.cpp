@@ -261,12 +261,13 @@ TEMPLATE_TEST_CASE("cors: preflights under refuse_other_origins, any_header, and
   CHECK(runs == 0);
 }
 
-TEST_CASE("cors: OPTIONS reaches a wrapped handler however it is routed; unwrapped routes keep refusing it", "[cors]") {
+TEMPLATE_TEST_CASE("cors: OPTIONS reaches a wrapped handler however it is routed; unwrapped routes keep refusing it", "[cors]",
+                   TT_ENGINE_SERVERS) {
   tether::event_loop loop;
   const auto p = policy({.origins = {std::string(app)}});
   auto reply = [](auto& req) { (void)req.reply(200, "x"); };
-  tether::server srv{loop};
-  // libevent refuses OPTIONS (501) until a route that answers it is installed.
+  TestType srv{loop};
+  // OPTIONS is refused (501, as libevent does) until a route that answers it is installed.
   REQUIRE_FALSE(srv.route("/plain", reply));
   CHECK_FALSE(srv.allowed_methods().contains(tether::method::options));
   const auto port = *srv.bind("127.0.0.1", 0);
