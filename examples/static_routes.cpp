@@ -73,11 +73,7 @@ int serve(bool once, std::uint16_t port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool lean = argc > 1 && std::string_view(argv[1]) == "--lean";
-  if (lean) {  // the rest as without it
-    --argc;
-    ++argv;
-  }
+  const bool lean = example::take_flag(argc, argv, "--lean");  // the rest as without it
   const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
   const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8080");
   if (!once && port == 0) {

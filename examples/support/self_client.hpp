@@ -71,4 +71,12 @@ inline std::uint16_t port_arg(int argc, char** argv, int index, const char* fall
   return *port;
 }
 
+/// True if argv[1] is `flag`; it is then consumed, so the other arguments keep their places.
+inline bool take_flag(int& argc, char**& argv, std::string_view flag) {
+  if (argc < 2 || std::string_view(argv[1]) != flag) return false;
+  --argc;
+  ++argv;
+  return true;
+}
+
 }  // namespace example

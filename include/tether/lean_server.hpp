@@ -89,18 +89,6 @@ class basic_lean_connection;
 
 namespace detail {
 
-/// ASCII case-insensitive equality of two header names.
-inline bool lean_iequal(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (static_cast<unsigned>(x - 'A') < 26u) x = static_cast<unsigned char>(x | 0x20);
-    if (static_cast<unsigned>(y - 'A') < 26u) y = static_cast<unsigned char>(y | 0x20);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 /// The lean engine's per-server state and every connection-level step: accept, read,
 /// parse, dispatch, reply, write, deadlines and close.
 template <class Config>
@@ -698,7 +686,7 @@ struct lean_core {
       if (colon == std::string::npos) break;
       const std::size_t eol = lines.find("\r\n", colon);
       if (eol == std::string::npos) break;
-      if (lean_iequal(std::string_view(lines).substr(at, colon - at), name)) {
+      if (http1::detail::iequals(std::string_view(lines).substr(at, colon - at), name)) {
         std::string_view v = std::string_view(lines).substr(colon + 1, eol - colon - 1);
         while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
         return v;
@@ -713,7 +701,7 @@ struct lean_core {
     while (at < lines.size()) {
       const std::size_t colon = lines.find(':', at);
       if (colon == std::string::npos) break;
-      if (lean_iequal(std::string_view(lines).substr(at, colon - at), name)) return true;
+      if (http1::detail::iequals(std::string_view(lines).substr(at, colon - at), name)) return true;
       const std::size_t eol = lines.find("\r\n", colon);
       if (eol == std::string::npos) break;
       at = eol + 2;
@@ -1362,7 +1350,7 @@ class lean_output_headers {
       const auto eol = all.find("\r\n");
       const std::string_view line = all.substr(0, eol);
       const auto colon = line.find(':');
-      if (detail::lean_iequal(line.substr(0, colon), name)) return line.substr(colon + 2);
+      if (http1::detail::iequals(line.substr(0, colon), name)) return line.substr(colon + 2);
       all.remove_prefix(eol + 2);
     }
     return std::nullopt;
@@ -1376,7 +1364,7 @@ class lean_output_headers {
     while (at < lines_->size()) {
       const auto eol = lines_->find("\r\n", at);
       const auto colon = lines_->find(':', at);
-      if (detail::lean_iequal(std::string_view(*lines_).substr(at, colon - at), name)) {
+      if (http1::detail::iequals(std::string_view(*lines_).substr(at, colon - at), name)) {
         lines_->erase(at, eol + 2 - at);
         return true;
       }
@@ -1973,7 +1961,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// Errors: errc::invalid_argument if it is an alias already.
   [[nodiscard]] std::error_code add_alias(cstring_view alias) {
     for (const auto& a : aliases_)
-      if (detail::lean_host_equal(a, alias.view())) return make_error_code(errc::invalid_argument);
+      if (http1::detail::iequals(a, alias.view())) return make_error_code(errc::invalid_argument);
     aliases_.emplace_back(alias.view());
     return {};
   }
@@ -1981,7 +1969,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// Errors: errc::invalid_argument if `alias` was not added.
   [[nodiscard]] std::error_code remove_alias(cstring_view alias) noexcept {
     for (auto it = aliases_.begin(); it != aliases_.end(); ++it)
-      if (detail::lean_host_equal(*it, alias.view())) {
+      if (http1::detail::iequals(*it, alias.view())) {
         aliases_.erase(it);
         return {};
       }
@@ -2206,7 +2194,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
         detail::lean_request_host(r.uri(), detail::lean_access::absolute(r), r.host());
     if (host.empty()) return routes_;
     for (const auto& a : aliases_)
-      if (detail::lean_host_equal(a, host)) return routes_;
+      if (http1::detail::iequals(a, host)) return routes_;
     for (const auto* v : vhosts_)
       if (v->has_alias(host)) return v->table;
     for (const auto* v : vhosts_)
@@ -2412,7 +2400,7 @@ class basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> 
   /// Forgets an alias. Errors: errc::invalid_argument if there is none.
   std::error_code remove_alias(cstring_view alias) noexcept {
     for (auto it = host_.aliases.begin(); it != host_.aliases.end(); ++it)
-      if (detail::lean_host_equal(*it, alias.view())) {
+      if (http1::detail::iequals(*it, alias.view())) {
         host_.aliases.erase(it);
         return {};
       }

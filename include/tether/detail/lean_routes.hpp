@@ -16,6 +16,7 @@
 
 #include <tether/config.hpp>
 #include <tether/cstring_view.hpp>
+#include <tether/detail/http1_scan.hpp>
 #include <tether/error.hpp>
 #include <tether/method.hpp>
 #include <tether/route.hpp>
@@ -68,18 +69,6 @@ class lean_handler {
   void (*destroy_)(void*) noexcept = nullptr;
 };
 
-/// ASCII case-insensitive equality.
-inline bool lean_host_equal(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (static_cast<unsigned>(x - 'A') < 26u) x = static_cast<unsigned char>(x | 0x20);
-    if (static_cast<unsigned>(y - 'A') < 26u) y = static_cast<unsigned char>(y | 0x20);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 /// `host` matches `pattern`, where `*` stands for any run of at least one character
 /// (libevent's prefix_suffix_match), without regard to case.
 inline bool lean_host_match(std::string_view pattern, std::string_view host) noexcept {
@@ -91,7 +80,7 @@ inline bool lean_host_match(std::string_view pattern, std::string_view host) noe
       mark = ++h;  // at least one character
       continue;
     }
-    if (p < pattern.size() && lean_host_equal(pattern.substr(p, 1), host.substr(h, 1))) {
+    if (p < pattern.size() && http1::detail::iequals(pattern.substr(p, 1), host.substr(h, 1))) {
       ++p;
       ++h;
       continue;
@@ -294,7 +283,8 @@ struct lean_vhost {
   bool parent_gone = false;
 
   bool has_alias(std::string_view host) const noexcept {
-    return std::any_of(aliases.begin(), aliases.end(), [&](const std::string& a) { return lean_host_equal(a, host); });
+    return std::any_of(aliases.begin(), aliases.end(),
+                       [&](const std::string& a) { return http1::detail::iequals(a, host); });
   }
 };
 
