@@ -158,9 +158,16 @@ class tls_client {
     }
   }
   bool wait_for(tether::event_loop& loop, std::string_view needle, std::chrono::milliseconds limit = 3000ms) {
+    // Searches only what arrived since the last look (plus the needle's length less one):
+    // rescanning a body of megabytes on every wake-up made a wait quadratic, minutes
+    // under valgrind.
+    std::size_t from = 0;
     return run_until(loop, [&] {
       pump();
-      return data_.find(needle) != std::string::npos;
+      if (from > data_.size()) from = 0;  // cleared meanwhile
+      if (data_.find(needle, from) != std::string::npos) return true;
+      from = data_.size() >= needle.size() ? data_.size() - needle.size() + 1 : 0;
+      return false;
     }, limit);
   }
   bool wait_eof(tether::event_loop& loop, std::chrono::milliseconds limit = 3000ms) {
