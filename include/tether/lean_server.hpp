@@ -461,7 +461,7 @@ struct lean_core {
 
   /// Room for one more read: moves the unconsumed bytes to the front, or grows the
   /// buffer up to the head limit plus max_unread_input. False if the client passed it.
-  bool make_room(conn& c) noexcept {
+  [[gnu::always_inline]] bool make_room(conn& c) noexcept {  // inlined in readable(), as before read_session()
     if (c.in_cap == 0) {  // given back by shed_buffers()
       c.in.reset(new (std::nothrow) char[4096]);
       if (!c.in) return false;
@@ -583,10 +583,8 @@ struct lean_core {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
         if (wait == lean_wait_writable) {  // the handshake's flight did not fit the socket
           c.read_wants_write = true;
-          if (!c.writing) {
-            c.writing = true;
-            event_add(c.wr, nullptr);
-          }
+          c.writing = true;
+          event_add(c.wr, nullptr);  // idempotent
         }
         return true;
       }
@@ -1301,15 +1299,21 @@ struct lean_core {
     return write_session(c, iov, k);
   }
 
-  /// A session's write waits for the client's bytes (a handshake message): EV_WRITE would
-  /// fire at once and again, so it is off; the read event retries the write (process()
-  /// flushes), and the send deadline runs meanwhile.
-  [[gnu::noinline]] void wait_readable(conn& c) noexcept {
-    if (c.writing && !c.read_wants_write) {
-      c.writing = false;
-      event_del(c.wr);
+  /// A session's write could not go on. `writing` says a write is owed (flush() ends it
+  /// and the send deadline once all is written); EV_WRITE is armed only if the write
+  /// waits for writability. If it waits for the client's bytes (a handshake message),
+  /// EV_WRITE would fire at once and again: the read event, always on, retries the write
+  /// (process() flushes).
+  [[gnu::noinline]] void session_blocked(conn& c) noexcept {
+    if (c.write_wants_read) {
+      if (!c.read_wants_write) event_del(c.wr);
+    } else {
+      event_add(c.wr, nullptr);  // idempotent: it may be armed already
     }
-    if (c.deadline_kind != lean_deadline::send) set_deadline(c, lean_deadline::send);
+    if (!c.writing) {
+      c.writing = true;
+      set_deadline(c, lean_deadline::send);
+    }
   }
 
   // ----- write ----------------------------------------------------------------------
@@ -1332,8 +1336,8 @@ struct lean_core {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (c.write_wants_read) {
-          wait_readable(c);
+        if (c.session) {
+          session_blocked(c);
           return;
         }
         if (!c.writing) {
@@ -1353,8 +1357,6 @@ struct lean_core {
       event_del(c.wr);
       if (c.deadline_kind == lean_deadline::send) c.deadline_kind = lean_deadline::none;
       shed_buffers(c);
-    } else if (c.session && c.deadline_kind == lean_deadline::send) {
-      c.deadline_kind = lean_deadline::none;  // written after wait_readable()
     }
     if (c.close_after_write) close(c, c.after_write_reason);
   }
