@@ -537,10 +537,14 @@ TEST_CASE("example https_hello: serves HTTPS with the given certificate, and not
     WARN("TETHER_EXAMPLE_HTTPS_HELLO is not set: run this through meson test example_https_hello");
     return;
   }
+  const bool lean = GENERATE(false, true);  // https_hello --lean: the same server on the lean engine
+  CAPTURE(lean);
   const auto& c = tt::test_certs::get();
   tether::event_loop loop;
   const std::uint16_t port = tt::free_port();
-  https_hello_process server(path, {std::to_string(port), c.path("server.pem"), c.path("server.key")});
+  std::vector<std::string> args{std::to_string(port), c.path("server.pem"), c.path("server.key")};
+  if (lean) args.insert(args.begin(), "--lean");
+  https_hello_process server(path, args);
   REQUIRE(server.wait_output(loop, "listening on " + std::to_string(port)));
   auto r = https_get(loop, port, tt::client_options(), "/anything");
   REQUIRE_FALSE(r.ec);
