@@ -1998,8 +1998,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// Makes every connection accepted from now on read and write through `t` instead of
   /// plain system calls. tls.hpp's use_tls() calls it (an HTTPS server); it is rarely
   /// called directly. The server releases `t` (t.release) when it is replaced or the
-  /// server is destroyed. Call it before bind() (with no connection open: an open one
-  /// goes on reading through the transport it started with, which must stay in place).
+  /// server is destroyed. Call it before bind(): open connections read and write
+  /// through the server's transport, which is not to change under them.
   void set_transport(detail::lean_transport t) noexcept {
     detail::lean_transport old = std::exchange(core_.transport, t);
     if (old.release) old.release(old.arg);
