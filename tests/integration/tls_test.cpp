@@ -707,3 +707,37 @@ TEMPLATE_TEST_CASE("https: a reply larger than the socket takes waits for writab
   CHECK((c.data().substr(at + 4) == big));  // not printed: 2 MB
   CHECK(c.clean_eof());
 }
+
+TEMPLATE_TEST_CASE("https: past max_connections a TLS client is turned away, and the one admitted is served",
+                   "[tls][limits]", TT_ENGINE_SERVERS) {
+  INFO("engine " << tt::engine_name<TestType>());
+  https_fixture<TestType> f;
+  f.srv->set_max_connections(1);
+  int handled = 0;
+  f.srv->fallback([&](auto& req) {
+    ++handled;
+    (void)req.reply(200, "admitted");
+  });
+  f.bind();
+  tt::tls_client first(f.port);
+  REQUIRE(first.handshake(f.loop));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.srv->open_connections() == 1; }));
+  if constexpr (tt::is_lean<TestType>()) {
+    // The lean engine closes it before a handshake: its plain-text 503 would mean nothing
+    // on a TLS port. Not a byte comes back.
+    tt::client second(f.port);
+    REQUIRE(second.wait_eof(f.loop));
+    CHECK(second.data().empty());
+  } else {
+    // The evhttp engine turns it away over TLS (or fails its handshake).
+    tt::tls_client second(f.port);
+    if (second.handshake(f.loop)) {
+      second.send(f.loop, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+      REQUIRE(second.wait_eof(f.loop));
+      CHECK(second.data().find("admitted") == std::string::npos);
+    }
+  }
+  first.send(f.loop, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(first.wait_for(f.loop, "admitted"));
+  CHECK(handled == 1);
+}
