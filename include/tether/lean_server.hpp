@@ -461,7 +461,9 @@ struct lean_core {
 
   /// Room for one more read: moves the unconsumed bytes to the front, or grows the
   /// buffer up to the head limit plus max_unread_input. False if the client passed it.
-  [[gnu::always_inline]] bool make_room(conn& c) noexcept {  // inlined in readable(), as before read_session()
+  // Always inlined: read_session() calls it too, and the plain read path is not to pay a
+  // call for that.
+  [[gnu::always_inline]] bool make_room(conn& c) noexcept {
     if (c.in_cap == 0) {  // given back by shed_buffers()
       c.in.reset(new (std::nothrow) char[4096]);
       if (!c.in) return false;
@@ -1310,10 +1312,8 @@ struct lean_core {
     } else {
       event_add(c.wr, nullptr);  // idempotent: it may be armed already
     }
-    if (!c.writing) {
-      c.writing = true;
-      set_deadline(c, lean_deadline::send);
-    }
+    c.writing = true;
+    if (c.deadline_kind != lean_deadline::send) set_deadline(c, lean_deadline::send);
   }
 
   // ----- write ----------------------------------------------------------------------
