@@ -13,7 +13,8 @@
 // hosts (basic_virtual_host<..., lean_engine>, at the end of this file), drain options,
 // server events, server groups, the push helpers (streams, SSE, multipart, long-poll,
 // hubs, the broker, reply hooks), CORS and every buffer policy. docs/engine.md lists what
-// the lean engine does not serve yet (TLS).
+// the lean engine does not serve yet. TLS plugs in through a transport
+// (detail/lean_transport.hpp, set by tls.hpp's use_tls) without naming OpenSSL here.
 #pragma once
 
 #include <tether/buffer_policy.hpp>
@@ -30,6 +31,7 @@
 #include <tether/detail/lean_connection.hpp>
 #include <tether/detail/lean_output.hpp>
 #include <tether/detail/lean_routes.hpp>
+#include <tether/detail/lean_transport.hpp>
 #include <tether/detail/push_fwd.hpp>
 #include <tether/detail/listen_address.hpp>
 #include <tether/detail/owner.hpp>
@@ -121,6 +123,9 @@ struct lean_core {
   /// A server group's accept balance hears every change of `open` (server_group.hpp).
   void (*count_observer)(void*, std::size_t) noexcept = nullptr;
   void* count_observer_arg = nullptr;
+  /// How connections read and write when not over plain syscalls (use_tls: TLS); its
+  /// `open` is null for a plain server, and then no connection has a session.
+  lean_transport transport{};
 
   /// Hands `e` to the sink; what the sink throws is reported, never propagated.
   void report(const server_event& e) noexcept {
@@ -325,6 +330,11 @@ struct lean_core {
   /// Takes a connection accepted on a listening socket.
   void adopt(int fd, const sockaddr_storage& peer) noexcept {
     if (is_limited(limits.max_connections) && open >= limits.max_connections) {
+      if (transport.open) {  // a TLS port: no plain-text 503, no handshake either; FIN
+        ::shutdown(fd, SHUT_WR);
+        linger_fd(fd);
+        return;
+      }
       static constexpr std::string_view busy =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
       (void)::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -344,9 +354,13 @@ struct lean_core {
     c->in.reset(new (std::nothrow) char[c->in_cap]);
     c->rd = event_new(base, fd, EV_READ | EV_PERSIST | EV_CLOSED, &on_read, c);
     c->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, &on_write, c);
-    if (!c->in || !c->rd || !c->wr || event_add(c->rd, nullptr) != 0) {
+    // TLS: the session starts in the accepting state; the handshake happens in the first
+    // reads, under the head deadline set below.
+    const bool no_session = transport.open && !(c->session = transport.open(transport.arg, fd));
+    if (!c->in || !c->rd || !c->wr || no_session || event_add(c->rd, nullptr) != 0) {
       if (c->rd) event_free(c->rd);
       if (c->wr) event_free(c->wr);
+      if (c->session) transport.close(c->session, false);
       ::close(fd);
       delete c;
       return;
@@ -389,6 +403,13 @@ struct lean_core {
     // A refusal or a timeout may meet a client that is still sending: its socket lingers.
     graceful = graceful || why == close_reason::limit_exceeded || why == close_reason::protocol_error ||
                why == close_reason::timeout;
+    if (c.session) {
+      // TLS says goodbye (close_notify) before the FIN, unless reply bytes are still
+      // unwritten (a cut reply must not pass for a whole one) or the peer is gone.
+      transport.close(c.session, c.pending_output() == 0 && why != close_reason::peer_reset &&
+                                     why != close_reason::error && why != close_reason::protocol_error);
+      c.session = nullptr;
+    }
     if (graceful || why == close_reason::completed) ::shutdown(c.fd, SHUT_WR);
     // A reply that closes its connection during a drain closes it because of the drain.
     if (draining && why == close_reason::completed) why = close_reason::server_shutdown;
@@ -431,6 +452,7 @@ struct lean_core {
   static void on_write(evutil_socket_t, short, void* arg) noexcept {
     auto& c = *static_cast<conn*>(arg);
     c.add_ref();
+    if (c.read_wants_write) c.core->readable(c, EV_READ);  // a session's read waited for this
     c.core->flush(c);
     c.core->drained(c);
     if (!c.closed && c.pending_output() == 0) c.core->process(c);
@@ -439,7 +461,9 @@ struct lean_core {
 
   /// Room for one more read: moves the unconsumed bytes to the front, or grows the
   /// buffer up to the head limit plus max_unread_input. False if the client passed it.
-  bool make_room(conn& c) noexcept {
+  // Always inlined: read_session() calls it too, and the plain read path is not to pay a
+  // call for that.
+  [[gnu::always_inline]] bool make_room(conn& c) noexcept {
     if (c.in_cap == 0) {  // given back by shed_buffers()
       c.in.reset(new (std::nothrow) char[4096]);
       if (!c.in) return false;
@@ -485,18 +509,26 @@ struct lean_core {
   void readable(conn& c, short what) noexcept {
     if (c.closed) return;
     if (!c.eof) {
-      if (!make_room(c)) {
-        close(c, close_reason::limit_exceeded);
-        return;
-      }
-      const ssize_t n = ::recv(c.fd, c.in.get() + c.in_len, c.in_cap - c.in_len, 0);
-      if (n > 0) {
-        c.in_len += static_cast<std::size_t>(n);
-      } else if (n == 0) {
-        c.eof = true;
-      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        close(c, errno == ECONNRESET ? close_reason::peer_reset : close_reason::error);
-        return;
+      if (c.session) {
+        if (!read_session(c)) return;
+        // Not a byte of a request yet (the handshake goes on, or is just done): nothing to
+        // parse, and the head deadline set at accept keeps running (process() would
+        // take the connection for an idle one between requests).
+        if (c.seq == 0 && c.ph == lean_phase::none && c.in_len == 0 && !c.eof) return;
+      } else {
+        if (!make_room(c)) {
+          close(c, close_reason::limit_exceeded);
+          return;
+        }
+        const ssize_t n = ::recv(c.fd, c.in.get() + c.in_len, c.in_cap - c.in_len, 0);
+        if (n > 0) {
+          c.in_len += static_cast<std::size_t>(n);
+        } else if (n == 0) {
+          c.eof = true;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          close(c, errno == ECONNRESET ? close_reason::peer_reset : close_reason::error);
+          return;
+        }
       }
     } else if (what & EV_CLOSED) {
       close(c, close_reason::peer_closed);
@@ -526,6 +558,42 @@ struct lean_core {
           c.after_write_reason = close_reason::peer_closed;
         }
       }
+    }
+  }
+
+  /// readable() through the transport (TLS). A session may hold decrypted input the
+  /// socket no longer signals (a record larger than the room left): it is read now, or a
+  /// pipelined request would wait for the client's next bytes. False if `c` was closed.
+  [[gnu::noinline]] bool read_session(conn& c) noexcept {
+    c.read_wants_write = false;
+    for (;;) {
+      if (!make_room(c)) {
+        close(c, close_reason::limit_exceeded);
+        return false;
+      }
+      lean_io_wait wait = lean_wait_none;
+      const ssize_t n = transport.read(c.session, c.in.get() + c.in_len, c.in_cap - c.in_len, &wait);
+      if (n > 0) {
+        c.in_len += static_cast<std::size_t>(n);
+        if (transport.pending(c.session)) continue;
+        return true;
+      }
+      if (n == 0) {  // close_notify, or a FIN without it: both are the client's hang-up
+        c.eof = true;
+        return true;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        if (wait == lean_wait_writable) {  // the handshake's flight did not fit the socket
+          c.read_wants_write = true;
+          c.writing = true;
+          event_add(c.wr, nullptr);  // idempotent
+        }
+        return true;
+      }
+      close(c, errno == ECONNRESET   ? close_reason::peer_reset
+               : errno == EPROTO     ? close_reason::protocol_error  // not TLS, a failed handshake
+                                     : close_reason::error);
+      return false;
     }
   }
 
@@ -936,7 +1004,7 @@ struct lean_core {
         if (!pieces[i].bytes.empty()) iov.push(pieces[i].bytes);
       if (!tail.empty()) iov.push(tail);
       ssize_t w;
-      do w = ::writev(c.fd, iov.data(), iov.count());
+      do w = c.session ? write_session(c, iov.data(), static_cast<int>(iov.count())) : ::writev(c.fd, iov.data(), iov.count());
       while (w < 0 && errno == EINTR);
       if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         close(c, errno == ECONNRESET || errno == EPIPE ? close_reason::peer_reset : close_reason::error);
@@ -1186,6 +1254,68 @@ struct lean_core {
     return {};
   }
 
+  // ----- writes through the transport (TLS) ------------------------------------------
+
+  /// One write of `iov` through the session; remembers whether it waits for readability.
+  ssize_t write_session(conn& c, const iovec* iov, int n) noexcept {
+    lean_io_wait wait = lean_wait_none;
+    const ssize_t w = transport.write(c.session, iov, n, &wait);
+    c.write_wants_read = w < 0 && errno == EAGAIN && wait == lean_wait_readable;
+    return w;
+  }
+
+  /// flush()'s one write under a session: the segments' runs of bytes (then `out`'s tail)
+  /// gathered, or up to 16 KiB of the file range at the head, read and handed over to be
+  /// encrypted (no sendfile: the kernel cannot encrypt). A retry after EAGAIN starts at the
+  /// same byte with at least as many bytes, as TLS requires.
+  [[gnu::noinline]] ssize_t write_session(conn& c) noexcept {
+    if (c.seg_head == c.segs.size()) {
+      const iovec one{c.out.data() + c.out_off, c.out.size() - c.out_off};
+      return write_session(c, &one, 1);
+    }
+    const lean_segment& first = c.segs[c.seg_head];
+    if (first.k == lean_segment::kind::file) {
+      char buf[16 * 1024];
+      ssize_t r;
+      do r = ::pread(first.fd, buf, static_cast<std::size_t>(std::min<std::uint64_t>(first.size, sizeof buf)),
+                     static_cast<off_t>(first.at));
+      while (r < 0 && errno == EINTR);
+      if (r <= 0) {
+        errno = EIO;  // the file is shorter than the range: the body cannot be completed
+        return -1;
+      }
+      const iovec one{buf, static_cast<std::size_t>(r)};
+      return write_session(c, &one, 1);
+    }
+    iovec iov[32];
+    int k = 0;
+    std::size_t i = c.seg_head;
+    for (; i < c.segs.size() && k < 32; ++i) {
+      const lean_segment& s = c.segs[i];
+      if (s.k == lean_segment::kind::file) break;
+      const char* p = s.k == lean_segment::kind::copied ? c.out.data() + s.at : s.data;
+      iov[k++] = iovec{const_cast<char*>(p), static_cast<std::size_t>(s.size)};
+    }
+    if (i == c.segs.size() && k < 32 && c.out.size() > c.out_off)
+      iov[k++] = iovec{c.out.data() + c.out_off, c.out.size() - c.out_off};
+    return write_session(c, iov, k);
+  }
+
+  /// A session's write could not go on. `writing` says a write is owed (flush() ends it
+  /// and the send deadline once all is written); EV_WRITE is armed only if the write
+  /// waits for writability. If it waits for the client's bytes (a handshake message),
+  /// EV_WRITE would fire at once and again: the read event, always on, retries the write
+  /// (process() flushes).
+  [[gnu::noinline]] void session_blocked(conn& c) noexcept {
+    if (c.write_wants_read) {
+      if (!c.read_wants_write) event_del(c.wr);
+    } else {
+      event_add(c.wr, nullptr);  // idempotent: it may be armed already
+    }
+    c.writing = true;
+    if (c.deadline_kind != lean_deadline::send) set_deadline(c, lean_deadline::send);
+  }
+
   // ----- write ----------------------------------------------------------------------
 
   /// Writes what is queued: one send() in the common case; EV_WRITE only when the socket
@@ -1195,8 +1325,9 @@ struct lean_core {
     while (c.pending_output() > 0) {
       // References and file ranges (only once one was queued), with `out`'s tail after them.
       const bool segments = c.seg_head < c.segs.size();
-      const ssize_t n = segments ? write_segments(c)
-                                 : ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = c.session  ? write_session(c)
+                        : segments ? write_segments(c)
+                                   : ::send(c.fd, c.out.data() + c.out_off, c.pending_output(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         if (segments) consume_segments(c, static_cast<std::uint64_t>(n));
         else c.out_off += static_cast<std::size_t>(n);
@@ -1205,6 +1336,10 @@ struct lean_core {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (c.session) {
+          session_blocked(c);
+          return;
+        }
         if (!c.writing) {
           c.writing = true;
           event_add(c.wr, nullptr);
@@ -1217,7 +1352,7 @@ struct lean_core {
     }
     c.out.clear();
     c.out_off = 0;
-    if (c.writing) {
+    if (c.writing && !c.read_wants_write) {
       c.writing = false;
       event_del(c.wr);
       if (c.deadline_kind == lean_deadline::send) c.deadline_kind = lean_deadline::none;
@@ -1855,6 +1990,19 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     core_.close_all(close_reason::server_shutdown);
     core_.end_all_lingering();
     if (core_.sweep) event_free(core_.sweep);
+    set_transport({});
+  }
+
+  // ----- transport ----------------------------------------------------------------
+
+  /// Makes every connection accepted from now on read and write through `t` instead of
+  /// plain system calls. tls.hpp's use_tls() calls it (an HTTPS server); it is rarely
+  /// called directly. The server releases `t` (t.release) when it is replaced or the
+  /// server is destroyed. Call it before bind(): open connections read and write
+  /// through the server's transport, which is not to change under them.
+  void set_transport(detail::lean_transport t) noexcept {
+    detail::lean_transport old = std::exchange(core_.transport, t);
+    if (old.release) old.release(old.arg);
   }
 
   // ----- listening ----------------------------------------------------------------

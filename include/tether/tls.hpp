@@ -20,10 +20,20 @@
 ///  * libevent sends file segments with sendfile(2) only into a socket bufferevent's output
 ///    (EVBUFFER_FLAG_DRAINS_TO_FD); into a TLS one it maps or reads the file and encrypts
 ///    it. file_buffer replies work as they are, without sendfile.
+///
+/// How it fits the lean engine (lean_server.hpp): use_tls gives the server a transport
+/// (detail/lean_transport.hpp), and each accepted socket an SSL in the accepting state;
+/// the engine reads, writes and ends connections through it (SSL_read, SSL_write of
+/// gathered bytes, file ranges read and encrypted, SSL_shutdown), waiting for readability
+/// or writability as OpenSSL asks. The same two rules hold: a FIN without close_notify is
+/// peer_closed (SSL_OP_IGNORE_UNEXPECTED_EOF), a RST peer_reset; close_notify is sent
+/// only after a reply written whole.
 #pragma once
 
 #include <tether/client.hpp>
 #include <tether/config.hpp>
+#include <tether/detail/lean_transport.hpp>
+#include <tether/engine.hpp>
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/server.hpp>
@@ -39,7 +49,9 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -272,6 +284,99 @@ inline void send_close_notify(bufferevent* bev) noexcept {
   ERR_clear_error();
 }
 
+// ----- the lean engine's transport: one SSL per connection, on its socket ---------------
+
+inline void* lean_tls_open(void* ctx, int fd) noexcept {
+  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx));
+  if (!ssl) return nullptr;
+  if (SSL_set_fd(ssl, fd) != 1) {  // a socket BIO that does not close the socket
+    SSL_free(ssl);
+    ERR_clear_error();
+    return nullptr;
+  }
+  SSL_set_accept_state(ssl);
+  // A write returns once a record is out (the engine consumes what was written), and its
+  // retry may come from another buffer holding the same bytes (the gathered copy, then
+  // the output string).
+  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  return ssl;
+}
+
+/// An SSL_read or SSL_write that returned `r` <= 0, in the terms of a system call.
+inline ssize_t lean_tls_failed(SSL* ssl, int r, lean_io_wait* wait, bool reading) noexcept {
+  const int saved = errno;
+  const int e = SSL_get_error(ssl, r);
+  ERR_clear_error();
+  switch (e) {
+    case SSL_ERROR_WANT_READ:
+      *wait = lean_wait_readable;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      *wait = lean_wait_writable;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify, or (SSL_OP_IGNORE_UNEXPECTED_EOF) a bare FIN
+      return 0;
+    case SSL_ERROR_SYSCALL:
+      // The socket's error (ECONNRESET for a RST); none is an EOF that broke the protocol
+      // (OpenSSL without SSL_OP_IGNORE_UNEXPECTED_EOF): still the client's hang-up.
+      if (saved != 0 && saved != EAGAIN) {
+        errno = saved;
+        return -1;
+      }
+      if (reading) return 0;
+      errno = EPIPE;
+      return -1;
+    default:  // SSL_ERROR_SSL: not TLS, a failed handshake, a bad record
+      errno = EPROTO;
+      return -1;
+  }
+}
+
+inline ssize_t lean_tls_read(void* session, char* buf, std::size_t n, lean_io_wait* wait) noexcept {
+  auto* ssl = static_cast<SSL*>(session);
+  ERR_clear_error();  // SSL_get_error reads this thread's queue
+  errno = 0;
+  const int r = SSL_read(ssl, buf, static_cast<int>(std::min<std::size_t>(n, INT_MAX)));
+  return r > 0 ? r : lean_tls_failed(ssl, r, wait, true);
+}
+
+inline ssize_t lean_tls_write(void* session, const iovec* iov, int n, lean_io_wait* wait) noexcept {
+  auto* ssl = static_cast<SSL*>(session);
+  // SSL_write takes one buffer: small runs (a head, a chunk's framing and bytes) are
+  // gathered into one record's worth, so that they leave in one record and one send.
+  constexpr std::size_t record = 16 * 1024;
+  alignas(16) static thread_local char gathered[record];
+  const char* data = static_cast<const char*>(iov[0].iov_base);
+  std::size_t len = iov[0].iov_len;
+  if (n > 1 && len < record) {
+    len = 0;
+    for (int i = 0; i < n && len < record; ++i) {
+      const std::size_t take = std::min(iov[i].iov_len, record - len);
+      std::memcpy(gathered + len, iov[i].iov_base, take);
+      len += take;
+    }
+    data = gathered;
+  }
+  if (len == 0) return 0;
+  ERR_clear_error();
+  errno = 0;
+  const int r = SSL_write(ssl, data, static_cast<int>(std::min<std::size_t>(len, INT_MAX)));
+  return r > 0 ? r : lean_tls_failed(ssl, r, wait, false);
+}
+
+inline bool lean_tls_pending(void* session) noexcept { return SSL_has_pending(static_cast<SSL*>(session)) == 1; }
+
+inline void lean_tls_close(void* session, bool clean) noexcept {
+  auto* ssl = static_cast<SSL*>(session);
+  // As send_close_notify: not after a failed handshake, nor once the client's close_notify
+  // (or FIN) arrived; best effort, straight to the non-blocking socket.
+  if (clean && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) SSL_shutdown(ssl);
+  SSL_free(ssl);
+  ERR_clear_error();
+}
+
 /// Why a TLS client's connect failed, from what the OpenSSL bufferevent recorded.
 inline std::error_code explain_tls_failure(bufferevent* bev) noexcept {
   SSL* ssl = bufferevent_openssl_get_ssl(bev);
@@ -292,16 +397,24 @@ inline std::error_code explain_tls_failure(bufferevent* bev) noexcept {
 }  // namespace detail
 
 /// Makes `srv` an HTTPS server: every connection it accepts from now on starts with a TLS
-/// handshake (OpenSSL bufferevent, BUFFEREVENT_SSL_ACCEPTING) before evhttp reads a
-/// request. Limits, close policies, buffer policies and handles work as over plain TCP.
-/// The server keeps a reference to the context. Call it before bind().
+/// handshake before a request is read: on the evhttp engine an OpenSSL bufferevent
+/// (BUFFEREVENT_SSL_ACCEPTING), on the lean engine an SSL on the socket that the engine
+/// reads and writes through. Limits, close policies, buffer policies and handles work as
+/// over plain TCP. The server keeps a reference to the context. Call it before bind().
 /// Errors: errc::invalid_argument if `ctx` is not a server context.
-template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback>
-std::error_code use_tls(basic_server<ClosePolicy, BufferPolicy, CloseCallback>& srv, const tls_context& ctx) noexcept {
+template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback, class Engine>
+std::error_code use_tls(basic_server<ClosePolicy, BufferPolicy, CloseCallback, Engine>& srv,
+                        const tls_context& ctx) noexcept {
   if (!ctx.native() || ctx.role() != tls_role::server) return make_error_code(errc::invalid_argument);
   SSL_CTX_up_ref(ctx.native());
-  srv.set_transport({&detail::make_tls_server_bufferevent, ctx.native(), &detail::release_tls_context,
-                     &detail::send_close_notify});
+  if constexpr (is_lean_engine<Engine>) {
+    srv.set_transport(detail::lean_transport{&detail::lean_tls_open, &detail::lean_tls_read, &detail::lean_tls_write,
+                                             &detail::lean_tls_pending, &detail::lean_tls_close,
+                                             &detail::release_tls_context, ctx.native()});
+  } else {
+    srv.set_transport(detail::transport{&detail::make_tls_server_bufferevent, ctx.native(),
+                                        &detail::release_tls_context, &detail::send_close_notify});
+  }
   return {};
 }
 

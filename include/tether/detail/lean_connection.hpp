@@ -80,6 +80,7 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
 
   lean_core<Config>* core = nullptr;
   int fd = -1;
+  void* session = nullptr;  // the server's transport's state for this socket (TLS); null: plain
   event* rd = nullptr;  // EV_READ | EV_PERSIST | EV_CLOSED, added from accept to close
   event* wr = nullptr;  // EV_WRITE | EV_PERSIST, added only while the socket refuses bytes
   lean_connection* prev = nullptr;  // the core's list of open connections
@@ -97,6 +98,11 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
   http1::request_parser* parser = nullptr;
   std::string body;         // the current request's body (capacity kept across requests)
   bool eof = false;         // the client sent FIN
+  // A session's I/O may need the other direction first (lean_transport.hpp): a read that
+  // waits for writability (EV_WRITE is armed for it), a write that waits for readability
+  // (the read event, always on, retries it).
+  bool read_wants_write = false;
+  bool write_wants_read = false;
 
   // ----- output -----
   std::string out;          // bytes queued for the socket (capacity kept)
