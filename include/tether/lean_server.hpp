@@ -1371,6 +1371,7 @@ class lean_output_ref {
 
   /// Bytes in the buffer.
   std::size_t size() const noexcept { return held() ? (*slot_)->size() : 0; }
+  /// True when it holds nothing (always, once the reply has started).
   bool empty() const noexcept { return size() == 0; }
 
   /// Appends a copy of `bytes`. Errors: errc::invalid_argument once the reply has
@@ -1378,6 +1379,7 @@ class lean_output_ref {
   [[nodiscard]] std::error_code append(std::string_view bytes) const noexcept {
     return edit([&](std::string& s) { s.append(bytes); });
   }
+  /// Appends a copy of `bytes`. Errors: as append(std::string_view).
   [[nodiscard]] std::error_code append(std::span<const std::byte> bytes) const noexcept {
     return append(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   }
@@ -1398,6 +1400,7 @@ class lean_output_ref {
   void drain(std::size_t n) const noexcept {
     if (held()) (*slot_)->erase(0, n);
   }
+  /// Removes every byte.
   void clear() const noexcept {
     if (held()) (*slot_)->clear();
   }
