@@ -4,7 +4,9 @@
 // type from the request (tether::sse_stream::start(req)), so changing a policy is a
 // one-line change. It includes only the headers it uses.
 //
-// Usage: four_endpoints [PORT]   (default 8080; 0 picks a free port; the port is printed)
+// Usage: four_endpoints [--lean] [PORT]   (default 8080; 0 picks a free port; the port is printed)
+//        four_endpoints [--lean] --once   (ask /status on a free port, then exit)
+//   --lean  the same endpoints on the lean engine (tether::lean_server, docs/engine.md)
 //   $ curl -N localhost:8080/events                 # SSE: "tick" every second, and "chat"
 //   $ curl localhost:8080/chat                      # long-poll: waits up to 25 s (204 if quiet)
 //   $ curl -d 'hello' localhost:8080/chat           # answers the waiting polls, tells /events
@@ -13,12 +15,15 @@
 // A client that goes away (curl killed, tab closed) leaves its hub or room at once.
 #include <tether/event_loop.hpp>
 #include <tether/hub.hpp>
+#include <tether/lean_server.hpp>
 #include <tether/long_poll.hpp>
 #include <tether/multipart.hpp>
 #include <tether/router.hpp>
 #include <tether/server.hpp>
 #include <tether/sse.hpp>
 #include <tether/timer.hpp>
+
+#include "support/self_client.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -29,8 +34,10 @@
 using namespace std::chrono_literals;
 
 // The one line that names the policies: events and frames are encoded once and shared by
-// every client (reference_buffer); eager_close notices a vanished poller at once.
-using server_t = tether::basic_server<tether::eager_close<>, tether::reference_buffer>;
+// every client (reference_buffer); eager_close notices a vanished poller at once. The
+// engine is the one choice left: evhttp (the default) or lean (--lean).
+template <class Engine>
+using server_on = tether::basic_server<tether::eager_close<>, tether::reference_buffer, tether::close_function<>, Engine>;
 
 namespace {
 
@@ -41,18 +48,12 @@ std::string frame_svg(unsigned n) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const std::string_view port_text = argc > 1 ? argv[1] : "8080";
-  const auto port = port_text == "0" ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(port_text);
-  if (!port) {
-    std::fprintf(stderr, "Usage: four_endpoints [PORT]\n");
-    return 1;
-  }
-
+template <class server_t>
+int serve(bool once, std::uint16_t port) {
   tether::event_loop loop;
-  server_t::hub<> events;                              // SSE subscribers (server_t::sse_stream)
-  server_t::hub<server_t::multipart_stream> viewers;   // multipart viewers
-  server_t::long_poll chat{loop, 25s};                 // held GET /chat requests
+  typename server_t::template hub<> events;                                    // SSE subscribers (server_t::sse_stream)
+  typename server_t::template hub<typename server_t::multipart_stream> viewers;  // multipart viewers
+  typename server_t::long_poll chat{loop, 25s};                                // held GET /chat requests
   std::uint64_t messages = 0;
   unsigned frames = 0;
 
@@ -92,16 +93,35 @@ int main(int argc, char** argv) {
   tick.start_periodic(1s);
   tether::timer camera{loop, [&] {
     const tether::shared_bytes picture(frame_svg(frames));
-    viewers.for_each([&](server_t::multipart_stream& v) { (void)v.replace(picture, "image/svg+xml"); });
+    viewers.for_each([&](typename server_t::multipart_stream& v) { (void)v.replace(picture, "image/svg+xml"); });
   }};
   camera.start_periodic(100ms);
 
-  const auto bound = srv.bind(*port == 0 ? "127.0.0.1" : "0.0.0.0", *port);
+  const auto bound = srv.bind(port == 0 ? "127.0.0.1" : "0.0.0.0", port);
   if (!bound) {
-    std::fprintf(stderr, "four_endpoints: cannot listen on port %u: %s\n", unsigned{*port}, bound.error().message().c_str());
+    std::fprintf(stderr, "four_endpoints: cannot listen on port %u: %s\n", unsigned{port}, bound.error().message().c_str());
     return 1;
+  }
+  if (once) {
+    example::self_client c(*bound, "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    const bool ok = c.wait_for(loop, "{\"events\":0,\"waiting\":0,\"viewers\":0,\"messages\":0}\n");
+    std::printf("four_endpoints: %s\n", ok ? "the status came back" : "no status");
+    return ok ? 0 : 1;
   }
   std::printf("four_endpoints: listening on port %u\n", unsigned{*bound});
   std::fflush(stdout);
   loop.run();
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  const bool lean = example::take_flag(argc, argv, "--lean");  // the rest as without it
+  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
+  const std::string_view port_text = once ? "0" : argc > 1 ? argv[1] : "8080";
+  const auto port = port_text == "0" ? tether::result<std::uint16_t>(std::uint16_t{0}) : tether::parse_port(port_text);
+  if (!port) {
+    std::fprintf(stderr, "Usage: four_endpoints [--lean] [PORT] | [--lean] --once\n");
+    return 1;
+  }
+  return lean ? serve<server_on<tether::lean_engine>>(once, *port) : serve<server_on<tether::evhttp_engine>>(once, *port);
 }

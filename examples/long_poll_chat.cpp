@@ -4,8 +4,9 @@
 // rooms stream as Server-Sent Events on /events. POST /send publishes; any loop's
 // clients get it. A client that closes its tab while waiting leaves the room at once.
 //
-// Usage: long_poll_chat [--threads N] [PORT]   (default: 2 loops, port 8082)
-//        long_poll_chat --once                 (a self-test on an ephemeral port)
+// Usage: long_poll_chat [--lean] [--threads N] [PORT]   (default: 2 loops, port 8082)
+//        long_poll_chat [--lean] --once                 (a self-test on an ephemeral port)
+//   --lean  the same chat on the lean engine (tether::lean_server, docs/engine.md)
 //   $ curl 'http://127.0.0.1:8082/poll?room=lobby'                 # waits
 //   $ curl -d 'hello' 'http://127.0.0.1:8082/send?room=lobby'      # "message 1"; the first curl prints hello
 //   $ curl -d 'again' 'http://127.0.0.1:8082/send?room=lobby'      # nobody waits: kept in history
@@ -42,28 +43,34 @@ std::string_view query_param(std::optional<std::string_view> query, std::string_
   return {};
 }
 
-std::string_view room_of(const tether::request& req) {
+// One program for both engines: the request type is a template parameter.
+template <class Request>
+std::string_view room_of(const Request& req) {
   const auto room = query_param(req.query(), "room");
   return room.empty() ? "lobby" : room;
 }
 
 /// The last id a client saw: ?last=N, or the Last-Event-ID header (EventSource sends it).
-std::optional<std::uint64_t> last_seen(const tether::request& req) {
+template <class Request>
+std::optional<std::uint64_t> last_seen(const Request& req) {
   if (const auto last = query_param(req.query(), "last"); !last.empty()) return tether::parse_message_id(last);
   if (const auto header = tether::sse::last_event_id(req)) return tether::parse_message_id(*header);
   return std::nullopt;
 }
 
-/// What each loop runs: its own endpoint of the shared broker, and the three routes.
+/// What each loop runs: its own endpoint of the shared broker (Server::broker_endpoint),
+/// and the three routes.
+template <class Server>
 auto chat_routes(tether::broker& rooms) {
-  return [&rooms](tether::server& srv, tether::event_loop& loop) {
-    auto endpoint = std::make_unique<tether::broker_endpoint>(rooms, loop, tether::endpoint_options{.heartbeat = 15s});
+  return [&rooms](Server& srv, tether::event_loop& loop) {
+    using endpoint_t = typename Server::broker_endpoint;
+    auto endpoint = std::make_unique<endpoint_t>(rooms, loop, tether::endpoint_options{.heartbeat = 15s});
     auto* e = endpoint.get();
-    (void)srv.route("/poll", tether::method::get, [e](tether::request& req) { (void)e->poll(req, room_of(req), last_seen(req)); });
-    (void)srv.route("/events", tether::method::get, [e](tether::request& req) {
+    (void)srv.route("/poll", tether::method::get, [e](auto& req) { (void)e->poll(req, room_of(req), last_seen(req)); });
+    (void)srv.route("/events", tether::method::get, [e](auto& req) {
       (void)e->subscribe(req, room_of(req), last_seen(req));
     });
-    (void)srv.route("/send", tether::method::post, [&rooms](tether::request& req) {
+    (void)srv.route("/send", tether::method::post, [&rooms](auto& req) {
       const auto id = rooms.publish(room_of(req), req.body().to_string());
       if (!id) return (void)req.reply(400, id.error().message() + "\n");
       (void)req.reply(200, "message " + std::to_string(*id) + "\n");
@@ -72,10 +79,11 @@ auto chat_routes(tether::broker& rooms) {
   };
 }
 
+template <class Server>
 int self_test() {
   tether::broker rooms{{.history = 32}};
-  tether::server_group group{{.threads = 2}};
-  auto port = group.start("127.0.0.1", 0, chat_routes(rooms));
+  tether::basic_server_group<Server> group{{.threads = 2}};
+  auto port = group.start("127.0.0.1", 0, chat_routes<Server>(rooms));
   if (!port) return 1;
   tether::event_loop here;  // only to pump the self-test's clients
   bool ok = true;
@@ -101,22 +109,11 @@ int self_test() {
   return ok ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc > 1 && std::string_view(argv[1]) == "--once") return self_test();
-  unsigned threads = 2;
-  int arg = 1;
-  if (argc > 2 && std::string_view(argv[1]) == "--threads") {
-    threads = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
-    arg = 3;
-  }
-  const std::uint16_t port = example::port_arg(argc, argv, arg, "8082");
-  if (port == 0) return 1;
-
+template <class Server>
+int serve(unsigned threads, std::uint16_t port) {
   tether::broker rooms{{.history = 100, .max_subscribers = 10000}};
-  tether::server_group group{{.threads = threads, .signal_drain = 10s}};
-  auto bound = group.start("0.0.0.0", port, chat_routes(rooms));
+  tether::basic_server_group<Server> group{{.threads = threads, .signal_drain = 10s}};
+  auto bound = group.start("0.0.0.0", port, chat_routes<Server>(rooms));
   if (!bound) {
     std::fprintf(stderr, "long_poll_chat: %s\n", bound.error().message().c_str());
     return 1;
@@ -125,4 +122,21 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   group.join();  // until SIGTERM or SIGINT drained every loop
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool lean = example::take_flag(argc, argv, "--lean");  // the rest as without it
+  if (argc > 1 && std::string_view(argv[1]) == "--once")
+    return lean ? self_test<tether::lean_server>() : self_test<tether::server>();
+  unsigned threads = 2;
+  int arg = 1;
+  if (argc > 2 && std::string_view(argv[1]) == "--threads") {
+    threads = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
+    arg = 3;
+  }
+  const std::uint16_t port = example::port_arg(argc, argv, arg, "8082");
+  if (port == 0) return 1;
+  return lean ? serve<tether::lean_server>(threads, port) : serve<tether::server>(threads, port);
 }

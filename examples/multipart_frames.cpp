@@ -5,8 +5,9 @@
 // a viewer on a slow link skips frames (it always gets the newest) instead of queuing
 // them, because the buffer policy bounds what it may hold.
 //
-// Usage: multipart_frames [PORT]      (default 8081)
-//        multipart_frames --once      (serve one viewer on an ephemeral port, then exit)
+// Usage: multipart_frames [--lean] [PORT]      (default 8081)
+//        multipart_frames [--lean] --once      (serve one viewer on an ephemeral port, then exit)
+//   --lean  the same stream on the lean engine (tether::lean_server, docs/engine.md)
 #include <tether/tether.hpp>
 
 #include "support/self_client.hpp"
@@ -18,9 +19,11 @@
 
 using namespace std::chrono_literals;
 // Frames by reference (no copy per viewer); at most 256 KiB waiting per viewer.
-// The server type is named once; every helper comes from it (server::multipart_stream,
-// server::hub): changing a policy changes this line only.
-using server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::reference_buffer, 256 * 1024, 64 * 1024>>;
+// The server type is named once per engine; every helper comes from it
+// (Server::multipart_stream, Server::hub): changing a policy changes this line only.
+template <class Engine>
+using server_on = tether::basic_server<tether::eager_close<>, tether::bounded<tether::reference_buffer, 256 * 1024, 64 * 1024>,
+                                       tether::close_function<>, Engine>;
 
 // A small SVG "camera frame": a clock hand that turns.
 static std::string render(unsigned frame) {
@@ -42,27 +45,25 @@ constexpr std::string_view page = R"(<!doctype html>
 </body></html>
 )";
 
-int main(int argc, char** argv) {
-  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
-  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8081");
-  if (!once && port == 0) return 1;
-
+// One program for both engines.
+template <class Server>
+int serve(bool once, std::uint16_t port) {
   tether::event_loop loop;
-  server srv{loop};
-  server::hub<server::multipart_stream> viewers;
+  Server srv{loop};
+  typename Server::template hub<typename Server::multipart_stream> viewers;
   unsigned frame = 0;
 
-  (void)srv.route("/", tether::method::get, [](server::request& req) {
+  (void)srv.route("/", tether::method::get, [](typename Server::request& req) {
     (void)req.output_headers().set("Content-Type", "text/html; charset=utf-8");
     (void)req.reply(200, page);
   });
-  (void)srv.route("/stream", [&](server::request& req) {
+  (void)srv.route("/stream", [&](typename Server::request& req) {
     if (auto v = tether::multipart_stream::start(req)) (void)viewers.subscribe(std::move(*v));  // the request decides the type
   });
 
   tether::timer camera{loop, [&] {
     const tether::shared_bytes picture(render(++frame));
-    viewers.for_each([&](server::multipart_stream& v) { (void)v.replace(picture, "image/svg+xml"); });
+    viewers.for_each([&](typename Server::multipart_stream& v) { (void)v.replace(picture, "image/svg+xml"); });
   }};
   camera.start_periodic(once ? 5ms : 100ms);
 
@@ -82,4 +83,12 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   loop.run();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  const bool lean = example::take_flag(argc, argv, "--lean");  // the rest as without it
+  const bool once = argc > 1 && std::string_view(argv[1]) == "--once";
+  const std::uint16_t port = once ? 0 : example::port_arg(argc, argv, 1, "8081");
+  if (!once && port == 0) return 1;
+  return lean ? serve<server_on<tether::lean_engine>>(once, port) : serve<server_on<tether::evhttp_engine>>(once, port);
 }

@@ -5,7 +5,8 @@
 // instances keep their clients' streams, answer posts 503, say so once on stderr, and
 // catch up when Redis is back (docs/redis.md).
 //
-// Usage: redis_chat PORT [REDIS_HOST:REDIS_PORT]      (default Redis: 127.0.0.1:6379)
+// Usage: redis_chat [--lean] PORT [REDIS_HOST:REDIS_PORT]      (default Redis: 127.0.0.1:6379)
+//   --lean  the same instance on the lean engine (tether::lean_server, docs/engine.md)
 //   $ redis_chat 8081 & redis_chat 8082 &
 //   $ curl -N http://127.0.0.1:8082/events
 //   $ curl -d 'hello' http://127.0.0.1:8081/publish      # 202, body: the message's id
@@ -27,39 +28,23 @@
 
 using namespace std::chrono_literals;
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: redis_chat PORT [REDIS_HOST:REDIS_PORT]\n");
-    return 2;
-  }
-  const std::uint16_t port = example::port_arg(argc, argv, 1, "8080");
-  if (port == 0) return 2;
-  tether::redis_options redis;
-  redis.prefix = "redis_chat";
-  if (argc > 2) {
-    const std::string_view where = argv[2];
-    const auto colon = where.rfind(':');
-    const auto redis_port = tether::parse_port(colon == std::string_view::npos ? "" : where.substr(colon + 1));
-    if (colon == 0 || !redis_port) {
-      std::fprintf(stderr, "redis_chat: expected REDIS_HOST:REDIS_PORT, got %s\n", argv[2]);
-      return 2;
-    }
-    redis.host = std::string(where.substr(0, colon));
-    redis.port = *redis_port;
-  }
+namespace {
 
+// One program for both engines: the handlers take the server's own request type.
+template <class Server>
+int serve(std::uint16_t port, const tether::redis_options& redis) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  Server srv{loop};
   // Ids come from Redis; each instance keeps the last 1,000 messages for clients that
   // come back (and Redis the last 10,000, for instances that come back).
   tether::broker chat{{.history = 1000, .external_ids = true}};
-  tether::broker_endpoint clients{chat, loop, {.heartbeat = 15s}};
+  typename Server::broker_endpoint clients{chat, loop, {.heartbeat = 15s}};
   tether::redis_hub hub{chat, loop, redis};
   hub.on_event([&srv](const tether::server_event& e) { srv.report(e); });  // "lost Redis", once
 
-  (void)srv.route("/events", [&](tether::request& req) { (void)clients.subscribe(req, "chat"); });
+  (void)srv.route("/events", [&](typename Server::request& req) { (void)clients.subscribe(req, "chat"); });
 
-  (void)srv.route("/publish", tether::method::post, [&](tether::request& req) {
+  (void)srv.route("/publish", tether::method::post, [&](typename Server::request& req) {
     // Answered once Redis has numbered the message: 202 with its id, or 503.
     auto h = req.hold();
     auto ec = hub.publish("chat", req.body().to_string(), {}, [h](tether::result<std::uint64_t> id) mutable {
@@ -79,7 +64,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  (void)srv.route("/stats", [&](tether::request& req) {
+  (void)srv.route("/stats", [&](typename Server::request& req) {
     const auto& s = hub.stats();
     std::string out;
     const auto line = [&out](const char* name, std::uint64_t v) {
@@ -109,4 +94,30 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   loop.run();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool lean = example::take_flag(argc, argv, "--lean");  // the rest as without it
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: redis_chat [--lean] PORT [REDIS_HOST:REDIS_PORT]\n");
+    return 2;
+  }
+  const std::uint16_t port = example::port_arg(argc, argv, 1, "8080");
+  if (port == 0) return 2;
+  tether::redis_options redis;
+  redis.prefix = "redis_chat";
+  if (argc > 2) {
+    const std::string_view where = argv[2];
+    const auto colon = where.rfind(':');
+    const auto redis_port = tether::parse_port(colon == std::string_view::npos ? "" : where.substr(colon + 1));
+    if (colon == 0 || !redis_port) {
+      std::fprintf(stderr, "redis_chat: expected REDIS_HOST:REDIS_PORT, got %s\n", argv[2]);
+      return 2;
+    }
+    redis.host = std::string(where.substr(0, colon));
+    redis.port = *redis_port;
+  }
+  return lean ? serve<tether::lean_server>(port, redis) : serve<tether::server>(port, redis);
 }

@@ -57,6 +57,7 @@
 #include <tether/stream.hpp>
 #include <tether/uri.hpp>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -73,7 +74,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -821,10 +824,13 @@ struct lean_core {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     if (body.file && !body.file->segment) return make_error_code(errc::file_error);
-    append_head(c, status, reason, body.size(), false);
+    const std::unique_ptr<std::string> first = std::move(c.output);  // request::output()
+    append_head(c, status, reason, (first ? first->size() : 0) + body.size(), false);
     // Head and body leave together: one writev when the body is a reference, sendfile
     // after the head for a file range.
     if (http1::response_has_content(status, c.is_head)) {
+      if (first) [[unlikely]]
+        c.out.append(*first);
       if (!body.by_reference()) {
         c.out.append(body.bytes);  // the common case: copied, as before
       } else if (!queue_piece(c, body, 0)) {
@@ -839,8 +845,24 @@ struct lean_core {
   std::error_code reply(conn& c, int status, const char* reason, std::string_view body) noexcept {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
+    if (c.output) [[unlikely]]
+      return reply_after_output(c, status, reason, body);
     append_head(c, status, reason, body.size(), false);
     if (http1::response_has_content(status, c.is_head)) c.out.append(body);
+    complete(c);
+    return {};
+  }
+
+  /// A reply whose body starts with what the application put in request::output(), as on
+  /// the evhttp engine (its output buffer, then the body given to reply()).
+  [[gnu::noinline]] std::error_code reply_after_output(conn& c, int status, const char* reason,
+                                                       std::string_view body) noexcept {
+    const std::unique_ptr<std::string> first = std::move(c.output);
+    append_head(c, status, reason, first->size() + body.size(), false);
+    if (http1::response_has_content(status, c.is_head)) {
+      c.out.append(*first);
+      c.out.append(body);
+    }
     complete(c);
     return {};
   }
@@ -888,8 +910,10 @@ struct lean_core {
     if (c.ph != lean_phase::pending) return phase_error(c.ph, true);
     if (!valid_status(status) || !valid_reason(reason)) return make_error_code(errc::invalid_argument);
     c.keep_alive = false;  // as evhttp's error page: Connection: close
-    // ... and its headers replace the application's (evhttp_send_page_ clears them).
+    // ... and its headers replace the application's (evhttp_send_page_ clears them), its
+    // body what request::output() holds (the evhttp engine drains it too).
     c.reply_headers.assign("Content-Type: text/html\r\n");
+    c.output.reset();
     // evhttp's error page, without printf: "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>...".
     const std::string_view phrase = reason ? std::string_view(reason) : http1::reason_phrase(status);
     const char code[3] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
@@ -918,11 +942,11 @@ struct lean_core {
       // start_sized(): the application's Content-Length frames the body, on HTTP/1.0 too;
       // the connection stays open after it as the request allows.
       c.chunked_reply = false;
+      c.sized_reply = true;
       append_head(c, status, reason, 0, false, head_framing::declared);
-      c.ph = lean_phase::streaming;
-      if (!c.in_handler) flush(c);
-      return {};
+      return started(c);
     }
+    c.sized_reply = false;
     c.chunked_reply = c.minor >= 1 && http1::response_has_content(status, c.is_head);
     if (c.minor == 0) c.keep_alive = false;  // no chunked encoding: the body ends at the close
     if (c.chunked_reply) {
@@ -933,7 +957,24 @@ struct lean_core {
       append_head_unframed(c, status, reason);
       c.keep_alive = false;
     }
+    return started(c);
+  }
+
+  /// The head is queued: the stream is on. What request::output() holds is its first
+  /// bytes, framed as the stream frames them (the evhttp engine writes them unframed
+  /// after the head, which only a sized or an HTTP/1.0 reply survives).
+  std::error_code started(conn& c) noexcept {
     c.ph = lean_phase::streaming;
+    if (c.output) [[unlikely]] {
+      // Queued behind the head as the head is: no flow control applies to them yet.
+      const std::unique_ptr<std::string> first = std::move(c.output);
+      if (!c.is_head && !first->empty()) {
+        const http1::chunk_header h(first->size());
+        if (c.chunked_reply) c.out.append(h.view());
+        c.out.append(*first);
+        if (c.chunked_reply) c.out.append(http1::chunk_end);
+      }
+    }
     if (!c.in_handler) flush(c);
     return {};
   }
@@ -1452,6 +1493,91 @@ class lean_body_ref {
   std::string_view b_;
 };
 
+/// The reply body buffer under the lean engine (basic_lean_request::output()), as the
+/// evhttp engine's output buffer: reply() sends what it holds, then its own body;
+/// reply(status) sends what it holds; start() sends it as the stream's first bytes;
+/// send_error() discards it. The calls of buffer_ref but read_line(). Valid until the
+/// reply is sent (or the handler returns); once a reply has started it is empty and
+/// refuses bytes.
+class lean_output_ref {
+ public:
+  /// Views the connection's output slot (null once the reply has started).
+  explicit lean_output_ref(std::unique_ptr<std::string>* slot) noexcept : slot_(slot) {}
+
+  /// Bytes in the buffer.
+  std::size_t size() const noexcept { return held() ? (*slot_)->size() : 0; }
+  /// True when it holds nothing (always, once the reply has started).
+  bool empty() const noexcept { return size() == 0; }
+
+  /// Appends a copy of `bytes`. Errors: errc::invalid_argument once the reply has
+  /// started, std::errc::not_enough_memory if memory runs out.
+  [[nodiscard]] std::error_code append(std::string_view bytes) const noexcept {
+    return edit([&](std::string& s) { s.append(bytes); });
+  }
+  /// Appends a copy of `bytes`. Errors: as append(std::string_view).
+  [[nodiscard]] std::error_code append(std::span<const std::byte> bytes) const noexcept {
+    return append(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+  /// Moves every byte of `other` to the end of this buffer.
+  [[nodiscard]] std::error_code append_buffer(evbuffer* other) const noexcept {
+    const std::size_t n = evbuffer_get_length(other);
+    return edit([&](std::string& s) {
+      const std::size_t at = s.size();
+      s.resize(at + n);
+      if (n != 0) evbuffer_remove(other, s.data() + at, n);
+    });
+  }
+  /// Inserts a copy of `bytes` at the front.
+  [[nodiscard]] std::error_code prepend(std::string_view bytes) const noexcept {
+    return edit([&](std::string& s) { s.insert(0, bytes); });
+  }
+  /// Removes up to `n` bytes from the front.
+  void drain(std::size_t n) const noexcept {
+    if (held()) (*slot_)->erase(0, n);
+  }
+  /// Removes every byte.
+  void clear() const noexcept {
+    if (held()) (*slot_)->clear();
+  }
+
+  /// Copies up to `out.size()` bytes from the front without removing them; returns the
+  /// number copied.
+  std::size_t copy_out(std::span<char> out) const noexcept { return view().copy(out.data(), out.size()); }
+  /// Copies every byte into a string, without removing them.
+  std::string to_string() const { return std::string(view()); }
+  /// Removes and returns every byte.
+  std::string take_string() const {
+    std::string s = to_string();
+    clear();
+    return s;
+  }
+  /// Offset of the first occurrence of `what`, or nothing.
+  std::optional<std::size_t> find(std::string_view what) const noexcept {
+    const auto at = view().find(what);
+    if (at == std::string_view::npos) return std::nullopt;
+    return at;
+  }
+  /// The first `n` bytes (all of them if `n` is larger), contiguous already.
+  std::string_view linearize(std::size_t n) const noexcept { return view().substr(0, n); }
+
+ private:
+  bool held() const noexcept { return slot_ && *slot_; }
+  std::string_view view() const noexcept { return held() ? std::string_view(**slot_) : std::string_view{}; }
+  template <class F>
+  std::error_code edit(F&& f) const noexcept {
+    if (!slot_) return make_error_code(errc::invalid_argument);
+    try {
+      if (!*slot_) *slot_ = std::make_unique<std::string>();
+      f(**slot_);
+    } catch (...) {  // std::bad_alloc, std::length_error
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    return {};
+  }
+
+  std::unique_ptr<std::string>* slot_;
+};
+
 /// The reply's header fields under the lean engine: add them before reply() or start().
 /// Names and values are validated (no CR, LF or NUL), as headers_ref does.
 class lean_output_headers {
@@ -1621,6 +1747,11 @@ class basic_lean_request {
   }
   /// The request body, read whole before the handler runs (chunked bodies decoded).
   lean_body_ref body() const noexcept { return lean_body_ref(c_->body); }
+  /// The reply body buffer; reply() sends what is in it, after appending its argument
+  /// (lean_output_ref says what the other replies do with it).
+  lean_output_ref output() const noexcept {
+    return lean_output_ref(c_->ph == detail::lean_phase::pending ? &c_->output : nullptr);
+  }
 
   // ----- replying -----------------------------------------------------------------
 
@@ -2015,27 +2146,49 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
       if (err == 0) return errc::invalid_address;
       return std::error_code(err, std::system_category());
     }
-    auto bound = adopt_listener(fd);
+    auto bound = adopt_listener(fd, std::string(address.view()));
     if (!bound) ::close(fd);
     return bound;
   }
   /// Serves a listening (or bound) TCP socket the application made; returns its port.
+  /// The server owns it from then on. Errors: as on the evhttp engine (errc::invalid_argument
+  /// for a socket that is not a TCP stream; the socket stays the caller's then).
   result<std::uint16_t> accept(int fd, int backlog = 1024) {
-    int listening = 0;
-    socklen_t l = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) != 0)
-      return std::error_code(errno, std::system_category());
-    if (!listening && ::listen(fd, backlog) != 0) return std::error_code(errno, std::system_category());
-    return adopt_listener(fd);
+    if (const int err = detail::ready_adopted_socket(fd, backlog))
+      return err < 0 ? make_error_code(errc::invalid_argument) : std::error_code(err, std::system_category());
+    return adopt_listener(fd, {});
   }
   /// Stops listening on every socket and closes them; open connections are served on.
   void stop_listening() noexcept {
-    for (auto& l : listeners_) {
-      event_free(l.ev);
-      ::close(l.fd);
-    }
-    listeners_.clear();
+    while (!listeners_.empty()) drop_listener(listeners_.size() - 1);
   }
+  /// Stops listening on one socket, an element of listeners() or a copy of one, and
+  /// closes it; the other sockets and every open connection (including those accepted
+  /// on this socket) are served as before.
+  /// Errors: errc::invalid_argument if the server does not listen on it (any more).
+  std::error_code stop_listening(const listener& which) noexcept {
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+      if (listeners_[i].fd != which.fd || listeners_[i].port != which.port) continue;
+      drop_listener(i);
+      return {};
+    }
+    return make_error_code(errc::invalid_argument);
+  }
+  /// Stops listening on every socket bound to `port` (bind() returned it; an IPv4 and an
+  /// IPv6 socket may share it), as stop_listening(const listener&) does for each.
+  /// Errors: errc::invalid_argument if no socket of the server is bound to `port`.
+  std::error_code stop_listening(std::uint16_t port) noexcept {
+    bool found = false;
+    for (std::size_t i = listeners_.size(); i-- > 0;) {
+      if (listeners_[i].port != port) continue;
+      drop_listener(i);
+      found = true;
+    }
+    return found ? std::error_code{} : make_error_code(errc::invalid_argument);
+  }
+  /// The sockets the server listens on (tether::listener, as on the evhttp engine;
+  /// `native` is null: there is no evhttp).
+  const std::vector<listener>& listeners() const noexcept { return listeners_; }
   /// The port of the first listening socket (0 if none).
   std::uint16_t port() const noexcept { return listeners_.empty() ? 0 : listeners_.front().port; }
 
@@ -2258,12 +2411,6 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   friend class basic_virtual_host;
   friend struct detail::group_access;
 
-  struct listening {
-    int fd = -1;
-    event* ev = nullptr;
-    std::uint16_t port = 0;
-  };
-
   template <class Handler>
   static constexpr void check_handler() noexcept {
     static_assert(request_handler<std::decay_t<Handler>, request>,
@@ -2282,7 +2429,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     if ((allowed_ | methods) != allowed_) allow_methods(allowed_ | methods);
   }
 
-  result<std::uint16_t> adopt_listener(int fd) {
+  result<std::uint16_t> adopt_listener(int fd, std::string address) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
@@ -2297,8 +2444,23 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     }
     const std::uint16_t port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                                             : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-    listeners_.push_back(listening{fd, ev, port});
+    try {
+      listen_events_.reserve(listen_events_.size() + 1);
+      listeners_.push_back(listener{std::move(address), port, nullptr, fd});
+    } catch (...) {
+      event_free(ev);
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    listen_events_.push_back(ev);  // reserved: cannot throw
     return port;
+  }
+
+  /// Closes listeners_[i] and its event; the others keep their order.
+  void drop_listener(std::size_t i) noexcept {
+    event_free(listen_events_[i]);
+    ::close(listeners_[i].fd);
+    listeners_.erase(listeners_.begin() + static_cast<std::ptrdiff_t>(i));
+    listen_events_.erase(listen_events_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 
   static void on_accept(evutil_socket_t fd, short, void* self) noexcept {
@@ -2320,9 +2482,9 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   }
 
   static void toggle_listeners(void* self, bool enable) noexcept {
-    for (auto& l : static_cast<basic_server*>(self)->listeners_) {
-      if (enable) event_add(l.ev, nullptr);
-      else event_del(l.ev);
+    for (event* ev : static_cast<basic_server*>(self)->listen_events_) {
+      if (enable) event_add(ev, nullptr);
+      else event_del(ev);
     }
   }
   static void report_event(void* self, const server_event& e) noexcept { static_cast<basic_server*>(self)->core_.report(e); }
@@ -2411,9 +2573,10 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
     if (!c.close_after_write) c.keep_alive = false;  // what it answers next closes it
     if (c.ph == lean_phase::pending && c.held && !c.in_handler) {
       answer_held(c);
-    } else if (c.ph == lean_phase::streaming && !c.in_handler && (c.chunked_reply || c.minor == 0)) {
-      // A chunked stream gets its last words and its final chunk; an HTTP/1.0 stream
-      // ends with the close. (A reply with a Content-Length is left to finish.)
+    } else if (c.ph == lean_phase::streaming && !c.in_handler && !c.sized_reply) {
+      // A chunked stream gets its last words and its final chunk; an unframed one (HTTP/1.0)
+      // ends with the close. A reply with a Content-Length (start_sized()) is left to
+      // finish, as on the evhttp engine: ending it early would cut it short.
       if (drain_options_.last_words) {
         request_handle h = detail::lean_access::handle(&c);
         try {
@@ -2469,7 +2632,8 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   detail::lean_route_table<request> routes_;
   std::vector<std::string> aliases_;                   // add_alias
   std::vector<detail::lean_vhost<request>*> vhosts_;   // attached virtual hosts, in creation order
-  std::vector<listening> listeners_;
+  std::vector<listener> listeners_;
+  std::vector<event*> listen_events_;  // listeners_[i]'s accept event is listen_events_[i]
 };
 
 /// A virtual host of a lean server (virtual_host.hpp has the primary template and its

@@ -257,6 +257,10 @@ struct exchange_ops {
     if (core && core->draining) [[unlikely]]
       close_for_drain(ex.req, st);
     resume(ex, st);
+    // The page replaces what the output buffer holds (libevent would send it first), as
+    // its headers replace the application's; the lean engine does the same.
+    evbuffer* out = evhttp_request_get_output_buffer(ex.req);
+    evbuffer_drain(out, evbuffer_get_length(out));
     // libevent's error page always carries `Connection: close` (evhttp_send_page_).
     if (st) ex.will_close = true;
     ex.ph = phase::finishing;
@@ -492,7 +496,9 @@ class basic_request {
   headers_ref output_headers() const noexcept { return headers_ref(evhttp_request_get_output_headers(req_)); }
   /// The request body (libevent reads it whole before calling the handler).
   buffer_ref body() const noexcept { return buffer_ref(evhttp_request_get_input_buffer(req_)); }
-  /// The reply body buffer; reply() sends what is in it, after appending its argument.
+  /// The reply body buffer; reply() sends what is in it, after appending its argument;
+  /// send_error() discards it; start() writes it after the head unframed (so use it with
+  /// start_sized() or HTTP/1.0 only: the lean engine sends it as a first chunk).
   buffer_ref output() const noexcept { return buffer_ref(evhttp_request_get_output_buffer(req_)); }
 
   // ----- replying -----------------------------------------------------------------

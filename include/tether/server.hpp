@@ -24,6 +24,7 @@
 #include <tether/error.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/limits.hpp>
+#include <tether/listener.hpp>
 #include <tether/method.hpp>
 #include <tether/request.hpp>
 #include <tether/request_handler.hpp>
@@ -64,21 +65,6 @@ inline result<std::uint16_t> parse_port(std::string_view text) noexcept {
   if (v == 0 || v > 65535) return errc::invalid_argument;
   return static_cast<std::uint16_t>(v);
 }
-
-/// One listening socket of a server, as basic_server::listeners() lists it.
-///
-/// A value, not an owner: the server owns the socket. Pass it (or a copy) back to
-/// basic_server::stop_listening(const listener&) to close exactly that socket; a copy
-/// whose socket is already closed is reported as such, never dereferenced.
-struct listener {
-  /// The address given to bind(), or empty for a socket adopted with accept().
-  std::string address;
-  /// The port the socket is bound to.
-  std::uint16_t port = 0;
-  /// libevent's handle of the socket (evhttp_bound_socket), owned by the server. It
-  /// identifies the socket; use it only while the listener is in listeners().
-  evhttp_bound_socket* native = nullptr;
-};
 
 template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback, class Engine>
 class basic_virtual_host;
@@ -292,24 +278,8 @@ class basic_server {
   /// or dies; on error the socket stays the caller's. Errors: errc::invalid_argument for
   /// a socket that is not a TCP stream, or the system's reason (bad descriptor, ...).
   result<std::uint16_t> accept(int fd, int backlog = 1024) {
-    int type = 0;
-    socklen_t type_len = sizeof type;
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0)
-      return std::error_code(errno, std::system_category());
-    if (type != SOCK_STREAM) return make_error_code(errc::invalid_argument);
-    int listening = 0;
-    socklen_t listening_len = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &listening_len) != 0)
-      return std::error_code(errno, std::system_category());
-    if (!listening) {
-      // Check the family first: listen() on a socket we then refuse would change it.
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-        return std::error_code(errno, std::system_category());
-      if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return make_error_code(errc::invalid_argument);
-      if (::listen(fd, backlog) != 0) return std::error_code(errno, std::system_category());
-    }
+    if (const int err = detail::ready_adopted_socket(fd, backlog))
+      return err < 0 ? make_error_code(errc::invalid_argument) : std::error_code(err, std::system_category());
     return adopt_listener(fd, {});
   }
 
@@ -649,7 +619,7 @@ class basic_server {
     backoff_.watch(evhttp_bound_socket_get_listener(bound));
     const std::uint16_t port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                                             : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-    listeners_.push_back(listener{std::move(address), port, bound});
+    listeners_.push_back(listener{std::move(address), port, bound, fd});
     return port;
   }
 

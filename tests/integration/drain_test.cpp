@@ -376,33 +376,46 @@ TEMPLATE_TEST_CASE("drain: at the deadline what is left is closed hard, reported
   CHECK(slow_head.wait_eof(loop));
 }
 
-// evhttp only for now: a reply sized by the application (Content-Length, then start())
-// is start_sized() on the lean engine, which the lean engine does not serve yet.
-TEST_CASE("drain: a second drain brings the deadline forward (a second SIGTERM)", "[drain]") {
+// A reply sized by the application (start_sized(): Content-Length, then start()) is left
+// to finish, on HTTP/1.0 too (the lean engine used to end an HTTP/1.0 one, cutting it
+// short); a second drain(0s) closes it.
+TEMPLATE_TEST_CASE("drain: a second drain brings the deadline forward (a second SIGTERM)", "[drain]",
+                   TT_ENGINE_SERVERS) {
+  using Server = TestType;
+  const std::string version = GENERATE(std::string("HTTP/1.1"), std::string("HTTP/1.0"));
+  INFO(tt::engine_name<Server>() << ", " << version);
   tether::event_loop loop;
-  tether::server srv{loop};
-  std::optional<tether::request_handle> slow;  // a reply owed 100 bytes that never come
-  (void)srv.route("/sized", [&](tether::request& req) {
-    (void)req.output_headers().set("Content-Length", "100");
-    (void)req.start(200);
-    slow = req.hold();
+  Server srv{loop};
+  std::optional<typename Server::stream> slow;  // a reply owed 100 bytes that never come
+  bool last_words = false;
+  typename Server::drain_options options;
+  options.last_words = [&](auto&) { last_words = true; };
+  srv.set_drain_options(std::move(options));
+  (void)srv.route("/sized", [&](auto& req) {
+    auto s = Server::stream::start_sized(req, 100);
+    REQUIRE(s);
+    REQUIRE_FALSE(s->write("first"));
+    slow = std::move(*s);
   });
   const auto port = srv.bind("127.0.0.1", 0);
   REQUIRE(port);
   client c{*port};
-  c.send("GET /sized HTTP/1.1\r\nHost: localhost\r\n\r\n");
-  REQUIRE(c.wait_for(loop, "\r\n\r\n"));
+  c.send("GET /sized " + version + "\r\nHost: localhost\r\n\r\n");
+  REQUIRE(c.wait_for(loop, "\r\n\r\nfirst"));
 
   REQUIRE_FALSE(srv.drain(10s));
   run_for(loop, 50ms);
-  CHECK_FALSE(srv.drained());  // the sized reply is owed 100 bytes: the drain waits
+  CHECK_FALSE(srv.drained());  // the sized reply is owed 95 bytes: the drain waits
   CHECK(srv.drain_result().streams_ended == 0);
+  CHECK_FALSE(last_words);  // no last words either: they would not fit its length
+  CHECK(slow->alive());
   REQUIRE_FALSE(srv.drain(0s));
   REQUIRE(run_until(loop, [&] { return srv.drained(); }, 1000ms));
   CHECK(srv.drain_result().deadline_passed);
   CHECK(srv.drain_result().closed_at_deadline == 1);
   CHECK(srv.drain_result().took < 2s);
   CHECK(c.wait_eof(loop));
+  CHECK(c.data().ends_with("\r\n\r\nfirst"));  // nothing after the first bytes: cut at the deadline
 }
 
 TEMPLATE_TEST_CASE("drain: a server group drains every loop, and join() returns", "[drain][group]",
@@ -568,6 +581,11 @@ TEST_CASE("drain: every example stopped with SIGTERM drains and exits with statu
       {"static_routes", {"PORT"}, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", "200 OK"},
       {"runtime_routes", {"--lean", "PORT", "/motd=hi"}, "GET /motd HTTP/1.1\r\nHost: x\r\n\r\n", "hi\n", "hi\n"},
       {"static_routes", {"--lean", "PORT"}, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", "200 OK"},
+      {"sse_clock", {"PORT", "--lean"}, "GET /clock HTTP/1.1\r\nHost: x\r\n\r\n", "text/event-stream", "event: bye\n"},
+      {"multipart_frames", {"--lean", "PORT"}, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", "multipart/x-mixed-replace",
+       "0\r\n\r\n"},
+      {"long_poll_chat", {"--lean", "--threads", "2", "PORT"}, "GET /events?room=lobby HTTP/1.1\r\nHost: x\r\n\r\n",
+       "text/event-stream", "0\r\n\r\n"},
   };
   for (const auto& ex : cases) {
     const std::string path = example_path(ex.name);

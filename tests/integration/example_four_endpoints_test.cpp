@@ -1,6 +1,7 @@
 // Runs examples/four_endpoints as a user would (issue 12): an SSE broadcast, a long-poll
 // chat, a multipart stream and a JSON status on one server, each checked over real
-// sockets, and clients that vanish leave at once (the status says so).
+// sockets, and clients that vanish leave at once (the status says so). On both engines:
+// the example as it is, and with --lean.
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,14 +20,15 @@ namespace {
 /// The example in a child process, stdout on a pipe; SIGTERM and reaped on destruction.
 class process {
  public:
-  process(const char* path, std::string port) {
+  process(const char* path, std::string port, bool lean) {
     int out[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       ::dup2(out[1], STDOUT_FILENO);
-      ::execl(path, path, port.c_str(), static_cast<char*>(nullptr));
+      if (lean) ::execl(path, path, "--lean", port.c_str(), static_cast<char*>(nullptr));
+      else ::execl(path, path, port.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(out[1]);
@@ -120,8 +122,10 @@ std::string status_becomes(std::uint16_t port, std::string_view expected, int ms
 TEST_CASE("example four_endpoints: SSE broadcast, long-poll chat, multipart stream and JSON status", "[example]") {
   const char* path = std::getenv("TETHER_EXAMPLE_FOUR_ENDPOINTS");
   REQUIRE(path);
+  const bool lean = GENERATE(false, true);
+  INFO((lean ? "four_endpoints --lean" : "four_endpoints"));
   const std::uint16_t port = tt::free_port();
-  process server(path, std::to_string(port));
+  process server(path, std::to_string(port), lean);
   REQUIRE(server.wait_output("four_endpoints: listening on port " + std::to_string(port), 5000 * tt::time_scale()));
 
   peer sse(port, "GET /events HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -673,9 +673,7 @@ TEMPLATE_TEST_CASE("HTTP/1.0 keep-alive: a streamed reply from request::start() 
     REQUIRE(c.wait_eof(loop, 1500ms));
     check_close_delimited(c);
   }
-  // evhttp only for now: on the lean engine a sized stream is start_sized(), which it does
-  // not serve yet (docs/engine.md).
-  if (!tt::is_lean<Server>()) SECTION("a Content-Length set before start() keeps the connection alive") {
+  SECTION("a Content-Length set before start() keeps the connection alive") {
     tt::client c(port);
     c.send("GET /sized HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     REQUIRE(c.wait_for(loop, "sized"));

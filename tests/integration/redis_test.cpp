@@ -4,7 +4,8 @@
 // message to every SSE client in the same order with the same ids; a client resumes on
 // another instance; an instance that starts late fills its history from the stream; and
 // Redis killed and restarted mid-run costs no crash, no stream, and no message that got
-// an id. The last test does the same with examples/redis_chat as separate processes.
+// an id. The last test does the same with examples/redis_chat as separate processes, one
+// on each engine (--lean), both ways round.
 #include <tether/redis_hub.hpp>
 #include <tether/tether.hpp>
 
@@ -543,8 +544,18 @@ TEST_CASE("redis_chat: two processes relay every message to their SSE clients, t
   tt::redis_process redis;
   tether::event_loop loop;  // drives the test's clients only
   const std::uint16_t port_a = tt::free_loopback_port(), port_b = tt::free_loopback_port();
-  chat_process a(path, {std::to_string(port_a), redis.address()});
-  chat_process b(path, {std::to_string(port_b), redis.address()});
+  // One instance on each engine, either way round (the 503 below comes from `a`).
+  const bool a_is_lean = GENERATE(false, true);
+  INFO((a_is_lean ? "a: --lean, b: evhttp" : "a: evhttp, b: --lean"));
+  const std::vector<std::string> lean{"--lean"}, evhttp{};
+  auto args = [&](bool lean_one, std::uint16_t port) {
+    std::vector<std::string> v = lean_one ? lean : evhttp;
+    v.push_back(std::to_string(port));
+    v.push_back(redis.address());
+    return v;
+  };
+  chat_process a(path, args(a_is_lean, port_a));
+  chat_process b(path, args(!a_is_lean, port_b));
   REQUIRE(tt::run_until(loop, [&] { return example_ready(loop, port_a) && example_ready(loop, port_b); }, 5000ms));
 
   tt::client on_a(port_a), on_b(port_b);

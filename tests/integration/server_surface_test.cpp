@@ -3,7 +3,7 @@
 // aliases (and their lifetimes), the default Content-Type, error replies, allowed
 // methods and the header and body limits with the statuses clients see.
 // docs/pecl-event-mapping.md cites these test cases; docs/server.md documents the API.
-// The virtual host and settings cases run on both engines (TT_ENGINE_SERVERS).
+// Every case runs on both engines (TT_ENGINE_SERVERS).
 #include <tether/tether.hpp>
 #include <tether/virtual_host.hpp>
 
@@ -52,6 +52,14 @@ bool refused(std::uint16_t port) {
 
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
+/// The port a socket is bound to (0 if it is not a bound IPv4 socket).
+std::uint16_t local_port(int fd) {
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0 || sa.sin_family != AF_INET) return 0;
+  return ntohs(sa.sin_port);
+}
+
 /// A header field's value in the first reply of `reply`, if present.
 std::optional<std::string> header(const std::string& reply, const std::string& name) {
   const auto eoh = reply.find("\r\n\r\n");
@@ -63,11 +71,12 @@ std::optional<std::string> header(const std::string& reply, const std::string& n
 
 }  // namespace
 
-TEST_CASE("listeners: several sockets serve one server; stop_listening(listener) closes exactly one",
-          "[surface][listeners]") {
+TEMPLATE_TEST_CASE("listeners: several sockets serve one server; stop_listening(listener) closes exactly one",
+                   "[surface][listeners]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server srv{loop};
-  srv.fallback([](tether::request& r) { (void)r.reply(200, "served"); });
+  Server srv{loop};
+  srv.fallback([](auto& r) { (void)r.reply(200, "served"); });
   const auto p1 = *srv.bind("127.0.0.1", 0);
   const auto p2 = *srv.bind("127.0.0.1", 0);
   REQUIRE(p1 != p2);
@@ -75,6 +84,8 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   CHECK(srv.base() == loop.native());
   CHECK(srv.listeners()[0].port == p1);
   CHECK(srv.listeners()[0].address == "127.0.0.1");
+  CHECK(local_port(srv.listeners()[1].fd) == p2);  // the listening socket itself
+  CHECK((srv.listeners()[0].native == nullptr) == tt::is_lean<Server>());  // lean: no evhttp
   CHECK(tt::first_body(exchange_with_host(loop, p1, "Host: t\r\n")) == "served");
   CHECK(tt::first_body(exchange_with_host(loop, p2, "Host: t\r\n")) == "served");
 
@@ -102,10 +113,10 @@ TEST_CASE("listeners: several sockets serve one server; stop_listening(listener)
   CHECK(srv.stop_listening(p2) == tether::errc::invalid_argument);
 }
 
-TEST_CASE("listeners: stop_listening(port) closes the IPv4 and IPv6 sockets that share a port",
-          "[surface][listeners]") {
+TEMPLATE_TEST_CASE("listeners: stop_listening(port) closes the IPv4 and IPv6 sockets that share a port",
+                   "[surface][listeners]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
   const auto port = *srv.bind("127.0.0.1", 0);
   const auto v6 = srv.bind("::1", port);
   if (!v6) {
@@ -120,11 +131,11 @@ TEST_CASE("listeners: stop_listening(port) closes the IPv4 and IPv6 sockets that
   CHECK(tt::tcp_sockets(other, "0A") == 1);
 }
 
-TEST_CASE("accept: adopts a socket that is only bound (listening on it) or already listening",
-          "[surface][accept]") {
+TEMPLATE_TEST_CASE("accept: adopts a socket that is only bound (listening on it) or already listening",
+                   "[surface][accept]", TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
-  srv.fallback([](tether::request& r) { (void)r.reply(200, "adopted"); });
+  TestType srv{loop};
+  srv.fallback([](auto& r) { (void)r.reply(200, "adopted"); });
 
   const int bound = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa{};
@@ -137,6 +148,7 @@ TEST_CASE("accept: adopts a socket that is only bound (listening on it) or alrea
   REQUIRE(port);
   CHECK(*port == ntohs(sa.sin_port));
   CHECK(srv.listeners().back().address.empty());
+  CHECK(srv.listeners().back().fd == bound);
   CHECK(tt::first_body(exchange_with_host(loop, *port, "Host: t\r\n")) == "adopted");
 
   const int listening = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -152,9 +164,10 @@ TEST_CASE("accept: adopts a socket that is only bound (listening on it) or alrea
   CHECK_FALSE(is_open(listening));
 }
 
-TEST_CASE("accept: refuses what is not a TCP socket and leaves it to the caller", "[surface][accept]") {
+TEMPLATE_TEST_CASE("accept: refuses what is not a TCP socket and leaves it to the caller", "[surface][accept]",
+                   TT_ENGINE_SERVERS) {
   tether::event_loop loop;
-  tether::server srv{loop};
+  TestType srv{loop};
 
   const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   CHECK(srv.accept(udp).error() == tether::errc::invalid_argument);
@@ -286,6 +299,94 @@ TEMPLATE_TEST_CASE("virtual hosts: one that outlives its server is detached and 
   CHECK(refused(port));
 }
 
+TEMPLATE_TEST_CASE("output buffer: reply() sends it before its body, send_error() drops it, a held reply keeps it",
+                   "[surface][output]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
+  tether::event_loop loop;
+  Server srv{loop};
+  std::optional<typename Server::request_handle> held;
+  REQUIRE_FALSE(srv.route("/both", [](auto& r) {
+    auto out = r.output();
+    CHECK(out.empty());
+    REQUIRE_FALSE(out.append("<out"));
+    REQUIRE_FALSE(out.prepend("["));
+    REQUIRE_FALSE(out.append(std::string_view(">")));
+    CHECK(out.size() == 6);
+    CHECK(out.to_string() == "[<out>");
+    CHECK(out.find("out") == std::optional<std::size_t>(2));
+    CHECK(out.linearize(2) == "[<");
+    out.drain(1);
+    (void)r.reply(200, "body");
+  }));
+  REQUIRE_FALSE(srv.route("/taken", [](auto& r) {
+    (void)r.output().append("gone");
+    CHECK(r.output().take_string() == "gone");
+    CHECK(r.output().empty());
+    (void)r.reply(200, "only");
+  }));
+  REQUIRE_FALSE(srv.route("/error", [](auto& r) {
+    (void)r.output().append("never sent");
+    (void)r.send_error(404);
+  }));
+  REQUIRE_FALSE(srv.route("/held", [&](auto& r) {
+    (void)r.output().append("kept:");
+    held = r.hold();
+  }));
+  REQUIRE_FALSE(srv.route("/sized", [](auto& r) {
+    // The body's first bytes (a stream object would count only what it writes: this is
+    // start() under the application's Content-Length).
+    (void)r.output().append("abc");
+    REQUIRE_FALSE(r.output_headers().set("Content-Length", "5"));
+    REQUIRE_FALSE(r.start(200));
+    CHECK(r.output().empty());  // sent with the head
+    REQUIRE_FALSE(r.send_chunk("de"));
+    REQUIRE_FALSE(r.end());
+  }));
+  const auto port = *srv.bind("127.0.0.1", 0);
+
+  const auto both = exchange_with_host(loop, port, "Host: t\r\n", "GET /both HTTP/1.1");
+  CHECK(header(both, "Content-Length") == "9");
+  CHECK(tt::first_body(both) == "<out>body");
+  // HEAD: the Content-Length a GET would get, no body.
+  const auto head = exchange_with_host(loop, port, "Host: t\r\n", "HEAD /both HTTP/1.1");
+  CHECK(header(head, "Content-Length") == "9");
+  CHECK(head.ends_with("\r\n\r\n"));
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\n", "GET /taken HTTP/1.1")) == "only");
+  const auto error = exchange_with_host(loop, port, "Host: t\r\n", "GET /error HTTP/1.1");
+  CHECK(error.starts_with("HTTP/1.1 404"));
+  CHECK(error.find("never sent") == std::string::npos);
+  CHECK(tt::first_body(error).starts_with("<HTML>"));
+
+  tt::client c(port);
+  c.send("GET /held HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  REQUIRE(tt::run_until(loop, [&] { return held.has_value(); }, 1000ms));
+  REQUIRE_FALSE(held->reply(200, "later"));
+  REQUIRE(c.wait_eof(loop));
+  CHECK(tt::first_body(c.data()) == "kept:later");
+
+  const auto sized = exchange_with_host(loop, port, "Host: t\r\n", "GET /sized HTTP/1.1");
+  CHECK(header(sized, "Content-Length") == "5");
+  CHECK(sized.ends_with("\r\n\r\nabcde"));
+}
+
+// A chunked stream: the lean engine sends what output() holds as the first chunk; the
+// evhttp engine would write it unframed after the head (docs/engine.md), so use
+// send_chunk() there.
+TEST_CASE("output buffer: on the lean engine a chunked stream sends it as its first chunk", "[surface][output]") {
+  tether::event_loop loop;
+  tether::lean_server srv{loop};
+  REQUIRE_FALSE(srv.route("/chunked", [](auto& r) {
+    (void)r.output().append("first");
+    REQUIRE_FALSE(r.start(200));
+    CHECK(r.output().append("late") == tether::errc::invalid_argument);  // the reply started
+    REQUIRE_FALSE(r.send_chunk("second"));
+    REQUIRE_FALSE(r.end());
+  }));
+  const auto port = *srv.bind("127.0.0.1", 0);
+  const auto got = exchange_with_host(loop, port, "Host: t\r\n", "GET /chunked HTTP/1.1");
+  CHECK(got.ends_with("\r\n\r\n5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n"));
+}
+
 TEMPLATE_TEST_CASE("server settings: default Content-Type, error replies, allowed methods, header and body limits",
                    "[surface][settings]", TT_ENGINE_SERVERS) {
   using Server = TestType;
@@ -296,12 +397,11 @@ TEMPLATE_TEST_CASE("server settings: default Content-Type, error replies, allowe
     ++handled;
     (void)r.reply(200, "body");
   }));
-  if constexpr (!tt::is_lean<Server>())  // the evhttp engine's output buffer (lean: no output())
-    REQUIRE_FALSE(srv.route("/buffer", [&](auto& r) {
-      ++handled;
-      (void)r.output().append("from the output buffer");  // PECL's getOutputBuffer()
-      (void)r.reply(200);
-    }));
+  REQUIRE_FALSE(srv.route("/buffer", [&](auto& r) {
+    ++handled;
+    (void)r.output().append("from the output buffer");  // PECL's getOutputBuffer()
+    (void)r.reply(200);
+  }));
   REQUIRE_FALSE(srv.route("/busy", [&](auto& r) {
     ++handled;
     (void)r.send_error(503, "Busy Now");
@@ -317,8 +417,7 @@ TEMPLATE_TEST_CASE("server settings: default Content-Type, error replies, allowe
   srv.set_default_content_type("");
   CHECK_FALSE(header(exchange_with_host(loop, port, "Host: t\r\n", "GET /text HTTP/1.1"), "Content-Type"));
 
-  if constexpr (!tt::is_lean<Server>())
-    CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
+  CHECK(tt::first_body(exchange_with_host(loop, port, "Host: t\r\n", "GET /buffer HTTP/1.1")) == "from the output buffer");
 
   const auto busy = exchange_with_host(loop, port, "Host: t\r\n", "GET /busy HTTP/1.1");
   CHECK(busy.starts_with("HTTP/1.1 503 Busy Now\r\n"));

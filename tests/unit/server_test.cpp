@@ -1,6 +1,7 @@
 #include <tether/router.hpp>
 #include <tether/server.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -15,9 +16,11 @@ TEST_CASE("parse_port: accepts 1..65535 in decimal and nothing else", "[server][
     CHECK(tether::parse_port(bad).error() == tether::errc::invalid_argument);
 }
 
-TEST_CASE("server: binding reports the real port, and clear errors for bad input", "[server][bind]") {
+TEMPLATE_TEST_CASE("server: binding reports the real port, and clear errors for bad input", "[server][bind]",
+                   TT_ENGINE_SERVERS) {
+  using Server = TestType;
   tether::event_loop loop;
-  tether::server a{loop}, b{loop};
+  Server a{loop}, b{loop};
   auto port = a.bind("127.0.0.1", 0);
   REQUIRE(port);
   CHECK(*port != 0);
@@ -32,7 +35,7 @@ TEST_CASE("server: binding reports the real port, and clear errors for bad input
   }
   a.stop_listening();
   CHECK(a.listeners().empty());
-  CHECK(tether::server{loop}.bind("127.0.0.1", *port));  // free again
+  CHECK(Server{loop}.bind("127.0.0.1", *port));  // free again
 }
 
 TEST_CASE("server: routes by exact path, falls back, rejects duplicates, and unroutes", "[server][routes]") {

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -93,16 +94,16 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
   std::size_t in_pos = 0;   // first byte the parser has not consumed
   std::size_t head_at = 0;  // where the current request's head starts (while it is in flight)
   bool head_live = false;   // from the head's parse to its handler's return: views into `in`
-  // Only while a message is being parsed or handled (936 bytes for 100 fields): idle
-  // connections and streams give it back to the core's spares (lean_core::park_parser).
-  http1::request_parser* parser = nullptr;
-  std::string body;         // the current request's body (capacity kept across requests)
-  bool eof = false;         // the client sent FIN
-  // A session's I/O may need the other direction first (lean_transport.hpp): a read that
+  bool eof = false;         // the client sent FIN (here: in head_live's padding)
+  // (Also in that padding.) A session's I/O may need the other direction first (lean_transport.hpp): a read that
   // waits for writability (EV_WRITE is armed for it), a write that waits for readability
   // (the read event, always on, retries it).
   bool read_wants_write = false;
   bool write_wants_read = false;
+  // Only while a message is being parsed or handled (936 bytes for 100 fields): idle
+  // connections and streams give it back to the core's spares (lean_core::park_parser).
+  http1::request_parser* parser = nullptr;
+  std::string body;         // the current request's body (capacity kept across requests)
 
   // ----- output -----
   std::string out;          // bytes queued for the socket (capacity kept)
@@ -114,6 +115,9 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
   std::uint64_t seg_bytes = 0;  // bytes left in segs[seg_head...]
   [[no_unique_address]] flow_type flow;
   std::string reply_headers;  // "Name: value\r\n" lines added for the current reply
+  // What the application put in request::output() (the body's first bytes), allocated on
+  // its first append and given back with the reply: most requests never use it.
+  std::unique_ptr<std::string> output;
   bool writing = false;       // `wr` is added
 
   // ----- the exchange -----
@@ -123,6 +127,7 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
   bool keep_alive = true;     // the current request allows another after it
   bool is_head = false;       // the current request is HEAD
   bool chunked_reply = false; // the current streamed reply is chunked (HTTP/1.1)
+  bool sized_reply = false;   // ... has the application's Content-Length (start_sized())
   std::uint8_t minor = 1;     // the current request's HTTP minor version
   std::uint32_t seq = 0;      // current request's number: handles of earlier ones are stale
   std::uint32_t refs = 0;     // handles + running dispatches
@@ -144,8 +149,13 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
 
   /// Frees the connection once it is closed and nobody refers to it.
   void release() noexcept {
-    if (--refs == 0 && closed) delete this;
+    if (--refs == 0 && closed) destroy();
   }
+  // Out of line: g++ 12 at -O2 inlines nested add_ref()/release() pairs and, unable to see
+  // that the outer reference keeps `refs` above zero through the inner release, reports
+  // the outer release's `--refs` as a use after the inner one's delete
+  // (-Werror=use-after-free). Freeing is the cold path: once per connection.
+  [[gnu::noinline, gnu::cold]] void destroy() noexcept { delete this; }
 
   std::string_view peer_address() noexcept {
     if (peer_text[0] == '\0') {

@@ -69,5 +69,26 @@ inline int open_listener(std::string_view address, std::uint16_t port, int backl
   return fd;
 }
 
+/// Readies a socket the application made for a server's accept(), shared by both
+/// engines: a TCP stream that listens already, or is only bound, in which case it gets
+/// listen(fd, backlog) (nothing would ever be accepted on it otherwise). Returns 0, -1
+/// for a socket that is not a stream (or, not listening yet, not IPv4 or IPv6: checked
+/// before listen() would change it), else the errno of the call that failed.
+inline int ready_adopted_socket(int fd, int backlog) noexcept {
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0) return errno;
+  if (type != SOCK_STREAM) return -1;
+  int listening = 0;
+  socklen_t listening_len = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &listening_len) != 0) return errno;
+  if (listening) return 0;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return errno;
+  if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return -1;
+  return ::listen(fd, backlog) != 0 ? errno : 0;
+}
+
 }  // namespace detail
 TETHER_END_NAMESPACE
