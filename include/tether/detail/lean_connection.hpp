@@ -95,9 +95,9 @@ struct lean_connection : watcher_list {  // the exchange's watchers: reply hooks
   std::size_t head_at = 0;  // where the current request's head starts (while it is in flight)
   bool head_live = false;   // from the head's parse to its handler's return: views into `in`
   bool eof = false;         // the client sent FIN (here: in head_live's padding)
-  // (Also in that padding.) A session's I/O may need the other direction first (lean_transport.hpp): a read that
-  // waits for writability (EV_WRITE is armed for it), a write that waits for readability
-  // (the read event, always on, retries it).
+  // (Also in that padding.) A session's I/O may need the other direction first
+  // (lean_transport.hpp): a read that waits for writability (EV_WRITE is armed for it), a
+  // write that waits for readability (the read event, always on, retries it).
   bool read_wants_write = false;
   bool write_wants_read = false;
   // Only while a message is being parsed or handled (936 bytes for 100 fields): idle
