@@ -13,6 +13,9 @@
 
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
 
 #include <algorithm>
 #include <cctype>
@@ -489,7 +492,7 @@ std::string example_path(const char* name) {
 /// An example program run as a child, stdout and stderr discarded into a pipe we drain.
 class example_child {
  public:
-  example_child(const std::string& path, std::vector<std::string> args) {
+  example_child(const std::string& path, std::vector<std::string> args) : path_(path) {
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
@@ -512,6 +515,20 @@ class example_child {
     }
   }
   void signal(int sig) const { ::kill(pid_, sig); }
+  /// Waits until the child runs the example (its exec is done) and catches `sig`
+  /// (/proc/PID/status, SigCgt): only then does `sig` reach the example's handler. Before
+  /// the exec, under valgrind, the forked child is still valgrind's, which catches every
+  /// signal and loses it in the exec; after it and before the handler, it kills.
+  bool catches(int sig, std::chrono::milliseconds limit) const {
+    char want[PATH_MAX];
+    if (!::realpath(path_.c_str(), want)) return false;
+    const auto until = std::chrono::steady_clock::now() + scaled(limit);
+    while (std::chrono::steady_clock::now() < until) {
+      if (runs(want) && caught_mask() >> (sig - 1) & 1) return true;
+      ::poll(nullptr, 0, 5);
+    }
+    return false;
+  }
   /// The exit status, or -1 if it did not exit normally within `limit`, or -2 if killed
   /// by a signal.
   int wait_exit(std::chrono::milliseconds limit) {
@@ -528,6 +545,27 @@ class example_child {
   }
 
  private:
+  bool runs(const char* want) const {
+    char exe[PATH_MAX];
+    const std::string link = "/proc/" + std::to_string(pid_) + "/exe";
+    const ssize_t n = ::readlink(link.c_str(), exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = '\0';
+    return std::string_view{exe} == want;
+  }
+  unsigned long long caught_mask() const {
+    const std::string status = "/proc/" + std::to_string(pid_) + "/status";
+    std::FILE* f = std::fopen(status.c_str(), "r");
+    if (!f) return 0;
+    unsigned long long mask = 0;
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "SigCgt: %llx", &mask) == 1) break;
+    std::fclose(f);
+    return mask;
+  }
+
+  std::string path_;
   pid_t pid_ = -1;
 };
 
@@ -625,7 +663,9 @@ TEST_CASE("drain: the client example stopped with SIGTERM while it streams exits
   example_child server{server_path, {std::to_string(port)}};
   REQUIRE(connect_when_listening(port));
   example_child streaming{client_path, {"--stream", "http://127.0.0.1:" + std::to_string(port) + "/clock"}};
-  ::poll(nullptr, 0, 200);  // connected and streaming (or still connecting: either way it must end cleanly)
+  // Connected and streaming, or still connecting: either way it must end cleanly once
+  // its handler is in place.
+  REQUIRE(streaming.catches(SIGTERM, 5s));
   streaming.signal(SIGTERM);
   CHECK(streaming.wait_exit(5s) == 0);
   server.signal(SIGTERM);
