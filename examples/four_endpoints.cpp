@@ -13,6 +13,7 @@
 //   $ curl -N localhost:8080/frames                 # multipart/x-mixed-replace SVG frames
 //   $ curl localhost:8080/status                    # {"events":1,"waiting":0,"viewers":1,...}
 // A client that goes away (curl killed, tab closed) leaves its hub or room at once.
+#include <tether/duration.hpp>  // 25s, 100ms: std::chrono's durations without all of <chrono>
 #include <tether/event_loop.hpp>
 #include <tether/hub.hpp>
 #include <tether/lean_server.hpp>
@@ -25,13 +26,12 @@
 
 #include "support/self_client.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
 
-using namespace std::chrono_literals;
+using namespace tether::literals;
 
 // The one line that names the policies: events and frames are encoded once and shared by
 // every client (reference_buffer); eager_close notices a vanished poller at once. The

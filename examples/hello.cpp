@@ -16,13 +16,13 @@
 // loop and one server need tether/event_loop.hpp and tether/server.hpp; the rest is for
 // --fast, --lean, --threads and the drain.
 #include <tether/drain_on_signals.hpp>
+#include <tether/duration.hpp>
 #include <tether/event_loop.hpp>
 #include <tether/lean_server.hpp>
 #include <tether/memory_policy.hpp>
 #include <tether/server.hpp>
 #include <tether/server_group.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +49,7 @@ int serve(tether::event_loop& loop, std::uint16_t port, bool fast) {
     std::fprintf(stderr, "hello: %s\n", bound.error().message().c_str());
     return 1;
   }
-  tether::drain_on_signals stop{loop, server, std::chrono::seconds(10)};
+  tether::drain_on_signals stop{loop, server, tether::seconds(10)};
   loop.run();
   return 0;
 }
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
 
   if (threads >= 0) {
     const tether::group_options options{
-        .threads = static_cast<unsigned>(threads), .loop = loop_options, .signal_drain = std::chrono::seconds(10)};
+        .threads = static_cast<unsigned>(threads), .loop = loop_options, .signal_drain = tether::seconds(10)};
     return lean ? serve_group<tether::lean_server>(options, *port, fast)
                 : serve_group<tether::server>(options, *port, fast);
   }

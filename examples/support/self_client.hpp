@@ -3,7 +3,12 @@
 // Not part of tether; examples stay runnable servers without it.
 #pragma once
 
-#include <tether/tether.hpp>
+// Only what it uses (event_loop, timer, parse_port from server.hpp, the durations): the
+// examples that include it are measured for compile time (bench/compile_time).
+#include <tether/duration.hpp>
+#include <tether/event_loop.hpp>
+#include <tether/server.hpp>
+#include <tether/timer.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,7 +16,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -40,14 +44,14 @@ class self_client {
 
   /// Runs `loop` until the received bytes contain `needle` (at most `limit`).
   bool wait_for(tether::event_loop& loop, std::string_view needle,
-                std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+                tether::milliseconds limit = tether::seconds(5)) {
     if (!ok_) return false;
     tether::timer poll{loop, [&] {
       char buf[4096];
       for (ssize_t n; (n = ::recv(fd_, buf, sizeof buf, 0)) > 0;) data_.append(buf, static_cast<std::size_t>(n));
       if (data_.find(needle) != std::string::npos) loop.stop();
     }};
-    poll.start_periodic(std::chrono::milliseconds(1));
+    poll.start_periodic(tether::milliseconds(1));
     loop.stop_after(limit);
     loop.run();
     return data_.find(needle) != std::string::npos;

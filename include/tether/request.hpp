@@ -33,7 +33,6 @@
 #include <tether/method.hpp>
 #include <tether/reply_hook.hpp>
 #include <tether/server_event.hpp>
-#include <tether/uri.hpp>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -50,6 +49,25 @@
 #include <utility>
 
 TETHER_BEGIN_NAMESPACE
+
+// Defined in uri.hpp, which a program that calls basic_request::query_params() includes:
+// the query parser (its decoded strings, <vector>) is not part of every server's build.
+class query_params;
+
+namespace detail {
+// What query_params() returns after its one error (uri.hpp not included): enough of
+// query_params that the usual uses of the result add no second error to the sentence.
+struct query_params_missing {
+  template <class... A>
+  std::optional<std::string_view> find(A&&...) const noexcept { return std::nullopt; }
+  template <class... A>
+  bool contains(A&&...) const noexcept { return false; }
+  template <class... A>
+  std::size_t count(A&&...) const noexcept { return 0; }
+  std::size_t size() const noexcept { return 0; }
+  bool empty() const noexcept { return true; }
+};
+}  // namespace detail
 
 /// The policies of a server, as one type that requests and handles are keyed on.
 template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback,
@@ -479,9 +497,22 @@ class basic_request {
     if (!q) return std::nullopt;
     return std::string_view(q);
   }
-  /// The query parsed into decoded name/value pairs (uri.hpp); empty without a query.
+  /// The query parsed into decoded name/value pairs; empty without a query. Include
+  /// `<tether/uri.hpp>` (or `<tether/tether.hpp>`) to call it: a template, so that
+  /// servers that never parse a query do not compile the parser.
   /// Errors: errc::invalid_argument for a malformed %-escape.
-  result<tether::query_params> query_params() const { return parse_query(query().value_or(std::string_view{})); }
+  /// Returns result<tether::query_params>.
+  template <class Params = tether::query_params>
+  auto query_params() const {
+    if constexpr (requires { sizeof(Params); }) {
+      return Params::parse(query().value_or(std::string_view{}));
+    } else {
+      static_assert(requires { sizeof(Params); },
+                    "tether: request::query_params(): include <tether/uri.hpp> (or <tether/tether.hpp>) before "
+                    "calling it; it defines tether::query_params (docs/uri.md)");
+      return result<detail::query_params_missing>(errc::invalid_argument);
+    }
+  }
   /// The Host header (or the host of an absolute target), as sent.
   std::string_view host() const noexcept { return str(evhttp_request_get_host(req_)); }
   /// HTTP version of the request: {1, 1}, {1, 0}.

@@ -19,6 +19,7 @@
 #include <tether/detail/push_fwd.hpp>
 #include <tether/detail/router_fwd.hpp>
 #include <tether/detail/sigpipe.hpp>
+#include <tether/detail/vec.hpp>
 #include <tether/drain.hpp>
 #include <tether/engine.hpp>
 #include <tether/error.hpp>
@@ -50,7 +51,6 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 TETHER_BEGIN_NAMESPACE
 
@@ -307,7 +307,7 @@ class basic_server {
   /// Errors: errc::invalid_argument if no socket of the server is bound to `port`.
   std::error_code stop_listening(std::uint16_t port) noexcept {
     const auto before = listeners_.size();
-    std::erase_if(listeners_, [&](const listener& l) {
+    listeners_.erase_if([&](const listener& l) {
       if (l.port != port) return false;
       evhttp_del_accept_socket(http_.get(), l.native);
       return true;
@@ -315,8 +315,10 @@ class basic_server {
     return listeners_.size() != before ? std::error_code{} : make_error_code(errc::invalid_argument);
   }
 
-  /// The sockets the server listens on.
-  const std::vector<listener>& listeners() const noexcept { return listeners_; }
+  /// The sockets the server listens on: a read-only list with size(), empty(), [i],
+  /// front(), back() and begin()/end() (tether's own, not a std::vector: server.hpp does
+  /// without `<vector>`).
+  const detail::vec<listener>& listeners() const noexcept { return listeners_; }
   /// The port of the first listening socket (0 if none).
   std::uint16_t port() const noexcept { return listeners_.empty() ? 0 : listeners_.front().port; }
 
@@ -756,8 +758,8 @@ class basic_server {
   detail::unique_evhttp http_;
   detail::accept_backoff backoff_;  // after http_: its constructor takes the evhttp
   detail::path_handlers<config> handlers_{core_, http_.get()};
-  std::vector<listener> listeners_;
-  std::vector<detail::virtual_host_link*> vhosts_;  // attached virtual hosts (virtual_host.hpp)
+  detail::vec<listener> listeners_;
+  detail::vec<detail::virtual_host_link*> vhosts_;  // attached virtual hosts (virtual_host.hpp)
   drain_options drain_options_{};
   drain_report drain_report_{};
   detail::unique_event drain_tick_;

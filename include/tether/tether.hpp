@@ -27,6 +27,7 @@
 #include <tether/cstring_view.hpp>
 #include <tether/dns.hpp>
 #include <tether/drain.hpp>
+#include <tether/duration.hpp>
 #include <tether/drain_on_signals.hpp>
 #include <tether/engine.hpp>
 #include <tether/error.hpp>

@@ -16,7 +16,6 @@
 
 #include <event2/http.h>
 
-#include <algorithm>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -86,7 +85,7 @@ class basic_virtual_host {
   ~basic_virtual_host() {
     if (!link_.parent_gone) {
       evhttp_remove_virtual_host(parent_->native(), http_.get());
-      std::erase(parent_->vhosts_, &link_);
+      parent_->vhosts_.erase_if([&](detail::virtual_host_link* l) { return l == &link_; });
     }
   }
 

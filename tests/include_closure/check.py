@@ -27,10 +27,10 @@ BANNED = {
     "sstream", "ostream", "istream", "iostream", "fstream", "iomanip", "locale",
     "map", "unordered_map", "set", "unordered_set", "deque", "list", "forward_list",
     "regex", "variant", "any", "bitset", "random", "numeric", "ranges", "format",
-    "filesystem", "charconv",
+    "filesystem", "charconv", "vector",
 }
 HEADERS = ["tether/event_loop.hpp", "tether/server.hpp"]
-PUSH_HEADERS = HEADERS + ["tether/router.hpp", "tether/hub.hpp", "tether/long_poll.hpp", "tether/multipart.hpp",
+PUSH_HEADERS = HEADERS + ["tether/duration.hpp", "tether/router.hpp", "tether/hub.hpp", "tether/long_poll.hpp", "tether/multipart.hpp",
                           "tether/sse.hpp", "tether/stream.hpp", "tether/timer.hpp"]
 
 

@@ -10,11 +10,11 @@
 
 #include <tether/config.hpp>
 #include <tether/detail/owner.hpp>
+#include <tether/detail/vec.hpp>
 
 #include <cstddef>
 #include <new>
 #include <type_traits>
-#include <vector>
 
 TETHER_BEGIN_NAMESPACE
 namespace detail {
@@ -76,7 +76,7 @@ class node_pool {
     fresh_ = 0;
   }
 
-  std::vector<unique_array<slot>> blocks_;
+  vec<unique_array<slot>> blocks_;
   slot* free_ = nullptr;       // released nodes
   std::size_t block_size_ = 0;  // nodes in the last block
   std::size_t fresh_ = 0;       // the last block's first never-used node

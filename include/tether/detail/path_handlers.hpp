@@ -16,6 +16,7 @@
 #include <tether/detail/invoke_handler.hpp>
 #include <tether/detail/owner.hpp>
 #include <tether/detail/router_fwd.hpp>
+#include <tether/detail/vec.hpp>
 #include <tether/error.hpp>
 #include <tether/method.hpp>
 
@@ -23,7 +24,6 @@
 
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 TETHER_BEGIN_NAMESPACE
 namespace detail {
@@ -131,7 +131,7 @@ class path_handlers {
 
   server_core* core_;
   evhttp* http_;
-  std::vector<unique_owner<handler_holder_base>> handlers_;
+  vec<unique_owner<handler_holder_base>> handlers_;
 };
 
 }  // namespace detail
