@@ -636,6 +636,7 @@ TEMPLATE_TEST_CASE("client: a body over max_body_size fails with response_too_la
     REQUIRE(tiny.get("/stream", record(t)));
     REQUIRE(f.wait(o));
     CHECK_FALSE(o.ec);  // 20 chunks of 8-9 bytes fit in 1000
+    CHECK(streamed == 10 * 8 + 10 * 9);  // "chunk-0\n" to "chunk-19\n", all of them
     REQUIRE(tt::run_until(f.loop, [&] { return t.calls > 0; }));
     CHECK(t.ec == tether::errc::response_too_large);
     CHECK(t.body.size() <= 50);
