@@ -3,64 +3,31 @@
 // producer hook costs no C++ heap allocation at all. Counted by replacing the global
 // operator new in this binary only (counting_new.cpp), and only while the loop runs, so
 // that the test's own client and assertions are not counted.
-//
-// The lean engine (issue 9) goes further: a keep-alive hello in steady state allocates
-// nothing on the heap, neither through operator new nor through libevent, whose
-// malloc/realloc this program counts with a memory policy (process-wide, hence this
-// program of its own). evhttp allocates on libevent's heap for every request (its
-// request, header lists, strings): only its C++ allocations are bounded here.
 #include <tether/tether.hpp>
 
 #include "../support/counting_new.hpp"
-#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <event2/event.h>
-
-#include <atomic>
-#include <cstdlib>
-
 using namespace std::chrono_literals;
 
-namespace {
-/// libevent's malloc and realloc, counted (free is not an allocation).
-struct counted_libevent_memory {
-  static inline std::atomic<long> calls{0};
-  static void* allocate(std::size_t n) noexcept {
-    ++calls;
-    return std::malloc(n);
-  }
-  static void* reallocate(void* p, std::size_t n) noexcept {
-    ++calls;
-    return std::realloc(p, n);
-  }
-  static void deallocate(void* p) noexcept { std::free(p); }
-};
-// Before main: nothing has used libevent yet.
-const std::error_code libevent_counting = tether::install_memory_policy<counted_libevent_memory>();
-
-long libevent_allocations() noexcept { return counted_libevent_memory::calls.load(); }
-}  // namespace
-
-TEMPLATE_TEST_CASE("callbacks by type: a stateful close callback, a handle and a hook cost no allocation per request",
-                   "[alloc][callbacks]", TT_ENGINES) {
+TEST_CASE("callbacks by type: a stateful close callback, a handle and a hook cost no allocation per request",
+          "[alloc][callbacks]") {
   TT_REQUIRE_ALLOCATION_COUNTING();
-  INFO("engine " << TestType::name);
   struct session_counter {  // a stateful close callback, stored by value per connection
     long* closed;
     long id;
     void operator()(const tether::close_event&) const noexcept { *closed += id; }
   };
-  using server = tether::basic_server<tether::eager_close<>, tether::copy_buffer, session_counter, TestType>;
+  using server = tether::basic_server<tether::eager_close<>, tether::copy_buffer, session_counter>;
   long closed = 0;
   long served = 0;
   tether::event_loop loop;
   server srv{loop};
-  typename server::request_handle held;
+  server::request_handle held;
   tether::reply_hook hook;
-  srv.fallback([&](typename server::request& req) {
+  srv.fallback([&](server::request& req) {
     ++served;
     (void)req.connection().on_close(session_counter{&closed, served});
     held = req.hold();
@@ -88,52 +55,6 @@ TEMPLATE_TEST_CASE("callbacks by type: a stateful close callback, a handle and a
   for (int i = 0; i < 200; ++i) one_request();
   CHECK(during_loop == 0);
   CHECK(served == 205);
-}
-
-TEST_CASE("lean engine: a keep-alive hello allocates nothing on the heap once warm", "[alloc][lean]") {
-  TT_REQUIRE_ALLOCATION_COUNTING();
-  REQUIRE_FALSE(libevent_counting);
-  {  // the libevent counter moves too (as allocation_counting_works() proves operator new's)
-    const long before = libevent_allocations();
-    event_base* probe = event_base_new();
-    REQUIRE(probe);
-    event_base_free(probe);
-    REQUIRE(libevent_allocations() > before);
-  }
-  long served = 0;
-  tether::event_loop loop;
-  tether::lean_server srv{loop};
-  srv.fallback([&](auto& req) {  // examples/hello's handler
-    ++served;
-    (void)req.output_headers().add("Content-Type", "text/plain");
-    (void)req.reply(200, "hello");
-  });
-  const auto port = *srv.bind("127.0.0.1", 0);
-  tt::client c(port);
-  tether::timer wake{loop, [] {}};  // bounds each loop iteration below
-  wake.start_periodic(10ms);
-  long cxx = 0, libevent = 0;
-  auto one_request = [&] {
-    c.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-    const auto want = static_cast<std::size_t>(served + 1);
-    for (int spins = 0; spins < 500 && c.occurrences("\r\n\r\nhello") < want; ++spins) {
-      const long before = allocations_so_far(), before_ev = libevent_allocations();
-      loop.run_once();
-      cxx += allocations_so_far() - before;
-      libevent += libevent_allocations() - before_ev;
-      c.pump();
-    }
-    REQUIRE(c.occurrences("\r\n\r\nhello") == want);
-  };
-  for (int i = 0; i < 5; ++i) one_request();  // warm-up: the connection, its buffers, the parser
-  const long warm_cxx = cxx;
-  cxx = libevent = 0;
-  for (int i = 0; i < 500; ++i) one_request();
-  CHECK(served == 505);
-  CHECK(warm_cxx > 0);  // the connection's first request did allocate: the window sees the server
-  CHECK(cxx == 0);
-  CHECK(libevent == 0);
-  CHECK(c.data().find("Connection: close") == std::string::npos);  // one connection throughout
 }
 
 TEST_CASE("callbacks by type: empty callables cost no storage", "[alloc][callbacks]") {

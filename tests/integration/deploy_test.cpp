@@ -2,10 +2,8 @@
 // itself, so that the documented configuration is the tested one): streams pass through
 // unbuffered, a client that hangs up on nginx reaches tether's close callback exactly
 // once and promptly (held and streaming), and a long-poll is answered through nginx.
-// Every case runs on both engines (issue 9): tether behind nginx is what a deployment is.
 #include <tether/tether.hpp>
 
-#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 #include "../support/nginx.hpp"
 
@@ -58,14 +56,13 @@ struct close_count {
 };
 
 /// A tether server on the test's loop with nginx in front of it, as docs/deploy.md says.
-template <class Server>
 struct behind_nginx {
   tether::event_loop loop;
-  Server srv{loop};
-  typename Server::long_poll polls{loop, 30s};
-  std::optional<typename Server::sse_stream> sse;
-  std::optional<typename Server::stream> raw;
-  std::optional<typename Server::multipart_stream> parts;
+  tether::server srv{loop};
+  tether::long_poll polls{loop, 30s};
+  std::optional<tether::sse_stream> sse;
+  std::optional<tether::stream> raw;
+  std::optional<tether::multipart_stream> parts;
   std::vector<std::uint16_t> hello_peers;  // nginx's source port for each /hello tether served
   close_count closes;
   std::string forwarded_for;
@@ -73,38 +70,38 @@ struct behind_nginx {
   tether::client_address client_untrusted;  // client_address_of, trusting nobody
   std::uint16_t port = 0;
   std::uint16_t front = 0;
-  std::optional<Server> second;  // another tether server, on the upstream's second line
+  std::optional<tether::server> second;  // another tether server, on the upstream's second line
   int second_served = 0;
   std::unique_ptr<tt::nginx_process> nginx;
 
   explicit behind_nginx(bool two_upstreams = false) {
-    auto watch = [this](auto& req) {
+    auto watch = [this](tether::request& req) {
       (void)req.connection().on_close([c = &closes](const tether::close_event& e) noexcept {
         ++c->n;
         c->reason = e.reason;
         c->when = std::chrono::steady_clock::now();
       });
     };
-    (void)srv.route("/events", [this, watch](auto& req) {
+    (void)srv.route("/events", [this, watch](tether::request& req) {
       watch(req);
-      if (auto s = Server::sse_stream::start(req)) sse.emplace(std::move(*s));
+      if (auto s = tether::sse_stream::start(req)) sse.emplace(std::move(*s));
     });
-    (void)srv.route("/events/raw", [this, watch](auto& req) {
+    (void)srv.route("/events/raw", [this, watch](tether::request& req) {
       watch(req);
-      if (auto s = Server::stream::start(req)) raw.emplace(std::move(*s));
+      if (auto s = tether::stream::start(req)) raw.emplace(std::move(*s));
     });
-    (void)srv.route("/poll", [this, watch](auto& req) {
+    (void)srv.route("/poll", [this, watch](tether::request& req) {
       watch(req);
       forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
       client = tether::client_address_of(req, tether::proxy_trust{.proxies = {"127.0.0.1"}});
       client_untrusted = tether::client_address_of(req, tether::proxy_trust{});
       (void)polls.wait(req);
     });
-    (void)srv.route("/events/multipart", [this, watch](auto& req) {
+    (void)srv.route("/events/multipart", [this, watch](tether::request& req) {
       watch(req);
-      if (auto s = Server::multipart_stream::start(req)) parts.emplace(std::move(*s));
+      if (auto s = tether::multipart_stream::start(req)) parts.emplace(std::move(*s));
     });
-    (void)srv.route("/hello", [this, watch](auto& req) {
+    (void)srv.route("/hello", [this, watch](tether::request& req) {
       watch(req);
       hello_peers.push_back(req.connection().peer_port());
       (void)req.reply(200, "hello from A");
@@ -115,7 +112,7 @@ struct behind_nginx {
     std::vector<std::uint16_t> upstreams{port};
     if (two_upstreams) {
       second.emplace(loop);
-      (void)second->route("/hello", [this](auto& req) {
+      (void)second->route("/hello", [this](tether::request& req) {
         ++second_served;
         (void)req.reply(200, "hello from B");
       });
@@ -136,11 +133,9 @@ bool have_nginx() {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive while the stream is open",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive while the stream is open", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   tt::client sse{f.front};
   sse.send("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -161,12 +156,10 @@ TEMPLATE_TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive w
   CHECK_FALSE(raw.eof());
 }
 
-TEMPLATE_TEST_CASE("deploy: a client that hangs up on nginx reaches tether's close callback once, promptly",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: a client that hangs up on nginx reaches tether's close callback once, promptly", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
   const bool held = GENERATE(true, false);
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   INFO((held ? "held long-poll" : "SSE stream"));
   tt::client c{f.front};
@@ -191,11 +184,9 @@ TEMPLATE_TEST_CASE("deploy: a client that hangs up on nginx reaches tether's clo
   else CHECK(f.sse->peer_gone());
 }
 
-TEMPLATE_TEST_CASE("deploy: a long-poll is answered through nginx, which says who the client is",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: a long-poll is answered through nginx, which says who the client is", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   tt::client c{f.front};
   c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -207,11 +198,9 @@ TEMPLATE_TEST_CASE("deploy: a long-poll is answered through nginx, which says wh
   CHECK_FALSE(c.eof());  // nginx keeps the client's connection
 }
 
-TEMPLATE_TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one the client wrote",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one the client wrote", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   tt::client c{f.front};
   // A forged entry: nginx appends the address it saw ($proxy_add_x_forwarded_for).
@@ -225,11 +214,9 @@ TEMPLATE_TEST_CASE("deploy: client_address_of gives the address nginx saw, not t
   CHECK(f.client_untrusted.source == tether::address_source::socket_peer);
 }
 
-TEMPLATE_TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in nginx's pool",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in nginx's pool", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   f.srv.set_idle_timeout(tt::scaled(1000ms));  // run_for below scales too
   {
@@ -257,11 +244,9 @@ TEMPLATE_TEST_CASE("deploy: a client that leaves while idle leaves tether's conn
   CHECK(f.closes.n == 1);
 }
 
-TEMPLATE_TEST_CASE("deploy: a multipart/x-mixed-replace stream passes through nginx part by part",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: a multipart/x-mixed-replace stream passes through nginx part by part", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   tt::client c{f.front};
   c.send("GET /events/multipart HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -274,11 +259,9 @@ TEMPLATE_TEST_CASE("deploy: a multipart/x-mixed-replace stream passes through ng
   CHECK_FALSE(c.eof());
 }
 
-TEMPLATE_TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race into 502s",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race into 502s", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f;
+  behind_nginx f;
   INFO(f.nginx->error_log());
   f.srv.set_idle_timeout(tt::scaled(300ms));  // the gaps below scale too
   tt::client c{f.front};
@@ -302,11 +285,9 @@ TEMPLATE_TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do n
   CHECK(f.nginx->error_log().find("upstream prematurely closed") == std::string::npos);
 }
 
-TEMPLATE_TEST_CASE("deploy: two tether servers behind one nginx upstream both serve",
-                   "[deploy][nginx]", TT_ENGINE_SERVERS) {
+TEST_CASE("deploy: two tether servers behind one nginx upstream both serve", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  INFO("engine " << tt::engine_name<TestType>());
-  behind_nginx<TestType> f{true};
+  behind_nginx f{true};
   INFO(f.nginx->error_log());
   int from_a = 0, from_b = 0;
   for (int i = 0; i < 8; ++i) {

@@ -1,16 +1,8 @@
 // Direct writes (detail/direct_write.hpp): a streamed chunk for an idle plain socket goes
 // to the socket at once; the rest of a partial write is queued in order; a socket that
 // fails takes the one close path; HEAD and bounded streams keep their rules.
-//
-// Every case runs on both engines (issue 9). What it asserts is what a user sees: the
-// bytes on the wire and their order, queued_bytes(), the close callback and on_end()
-// once, on_writable() after a drain. The lean engine writes an idle socket directly too
-// (lean_server's chunk(): one writev outside a handler with nothing queued), so the same
-// assertions hold there; what is evhttp's own (the chunk left to the bufferevent when the
-// socket takes nothing, evhttp's drain callback) is named in comments, not asserted.
 #include <tether/tether.hpp>
 
-#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,8 +14,8 @@
 using namespace std::chrono_literals;
 
 namespace {
-template <class Server>
-struct direct_fixture {
+template <class Server = tether::server>
+struct fixture {
   using stream_type = tether::basic_stream<typename Server::config>;
   std::vector<tether::close_reason> closes;
   int ends = 0;
@@ -32,7 +24,7 @@ struct direct_fixture {
   std::optional<stream_type> stream;
   std::uint16_t port = 0;
 
-  direct_fixture() {
+  fixture() {
     srv->fallback([this](typename Server::request& req) {
       (void)req.connection().on_close([this](const tether::close_event& e) { closes.push_back(e.reason); });
       auto s = stream_type::start(req);
@@ -85,16 +77,14 @@ std::string filler(std::size_t n) {
 }
 }  // namespace
 
-TEMPLATE_TEST_CASE("direct write: a chunk for a client that keeps up goes to the socket at once", "[direct_write]",
-                   TT_ENGINES) {
-  INFO("engine " << TestType::name);
+TEST_CASE("direct write: a chunk for a client that keeps up goes to the socket at once", "[direct_write]") {
   SECTION("chunked, copied") {
-    direct_fixture<tt::server_on<TestType>> f;
+    fixture f;
     tt::client c(f.port);
     f.open(c);
     REQUIRE_FALSE(f.stream->write("hello, ", "world"));
-    // Nothing waits in the server's output: evhttp's own path would hold all 19 bytes in
-    // the bufferevent here until the loop's next write event.
+    // Nothing waits in the bufferevent: evhttp's path would hold all 19 bytes here until
+    // the loop's next write event.
     CHECK(f.stream->queued_bytes() == 0);
     REQUIRE(c.wait_for(f.loop, "c\r\nhello, world\r\n"));
     REQUIRE_FALSE(f.stream->end());
@@ -102,7 +92,7 @@ TEMPLATE_TEST_CASE("direct write: a chunk for a client that keeps up goes to the
     CHECK(strict_dechunk(c.data()) == "hello, world");
   }
   SECTION("chunked, by reference (a shared payload in two chains)") {
-    direct_fixture<tt::server_on<TestType, tether::reference_buffer>> f;
+    fixture<tether::basic_server<tether::eager_close<>, tether::reference_buffer>> f;
     tt::client c(f.port);
     f.open(c);
     const tether::shared_bytes big{filler(5000)};
@@ -113,7 +103,7 @@ TEMPLATE_TEST_CASE("direct write: a chunk for a client that keeps up goes to the
     CHECK(strict_dechunk(c.data()) == filler(5000));
   }
   SECTION("HTTP/1.0, close-delimited: no framing") {
-    direct_fixture<tt::server_on<TestType>> f;
+    fixture f;
     tt::client c(f.port);
     f.open(c, "GET / HTTP/1.0\r\n\r\n");
     REQUIRE_FALSE(f.stream->write("raw bytes"));
@@ -124,8 +114,8 @@ TEMPLATE_TEST_CASE("direct write: a chunk for a client that keeps up goes to the
     REQUIRE(f.closes.size() == 1);
     CHECK(f.closes[0] == tether::close_reason::completed);
   }
-  SECTION("HEAD: the body is dropped, on the direct path too") {
-    direct_fixture<tt::server_on<TestType>> f;
+  SECTION("HEAD: evhttp drops the body, and so does the direct path") {
+    fixture f;
     tt::client c(f.port);
     f.open(c, "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
     (void)f.stream->write("no body for HEAD");
@@ -136,10 +126,9 @@ TEMPLATE_TEST_CASE("direct write: a chunk for a client that keeps up goes to the
   }
 }
 
-TEMPLATE_TEST_CASE("direct write: the rest of a partial write is queued, and later chunks follow it in order",
-                   "[direct_write]", TT_ENGINES) {
-  INFO("engine " << TestType::name);
-  direct_fixture<tt::server_on<TestType>> f;
+TEST_CASE("direct write: the rest of a partial write is queued, and later chunks follow it in order",
+          "[direct_write]") {
+  fixture f;
   tt::client c(f.port);
   f.open(c);
   // More than loopback's send buffer (4 MiB at most) and a receive buffer that nobody
@@ -148,7 +137,7 @@ TEMPLATE_TEST_CASE("direct write: the rest of a partial write is queued, and lat
   REQUIRE_FALSE(f.stream->write(big));
   const std::size_t queued = f.stream->queued_bytes();
   CHECK(queued > 0);
-  CHECK(queued < big.size());  // a queue-first path (evhttp's own) would queue all of it
+  CHECK(queued < big.size());  // evhttp's path would queue all of it
   // The client reads a part without the server's loop running: the server's socket has
   // room again while its output still holds the rest. A chunk written now must wait.
   for (int i = 0; i < 1000 && c.data().size() < (1u << 20); ++i) {
@@ -164,13 +153,10 @@ TEMPLATE_TEST_CASE("direct write: the rest of a partial write is queued, and lat
   CHECK(f.closes.empty());  // keep-alive: the reply completed, the connection stays
 }
 
-TEMPLATE_TEST_CASE("direct write: a client that resets is closed once, whether the direct write or libevent meets it",
-                   "[direct_write]", TT_ENGINES) {
-  INFO("engine " << TestType::name);
-  // On evhttp the failed direct write leaves the chunk to the bufferevent and libevent
-  // meets the reset; the lean engine closes in write() itself. Either way: one close.
-  SECTION("reset before the write: the direct write fails, the connection closes once") {
-    direct_fixture<tt::server_on<TestType>> f;
+TEST_CASE("direct write: a client that resets is closed once, whether the direct write or libevent meets it",
+          "[direct_write]") {
+  SECTION("reset before the write: the direct write fails, libevent closes") {
+    fixture f;
     tt::client c(f.port);
     f.open(c);
     c.reset();  // the RST reaches the server's socket before the loop runs again
@@ -182,7 +168,7 @@ TEMPLATE_TEST_CASE("direct write: a client that resets is closed once, whether t
     CHECK(f.stream->write("late") == tether::errc::peer_gone);
   }
   SECTION("reset while the rest of a partial write waits") {
-    direct_fixture<tt::server_on<TestType>> f;
+    fixture f;
     tt::client c(f.port);
     f.open(c);
     REQUIRE_FALSE(f.stream->write(filler(12u << 20)));
@@ -198,17 +184,15 @@ TEMPLATE_TEST_CASE("direct write: a client that resets is closed once, whether t
   }
 }
 
-TEMPLATE_TEST_CASE("direct write: a bounded stream still hears that its output drained after a partial write",
-                   "[direct_write][flow]", TT_ENGINES) {
-  INFO("engine " << TestType::name);
-  // Written for evhttp, whose drain callback the first write installs and a direct write
-  // must not lose; on the lean engine the same sequence checks its own low-water report.
-  direct_fixture<tt::server_on<TestType, tether::bounded<tether::copy_buffer, 1u << 20, 1u << 16>>> f;
+TEST_CASE("direct write: a bounded stream still hears that its output drained after a partial write",
+          "[direct_write][flow]") {
+  using bounded_server = tether::basic_server<tether::eager_close<>, tether::bounded<tether::copy_buffer, 1u << 20, 1u << 16>>;
+  fixture<bounded_server> f;
   int writable = 0;
   tt::client c(f.port);
   f.open(c);
   REQUIRE_FALSE(f.stream->on_writable([&] { ++writable; }));
-  REQUIRE_FALSE(f.stream->write("first"));  // on evhttp, the bufferevent now holds the drain callback
+  REQUIRE_FALSE(f.stream->write("first"));  // through evhttp: it now holds the drain callback
   REQUIRE(c.wait_for(f.loop, "first"));
   REQUIRE(tt::run_until(f.loop, [&] { return f.stream->queued_bytes() == 0; }));
   const std::string big = filler(12u << 20);
