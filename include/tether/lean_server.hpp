@@ -1175,6 +1175,22 @@ struct lean_core {
     c.seg_bytes = 0;
   }
 
+  /// The runs of bytes from the head segment up to the first file segment (at most 32),
+  /// and `out`'s tail after them when every segment fits; returns how many.
+  static int gather_segments(const conn& c, iovec (&iov)[32]) noexcept {
+    int k = 0;
+    std::size_t i = c.seg_head;
+    for (; i < c.segs.size() && k < 32; ++i) {
+      const lean_segment& s = c.segs[i];
+      if (s.k == lean_segment::kind::file) break;
+      const char* p = s.k == lean_segment::kind::copied ? c.out.data() + s.at : s.data;
+      iov[k++] = iovec{const_cast<char*>(p), static_cast<std::size_t>(s.size)};
+    }
+    if (i == c.segs.size() && k < 32 && c.out.size() > c.out_off)
+      iov[k++] = iovec{const_cast<char*>(c.out.data()) + c.out_off, c.out.size() - c.out_off};
+    return k;
+  }
+
   /// One write of the segments (and of `out`'s tail after them): a writev of up to 32
   /// runs of bytes, or a sendfile of the file range at the head.
   static ssize_t write_segments(conn& c) noexcept {
@@ -1187,16 +1203,7 @@ struct lean_core {
       return n == 0 ? -1 : n;
     }
     iovec iov[32];
-    int k = 0;
-    std::size_t i = c.seg_head;
-    for (; i < c.segs.size() && k < 32; ++i) {
-      const lean_segment& s = c.segs[i];
-      if (s.k == lean_segment::kind::file) break;
-      const char* p = s.k == lean_segment::kind::copied ? c.out.data() + s.at : s.data;
-      iov[k++] = iovec{const_cast<char*>(p), static_cast<std::size_t>(s.size)};
-    }
-    if (i == c.segs.size() && k < 32 && c.out.size() > c.out_off)
-      iov[k++] = iovec{c.out.data() + c.out_off, c.out.size() - c.out_off};
+    const int k = gather_segments(c, iov);
     msghdr m{};
     m.msg_iov = iov;
     m.msg_iovlen = static_cast<std::size_t>(k);
@@ -1329,17 +1336,7 @@ struct lean_core {
       return write_session(c, &one, 1);
     }
     iovec iov[32];
-    int k = 0;
-    std::size_t i = c.seg_head;
-    for (; i < c.segs.size() && k < 32; ++i) {
-      const lean_segment& s = c.segs[i];
-      if (s.k == lean_segment::kind::file) break;
-      const char* p = s.k == lean_segment::kind::copied ? c.out.data() + s.at : s.data;
-      iov[k++] = iovec{const_cast<char*>(p), static_cast<std::size_t>(s.size)};
-    }
-    if (i == c.segs.size() && k < 32 && c.out.size() > c.out_off)
-      iov[k++] = iovec{c.out.data() + c.out_off, c.out.size() - c.out_off};
-    return write_session(c, iov, k);
+    return write_session(c, iov, gather_segments(c, iov));
   }
 
   /// A session's write could not go on. `writing` says a write is owed (flush() ends it
