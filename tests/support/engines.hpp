@@ -8,7 +8,11 @@
 
 #include <tether/tether.hpp>
 
+#include <catch2/catch.hpp>
+
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 /// The default policies on each engine.
 #define TT_ENGINE_SERVERS tether::server, tether::lean_server
@@ -43,4 +47,32 @@ int socket_of(Request& req) {
   if constexpr (requires { req.connection().bufferevent(); }) return req.connection().bufferevent()->fd();
   else return req.connection().native();
 }
+
+/// An engine chosen at run time, for suites whose test bodies are compiled once and run on
+/// both engines (TT_ENGINES_TEST_CASE): only the server-side code that names a server type
+/// is instantiated twice, through with_engine().
+enum class engine_kind { evhttp, lean };
+
+constexpr std::string_view engine_name(engine_kind kind) {
+  return kind == engine_kind::lean ? "lean" : "evhttp";
+}
+
+/// Calls `f(std::type_identity<Engine>{})` with the engine `kind` names, e.g. to build a
+/// `tt::server_on<Engine, ...>` or (with the default policies) `tether::basic_server<...>`.
+template <class F>
+decltype(auto) with_engine(engine_kind kind, F&& f) {
+  if (kind == engine_kind::lean) return std::forward<F>(f)(std::type_identity<tether::lean_engine>{});
+  return std::forward<F>(f)(std::type_identity<tether::evhttp_engine>{});
+}
 }  // namespace tt
+
+// TT_ENGINES_TEST_CASE("name", "[tags]") { ... uses `engine` (a tt::engine_kind) ... }
+// registers "name - evhttp" and "name - lean", both running one body compiled once: the
+// cheap form of a TEMPLATE_TEST_CASE over TT_ENGINE_SERVERS for suites whose bodies are
+// mostly client-side code (a template test case compiles its whole body per engine).
+#define TT_ENGINES_TEST_CASE(name, tags) TT_ENGINES_TEST_CASE_IMPL_(INTERNAL_CATCH_UNIQUE_NAME(tt_engines_body_), name, tags)
+#define TT_ENGINES_TEST_CASE_IMPL_(fn, name, tags)                  \
+  static void fn(tt::engine_kind);                                  \
+  TEST_CASE(name " - evhttp", tags) { fn(tt::engine_kind::evhttp); } \
+  TEST_CASE(name " - lean", tags) { fn(tt::engine_kind::lean); }     \
+  static void fn([[maybe_unused]] tt::engine_kind engine)
