@@ -2,8 +2,13 @@
 // and takes server_t::sse_stream, server_t::hub<>, ... from it, or writes
 // tether::sse_stream::start(req) and lets the request's type decide. The old spellings
 // (basic_sse_stream<server_t::config>, ...) name the same types.
+//
+// The cases that serve run on both engines (issue 9): TEMPLATE_TEST_CASEs over TT_ENGINES,
+// whose bodies are nearly all server-side code (the helpers' types are the point), with
+// a reference_buffer server on each engine.
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 
 #include <catch2/catch.hpp>
@@ -63,26 +68,30 @@ static_assert(std::is_same_v<tether::basic_broker_endpoint<lean_config>::handle_
 
 }  // namespace
 
-TEST_CASE("helpers: server_t::* and tether::*::start(req) serve a non-default server", "[helpers]") {
+TEMPLATE_TEST_CASE("helpers: server_t::* and tether::*::start(req) serve a non-default server", "[helpers]",
+                   TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  using server_t = tt::server_on<TestType, tether::reference_buffer>;
+  using config_t = typename server_t::config;
   tether::event_loop loop;
   server_t srv{loop};
-  server_t::hub<> events;                                  // new: named once, from the server
+  typename server_t::template hub<> events;                    // new: named once, from the server
   tether::hub<tether::basic_sse_stream<config_t>> old_events;  // old spelling, same type
-  server_t::hub<server_t::multipart_stream> viewers;
-  server_t::long_poll room{loop, 5s};
-  std::optional<server_t::stream> raw;
+  typename server_t::template hub<typename server_t::multipart_stream> viewers;
+  typename server_t::long_poll room{loop, 5s};
+  std::optional<typename server_t::stream> raw;
 
-  (void)srv.route("/events", [&](server_t::request& req) {
+  (void)srv.route("/events", [&](typename server_t::request& req) {
     if (auto s = tether::sse_stream::start(req)) (void)events.subscribe(std::move(*s));  // deduced
   });
-  (void)srv.route("/old", [&](server_t::request& req) {
+  (void)srv.route("/old", [&](typename server_t::request& req) {
     if (auto s = tether::basic_sse_stream<config_t>::start(req)) (void)old_events.subscribe(std::move(*s));
   });
   (void)srv.route("/frames", [&](auto& req) {  // a generic handler: the request still decides
     if (auto v = tether::multipart_stream::start(req)) (void)viewers.subscribe(std::move(*v));
   });
-  (void)srv.route("/poll", [&](server_t::request& req) { (void)room.wait(req); });
-  (void)srv.route("/raw", [&](server_t::request& req) {
+  (void)srv.route("/poll", [&](typename server_t::request& req) { (void)room.wait(req); });
+  (void)srv.route("/raw", [&](typename server_t::request& req) {
     if (auto s = server_t::stream::start(req)) raw.emplace(std::move(*s));
   });
   const auto port = *srv.bind("127.0.0.1", 0);
@@ -100,7 +109,7 @@ TEST_CASE("helpers: server_t::* and tether::*::start(req) serve a non-default se
   const auto tick = *tether::sse::encode({.id = "1", .data = "tick"});
   CHECK(events.publish(tick).delivered == 1);
   CHECK(old_events.publish(tick).delivered == 1);
-  viewers.for_each([](server_t::multipart_stream& v) { (void)v.replace(tether::shared_bytes("frame"), "text/plain"); });
+  viewers.for_each([](typename server_t::multipart_stream& v) { (void)v.replace(tether::shared_bytes("frame"), "text/plain"); });
   CHECK(room.notify_all(std::string_view("said")) == 1);
   REQUIRE_FALSE(raw->write(std::string_view("bytes")));
 
@@ -116,12 +125,14 @@ TEST_CASE("helpers: server_t::* and tether::*::start(req) serve a non-default se
   REQUIRE(tt::run_until(loop, [&] { return events.empty(); }));
 }
 
-TEST_CASE("helpers: tether::stream::start_sized takes its type from the request", "[helpers]") {
+TEMPLATE_TEST_CASE("helpers: tether::stream::start_sized takes its type from the request", "[helpers]", TT_ENGINES) {
+  INFO("engine " << TestType::name);
+  using server_t = tt::server_on<TestType, tether::reference_buffer>;
   tether::event_loop loop;
   server_t srv{loop};
-  srv.fallback([](server_t::request& req) {
+  srv.fallback([](typename server_t::request& req) {
     auto s = tether::stream::start_sized(req, 2);
-    static_assert(std::is_same_v<std::remove_cvref_t<decltype(*s)>, server_t::stream>);
+    static_assert(std::is_same_v<std::remove_cvref_t<decltype(*s)>, typename server_t::stream>);
     REQUIRE(s);
     REQUIRE_FALSE(s->write(std::string_view("ok")));
     REQUIRE_FALSE(s->end());
