@@ -6,8 +6,9 @@ Usage: check_pecl_mapping.py SOURCE_ROOT
 Every row of every table in the page is `| PECL method | tether counterpart | test |`.
 The test cell is either `—` or one or more citations `` `tests/...cpp`: "TEST_CASE name" ``
 (several separated by <br>). The check fails when:
-  * a cited file does not exist, or has no TEST_CASE / TEMPLATE_TEST_CASE with exactly
-    that name (string literals split across lines are joined, as the compiler does);
+  * a cited file does not exist, or has no TEST_CASE / TEMPLATE_TEST_CASE /
+    TT_ENGINES_TEST_CASE (tests/support/engines.hpp) with exactly that name (string
+    literals split across lines are joined, as the compiler does);
   * a test cell is neither `—` nor citations only;
   * a row without a test neither says "No counterpart" nor is a TLS placeholder
     ("tls.hpp (branch tls)"), so every method either has a tested counterpart or says why
@@ -22,7 +23,7 @@ from pathlib import Path
 PAGE = "docs/pecl-event-mapping.md"
 MIN_CITATIONS = 50
 CITATION = re.compile(r'`(tests/[^`]+\.cpp)`: "((?:[^"\\]|\\.)*)"')
-TEST_CASE = re.compile(r'\b(?:TEMPLATE_)?TEST_CASE\s*\(\s*((?:"(?:[^"\\]|\\.)*"\s*)+)')
+TEST_CASE = re.compile(r'\b(?:TEMPLATE_|TT_ENGINES_)?TEST_CASE\s*\(\s*((?:"(?:[^"\\]|\\.)*"\s*)+)')
 LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
 NO_TEST = "—"
 
