@@ -254,7 +254,10 @@ TT_ENGINES_TEST_CASE("direct write: a bounded stream still hears that its output
                      "[direct_write][flow]") {
   // Written for evhttp, whose drain callback the first write installs and a direct write
   // must not lose; on the lean engine the same sequence checks its own low-water report.
-  const auto fp = direct_on<tether::bounded<tether::copy_buffer, 1u << 20, 1u << 16>>(engine);
+  // The watermarks of streams_test's bounded server (compiled in the same unity
+  // translation unit, so its servers are instantiated once): a 12 MiB write is far above
+  // either.
+  const auto fp = direct_on<tether::bounded<tether::copy_buffer, 32 * 1024, 8 * 1024>>(engine);
   auto& f = *fp;
   tt::client c(f.port);
   f.open(c);
