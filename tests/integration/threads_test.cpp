@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -32,6 +33,7 @@
 #include <system_error>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -120,12 +122,36 @@ std::unique_ptr<any_group> make_group(tt::engine_kind engine, tether::group_opti
     return std::make_unique<group_of<tt::server_on<Engine>>>(o);
   });
 }
-/// Calls `start(g)` with the basic_server_group<Server>& that `g` (made by make_group() on
-/// `engine`) is: what it passes to the group's start() is instantiated per engine.
+/// A basic_server_group<Server>'s start(), with the setups that return nothing passed on
+/// as a std::function of their arity: the group's start() and the thread code under it
+/// are then compiled once per engine and arity, not once per setup lambda (several times
+/// the code of the lambdas themselves).
+template <class Server>
+struct group_starter {
+  tether::basic_server_group<Server>& group;
+
+  template <class Setup>
+  tether::result<std::uint16_t> start(tether::cstring_view address, std::uint16_t port, Setup setup) {
+    if constexpr (std::is_invocable_v<Setup&, Server&, tether::event_loop&, unsigned>)
+      return group.start(address, port, std::function<void(Server&, tether::event_loop&, unsigned)>(std::move(setup)));
+    else
+      return group.start(address, port, std::function<void(Server&)>(std::move(setup)));
+  }
+  /// Setups that listen themselves, or return what their loop keeps: as they are.
+  template <class Setup>
+  std::error_code start(Setup setup) {
+    return group.start(std::move(setup));
+  }
+};
+
+/// Calls `start(s)` with a group_starter of the basic_server_group<Server> that `g` (made
+/// by make_group() on `engine`) is: what it passes to start() is instantiated per engine.
 template <class Start>
 auto start_on(tt::engine_kind engine, any_group& g, Start&& start) {
   return tt::with_engine(engine, [&]<class Engine>(std::type_identity<Engine>) {
-    return start(static_cast<group_of<tt::server_on<Engine>>&>(g).group);
+    using server_type = tt::server_on<Engine>;
+    group_starter<server_type> starter{static_cast<group_of<server_type>&>(g).group};
+    return start(starter);
   });
 }
 
