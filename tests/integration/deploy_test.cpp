@@ -64,8 +64,6 @@ struct close_count {
   std::chrono::steady_clock::time_point when{};
 };
 
-class behind_nginx;
-
 /// The tether servers behind nginx, on either engine, as the test bodies (compiled once)
 /// reach them: only the implementation of this interface is compiled per engine.
 struct upstream_servers {
@@ -81,9 +79,6 @@ struct upstream_servers {
   virtual std::size_t polls_waiting() const = 0;
   virtual std::size_t polls_notify_all(std::string_view body) = 0;
 };
-
-template <class Server>
-struct upstream_on;
 
 /// A tether server on the test's loop with nginx in front of it, as docs/deploy.md says.
 class behind_nginx {
