@@ -1,5 +1,9 @@
 // The HTTP client against tether's own server (same loop), against scripted raw
 // sockets (for what a well-behaved server never does), and against a real nginx.
+// Where the client talks to tether, the server runs on both engines (issue 9) and the
+// test body, compiled once, runs twice (TT_ENGINES_TEST_CASE); cases against scripted
+// sockets, or that never reach a server, run once.
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 #include "../support/nginx.hpp"
 
@@ -11,9 +15,12 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -70,107 +77,76 @@ std::string pattern(std::size_t n) {
   return s;
 }
 
-/// A chunked reply sent one chunk every `period` by a timer.
+/// A chunked reply sent one chunk every 2 ms by a timer (whose callback holds the handle).
 struct streamer {
-  tether::request_handle handle;
   int sent = 0;
   int total = 0;
   std::unique_ptr<tether::timer<std::function<void()>>> tick;
 };
 
-/// tether's own server with the routes the tests talk to.
-struct server_fixture {
+/// A held request on either engine, as the test bodies (compiled once) use it: only these
+/// few members are compiled per engine.
+class held_request {
+ public:
+  held_request() = default;
+  template <class Handle>
+  explicit held_request(Handle h) : h_(std::move(h)) {}
+  /// Closes the connection from the server side (FIN).
+  void close() noexcept {
+    std::visit([](auto& h) { h.close(); }, h_);
+  }
+  bool peer_gone() const noexcept {
+    return std::visit([](const auto& h) { return h.peer_gone(); }, h_);
+  }
+  /// Sets `closed` when the server sees the connection close.
+  void watch_close(bool& closed) {
+    std::visit([&](auto& h) {
+      (void)h.connection().on_close([&closed](const tether::close_event&) noexcept { closed = true; });
+    }, h_);
+  }
+
+ private:
+  std::variant<tt::server_on<tether::evhttp_engine>::request_handle,
+               tt::server_on<tether::lean_engine>::request_handle>
+      h_;
+};
+
+/// A tether server on either engine, built in place (a server does not move).
+using any_server =
+    std::variant<std::monostate, tt::server_on<tether::evhttp_engine>, tt::server_on<tether::lean_engine>>;
+
+/// tether's own server, on the engine asked for, with the routes the tests talk to. The
+/// class and the test bodies are compiled once; only the routes' handlers, in add_routes(),
+/// are compiled per engine.
+class server_fixture {
+ public:
   tether::event_loop loop;
-  tether::server srv{loop};
+
+ private:
+  any_server srv_;  // after the loop, before the handles: destroyed after them, before the loop
+
+ public:
   std::uint16_t port = 0;
-  std::vector<tether::request_handle> held;
+  std::vector<held_request> held;
   std::vector<std::unique_ptr<streamer>> streams;
   int server_closes = 0;
   int requests = 0;
 
-  server_fixture() {
-    srv.allow_methods(tether::method_set::all());
-    (void)srv.route("/hello", [this](tether::request& req) {
-      ++requests;
-      (void)req.output_headers().add("Content-Type", "text/plain");
-      (void)req.output_headers().add("X-Test", "yes");
-      (void)req.reply(200, "hello");
+  explicit server_fixture(tt::engine_kind engine) : engine_(engine) {
+    tt::with_engine(engine, [&]<class Engine>(std::type_identity<Engine>) {
+      auto& srv = srv_.emplace<tt::server_on<Engine>>(loop);
+      add_routes(srv);
+      auto p = srv.bind("127.0.0.1", 0);
+      REQUIRE(p);
+      port = *p;
     });
-    (void)srv.route("/echo", [this](tether::request& req) {
-      ++requests;
-      std::string out(to_string(req.method()));
-      out += "|" + std::string(req.input_headers().find("Host").value_or("-"));
-      out += "|" + std::string(req.input_headers().find("X-Probe").value_or("-"));
-      out += "|" + std::string(req.input_headers().find("Content-Length").value_or("-"));
-      out += "|" + req.body().to_string();
-      (void)req.reply(200, out);
+  }
+
+  /// The server's timeout for a connection (idle, or waiting for a request).
+  void set_timeout(std::chrono::milliseconds t) {
+    tt::with_engine(engine_, [&]<class Engine>(std::type_identity<Engine>) {
+      std::get<tt::server_on<Engine>>(srv_).set_timeout(t);
     });
-    (void)srv.route("/query", [this](tether::request& req) {
-      ++requests;
-      auto q = req.query_params();
-      if (!q) {
-        (void)req.reply(400, q.error().message());
-        return;
-      }
-      std::string out;
-      for (auto [name, value] : *q) out += "[" + std::string(name) + "=" + std::string(value) + "]";
-      (void)req.reply(200, out);
-    });
-    (void)srv.route("/big", [this](tether::request& req) {
-      ++requests;
-      (void)req.reply(200, pattern(4 << 20));
-    });
-    (void)srv.route("/stream", [this](tether::request& req) {
-      ++requests;
-      auto s = std::make_unique<streamer>();
-      s->handle = req.hold();
-      s->total = 20;
-      streamer* raw = s.get();
-      s->tick = std::make_unique<tether::timer<std::function<void()>>>(loop, [raw] {
-        if (raw->sent < raw->total) {
-          (void)raw->handle.send_chunk("chunk-" + std::to_string(raw->sent++) + "\n");
-        } else {
-          (void)raw->handle.end();
-          raw->tick->stop();
-        }
-      });
-      (void)s->handle.start(200);
-      s->tick->start_periodic(2ms);
-      streams.push_back(std::move(s));
-    });
-    (void)srv.route("/hold", [this](tether::request& req) {
-      ++requests;
-      held.push_back(req.hold());
-    });
-    (void)srv.route("/hangup", [this](tether::request& req) {
-      ++requests;
-      (void)req.output_headers().add("Content-Length", "100");
-      auto h = req.hold();
-      (void)h.start(200);
-      (void)h.send_chunk("partial");
-      held.push_back(h);
-    });
-    (void)srv.route("/hangup-chunked", [this](tether::request& req) {
-      ++requests;
-      auto h = req.hold();
-      (void)h.start(200);
-      (void)h.send_chunk("first piece");
-      held.push_back(h);
-    });
-    (void)srv.route("/close", [this](tether::request& req) {
-      ++requests;
-      (void)req.output_headers().add("Connection", "close");
-      (void)req.reply(200, "bye");
-    });
-    (void)srv.route("/peer", [this](tether::request& req) {
-      ++requests;
-      (void)req.connection().on_close([this](const tether::close_event&) noexcept { ++server_closes; });
-      (void)req.reply(200, std::string(req.connection().peer_address()) + ":" +
-                               std::to_string(req.connection().peer_port()));
-    });
-    auto p = srv.bind("127.0.0.1", 0);
-    REQUIRE(p);
-    port = *p;
   }
 
   /// Closes every held request's connection from the server side (FIN).
@@ -181,6 +157,92 @@ struct server_fixture {
 
   bool wait(const outcome& o, std::chrono::milliseconds limit = 5000ms) {
     return tt::run_until(loop, [&] { return o.calls > 0; }, limit);
+  }
+
+ private:
+  tt::engine_kind engine_;
+
+  template <class Server>
+  void add_routes(Server& srv) {
+    srv.allow_methods(tether::method_set::all());
+    (void)srv.route("/hello", [this](auto& req) {
+      ++requests;
+      (void)req.output_headers().add("Content-Type", "text/plain");
+      (void)req.output_headers().add("X-Test", "yes");
+      (void)req.reply(200, "hello");
+    });
+    (void)srv.route("/echo", [this](auto& req) {
+      ++requests;
+      std::string out(to_string(req.method()));
+      out += "|" + std::string(req.input_headers().find("Host").value_or("-"));
+      out += "|" + std::string(req.input_headers().find("X-Probe").value_or("-"));
+      out += "|" + std::string(req.input_headers().find("Content-Length").value_or("-"));
+      out += "|" + req.body().to_string();
+      (void)req.reply(200, out);
+    });
+    (void)srv.route("/query", [this](auto& req) {
+      ++requests;
+      auto q = req.query_params();
+      if (!q) {
+        (void)req.reply(400, q.error().message());
+        return;
+      }
+      std::string out;
+      for (auto [name, value] : *q) out += "[" + std::string(name) + "=" + std::string(value) + "]";
+      (void)req.reply(200, out);
+    });
+    (void)srv.route("/big", [this](auto& req) {
+      ++requests;
+      (void)req.reply(200, pattern(4 << 20));
+    });
+    (void)srv.route("/stream", [this](auto& req) {
+      ++requests;
+      auto s = std::make_unique<streamer>();
+      s->total = 20;
+      streamer* raw = s.get();
+      auto handle = req.hold();
+      (void)handle.start(200);
+      s->tick = std::make_unique<tether::timer<std::function<void()>>>(loop, [raw, handle]() mutable {
+        if (raw->sent < raw->total) {
+          (void)handle.send_chunk("chunk-" + std::to_string(raw->sent++) + "\n");
+        } else {
+          (void)handle.end();
+          raw->tick->stop();
+        }
+      });
+      s->tick->start_periodic(2ms);
+      streams.push_back(std::move(s));
+    });
+    (void)srv.route("/hold", [this](auto& req) {
+      ++requests;
+      held.emplace_back(req.hold());
+    });
+    (void)srv.route("/hangup", [this](auto& req) {
+      ++requests;
+      (void)req.output_headers().add("Content-Length", "100");
+      auto h = req.hold();
+      (void)h.start(200);
+      (void)h.send_chunk("partial");
+      held.emplace_back(h);
+    });
+    (void)srv.route("/hangup-chunked", [this](auto& req) {
+      ++requests;
+      auto h = req.hold();
+      (void)h.start(200);
+      (void)h.send_chunk("first piece");
+      held.emplace_back(h);
+    });
+    (void)srv.route("/close", [this](auto& req) {
+      ++requests;
+      (void)req.output_headers().add("Connection", "close");
+      (void)req.reply(200, "bye");
+    });
+    (void)srv.route("/peer", [this](auto& req) {
+      ++requests;
+      (void)req.connection().on_close([this](const tether::close_event&) noexcept { ++server_closes; });
+      (void)req.reply(200, std::string(req.connection().peer_address()) + ":" +
+                               std::to_string(req.connection().peer_port()));
+    });
   }
 };
 
@@ -285,8 +347,8 @@ tether::client_options fast_options() {
 
 // ----- talking to tether's own server -----------------------------------------------------
 
-TEST_CASE("client: a GET returns status, reason, headers and body", "[client]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a GET returns status, reason, headers and body", "[client]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   outcome o;
   auto id = conn.get("/hello", record(o));
@@ -305,8 +367,8 @@ TEST_CASE("client: a GET returns status, reason, headers and body", "[client]") 
   CHECK(o.calls == 1);  // exactly once
 }
 
-TEST_CASE("client: sends method, headers and body; adds Host and Content-Length", "[client]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: sends method, headers and body; adds Host and Content-Length", "[client]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   tether::client_request req{tether::method::put, "/echo"};
   REQUIRE_FALSE(req.headers().add("X-Probe", "probe value"));
@@ -327,8 +389,8 @@ TEST_CASE("client: sends method, headers and body; adds Host and Content-Length"
   CHECK(p.body == "PATCH|example.test|-|3|abc");
 }
 
-TEST_CASE("client: the server reads the query with request::query_params", "[client][uri]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: the server reads the query with request::query_params", "[client][uri]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   outcome o, bad;
   REQUIRE(conn.get("/query?tag=a&tag=b+c&x=%26%3D&flag", record(o)));
@@ -338,8 +400,8 @@ TEST_CASE("client: the server reads the query with request::query_params", "[cli
   CHECK(bad.status == 400);
 }
 
-TEST_CASE("client: a 4 MiB body arrives whole", "[client]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a 4 MiB body arrives whole", "[client]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   outcome o;
   REQUIRE(conn.get("/big", record(o)));
@@ -349,8 +411,8 @@ TEST_CASE("client: a 4 MiB body arrives whole", "[client]") {
   CHECK(o.body == pattern(4 << 20));
 }
 
-TEST_CASE("client: a chunked response streams to the chunk callback as it is sent", "[client][stream]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a chunked response streams to the chunk callback as it is sent", "[client][stream]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   std::vector<std::string> chunks;
   std::vector<int> sent_when_received;
@@ -376,8 +438,8 @@ TEST_CASE("client: a chunked response streams to the chunk callback as it is sen
   CHECK(sent_when_received.front() < 20);
 }
 
-TEST_CASE("client: a chunk callback may take just the bytes", "[client][stream]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a chunk callback may take just the bytes", "[client][stream]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   std::string all;
   outcome o;
@@ -388,8 +450,8 @@ TEST_CASE("client: a chunk callback may take just the bytes", "[client][stream]"
   CHECK(all == pattern(4 << 20));
 }
 
-TEST_CASE("client: keep-alive: consecutive requests reuse one TCP connection", "[client][keepalive]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: keep-alive: consecutive requests reuse one TCP connection", "[client][keepalive]") {
+  server_fixture f{engine};
   closes c;
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   conn.on_close(c.recorder());
@@ -406,8 +468,8 @@ TEST_CASE("client: keep-alive: consecutive requests reuse one TCP connection", "
   CHECK(c.events.empty());
 }
 
-TEST_CASE("client: requests sent together are answered in order on one connection", "[client][keepalive]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: requests sent together are answered in order on one connection", "[client][keepalive]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   std::vector<int> order;
   std::vector<std::string> bodies(3);
@@ -424,8 +486,9 @@ TEST_CASE("client: requests sent together are answered in order on one connectio
   CHECK(bodies[1].size() == (4u << 20));
 }
 
-TEST_CASE("client: close callback: the server closes after its reply (Connection: close)", "[client][close]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: close callback: the server closes after its reply (Connection: close)",
+                     "[client][close]") {
+  server_fixture f{engine};
   closes c;
   std::vector<std::string> order;
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
@@ -455,9 +518,9 @@ TEST_CASE("client: close callback: the server closes after its reply (Connection
   CHECK(again.body == "hello");
 }
 
-TEST_CASE("client: close callback: the server times out an idle keep-alive connection", "[client][close]") {
-  server_fixture f;
-  f.srv.set_timeout(100ms);
+TT_ENGINES_TEST_CASE("client: close callback: the server times out an idle keep-alive connection", "[client][close]") {
+  server_fixture f{engine};
+  f.set_timeout(100ms);
   closes c;
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   conn.on_close(c.recorder());
@@ -474,8 +537,8 @@ TEST_CASE("client: close callback: the server times out an idle keep-alive conne
   CHECK(c.events.size() == 1);  // once
 }
 
-TEST_CASE("client: the server hangs up in the middle of the response", "[client][close]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: the server hangs up in the middle of the response", "[client][close]") {
+  server_fixture f{engine};
   closes c;
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   conn.on_close(c.recorder());
@@ -581,8 +644,8 @@ TEST_CASE("client: headers over max_header_size fail the request", "[client][lim
   CHECK(o.ec == tether::errc::bad_response);
 }
 
-TEST_CASE("client: a body over max_body_size fails with response_too_large", "[client][limits]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a body over max_body_size fails with response_too_large", "[client][limits]") {
+  server_fixture f{engine};
   auto opts = fast_options();
   opts.max_body_size = 1000;
   closes c;
@@ -653,8 +716,8 @@ TEST_CASE("client: connect timeout against a listener that never accepts", "[cli
   CHECK(o.at - t0 < 1500ms);
 }
 
-TEST_CASE("client: response timeout against a server that never answers", "[client][timeout]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: response timeout against a server that never answers", "[client][timeout]") {
+  server_fixture f{engine};
   auto opts = fast_options();
   opts.read_timeout = 200ms;
   closes c;
@@ -673,12 +736,12 @@ TEST_CASE("client: response timeout against a server that never answers", "[clie
   CHECK(c.events[0].error == tether::errc::response_timeout);
 }
 
-TEST_CASE("client: the read timeout also applies after libevent reconnects by itself", "[client][timeout]") {
+TT_ENGINES_TEST_CASE("client: the read timeout also applies after libevent reconnects by itself", "[client][timeout]") {
   // Two requests sent together to a server that closes after each reply: libevent
   // reconnects for the second inside its own callback, where tether must still put its
   // connect hook (and so its read timeout) in place. Without it the read timeout would be
   // the 10 s connect timeout.
-  server_fixture f;
+  server_fixture f{engine};
   auto opts = fast_options();
   opts.connect_timeout = 10s;
   opts.read_timeout = 200ms;
@@ -692,7 +755,7 @@ TEST_CASE("client: the read timeout also applies after libevent reconnects by it
   CHECK(second.at - first.at < 1500ms);
 }
 
-TEST_CASE("client: retries with back-off until the server listens", "[client][retry]") {
+TT_ENGINES_TEST_CASE("client: retries with back-off until the server listens", "[client][retry]") {
   tether::event_loop loop;
   refusing_port later;
   auto opts = fast_options();
@@ -707,10 +770,13 @@ TEST_CASE("client: retries with back-off until the server listens", "[client][re
   // Refused at 0 and after 60 ms; listening from ~100 ms; the third attempt (at 60 + 120 ms) succeeds.
   tt::run_for(loop, 100ms);  // scaled too
   CHECK(o.calls == 0);
-  tether::server srv{loop};
-  srv.fallback([](tether::request& req) { (void)req.reply(200, "finally"); });
-  REQUIRE(::listen(later.fd, 16) == 0);
-  REQUIRE(srv.accept(later.fd));
+  any_server srv;
+  tt::with_engine(engine, [&]<class Engine>(std::type_identity<Engine>) {
+    auto& s = srv.emplace<tt::server_on<Engine>>(loop);
+    s.fallback([](auto& req) { (void)req.reply(200, "finally"); });
+    REQUIRE(::listen(later.fd, 16) == 0);
+    REQUIRE(s.accept(later.fd));
+  });
   later.fd = -1;  // the server owns it now
   REQUIRE(tt::run_until(loop, [&] { return o.calls > 0; }, 3000ms));
   CHECK_FALSE(o.ec);
@@ -737,8 +803,8 @@ TEST_CASE("client: retries give up after the last attempt", "[client][retry]") {
   CHECK(conn.outstanding() == 0);
 }
 
-TEST_CASE("client: binds its local address and port", "[client][local]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: binds its local address and port", "[client][local]") {
+  server_fixture f{engine};
   auto opts = fast_options();
   opts.local_address = "127.0.0.2";
   opts.local_port = tt::free_loopback_port();
@@ -755,7 +821,8 @@ TEST_CASE("client: binds its local address and port", "[client][local]") {
 }
 
 TEST_CASE("client: a local address that cannot be bound fails request(), with no callback", "[client][local]") {
-  server_fixture f;
+  // Client-only: the client fails before it connects, so the server's engine does not matter.
+  server_fixture f{tt::engine_kind::evhttp};
   auto opts = fast_options();
   opts.local_address = "192.0.2.1";  // TEST-NET-1: not an address of this machine
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, opts};
@@ -798,7 +865,8 @@ TEST_CASE("client: a queued request whose reconnect cannot bind fails instead of
 }
 
 TEST_CASE("client: targets and headers that could split the request are refused", "[client][hostile]") {
-  server_fixture f;
+  // Client-only: the client refuses before it sends, so the server's engine does not matter.
+  server_fixture f{tt::engine_kind::evhttp};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   outcome o;
   const std::vector<std::string> targets = {"", "/a b", "/a\r\nX-Injected: 1", "/\x01", "/caf\xc3\xa9", std::string("/a\0b", 4)};
@@ -814,8 +882,8 @@ TEST_CASE("client: targets and headers that could split the request are refused"
   CHECK(f.requests == 0);
 }
 
-TEST_CASE("client: cancel() completes a request once with errc::cancelled", "[client][cancel]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: cancel() completes a request once with errc::cancelled", "[client][cancel]") {
+  server_fixture f{engine};
   closes c;
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   conn.on_close(c.recorder());
@@ -846,8 +914,8 @@ TEST_CASE("client: cancel() completes a request once with errc::cancelled", "[cl
   CHECK(queued.calls == 1);
 }
 
-TEST_CASE("client: cancel() from the request's own chunk callback stops it at once", "[client][cancel]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: cancel() from the request's own chunk callback stops it at once", "[client][cancel]") {
+  server_fixture f{engine};
   closes c;
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   conn.on_close(c.recorder());
@@ -898,12 +966,12 @@ TEST_CASE("client: cancelling a queued request inside a failed connect's complet
   CHECK(first.calls + second.calls + third.calls + later.calls == 4);
 }
 
-TEST_CASE("client: destroying the client mid-request completes it once and closes the connection",
-          "[client][lifetime]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: destroying the client mid-request completes it once and closes the connection",
+                     "[client][lifetime]") {
+  server_fixture f{engine};
   outcome in_flight, queued;
   closes c;
-  tether::request_handle server_side;
+  held_request server_side;
   bool server_saw_close = false;
   {
     tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
@@ -912,7 +980,7 @@ TEST_CASE("client: destroying the client mid-request completes it once and close
     REQUIRE(conn.get("/hello", record(queued)));
     REQUIRE(tt::run_until(f.loop, [&] { return f.held.size() == 1; }));
     server_side = f.held.front();
-    (void)server_side.connection().on_close([&](const tether::close_event&) noexcept { server_saw_close = true; });
+    server_side.watch_close(server_saw_close);
   }
   CHECK(in_flight.calls == 1);
   CHECK(in_flight.ec == tether::errc::cancelled);
@@ -925,8 +993,8 @@ TEST_CASE("client: destroying the client mid-request completes it once and close
   CHECK(server_side.peer_gone());
 }
 
-TEST_CASE("client: destroying the client inside its own callbacks is safe", "[client][lifetime]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: destroying the client inside its own callbacks is safe", "[client][lifetime]") {
+  server_fixture f{engine};
   auto conn = std::make_unique<tether::client_connection>(f.loop, "127.0.0.1", f.port, fast_options());
   outcome queued, other;
   int chunks = 0;
@@ -963,7 +1031,7 @@ TEST_CASE("client: destroying the client inside its own callbacks is safe", "[cl
     CHECK(other.ec == std::errc::connection_refused);
   }
   SECTION("inside the close callback of an idle connection") {
-    f.srv.set_timeout(50ms);
+    f.set_timeout(50ms);
     conn->on_close([&](const tether::client_close_event&) { conn.reset(); });
     REQUIRE(conn->get("/hello", record(other)));
     REQUIRE(tt::run_until(f.loop, [&] { return !conn; }, 3000ms));
@@ -977,8 +1045,8 @@ TEST_CASE("client: destroying the client inside its own callbacks is safe", "[cl
   CHECK(other.calls == 1);
 }
 
-TEST_CASE("client: a completion callback may send the next request", "[client]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a completion callback may send the next request", "[client]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   int done = 0;
   std::function<void(std::error_code, const tether::client_response&)> again;
@@ -991,8 +1059,8 @@ TEST_CASE("client: a completion callback may send the next request", "[client]")
   REQUIRE(tt::run_until(f.loop, [&] { return done == 5; }));
 }
 
-TEST_CASE("client: an exception from a callback is reported, not propagated", "[client]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: an exception from a callback is reported, not propagated", "[client]") {
+  server_fixture f{engine};
   tether::client_connection conn{f.loop, "127.0.0.1", f.port, fast_options()};
   int calls = 0;
   REQUIRE(conn.get("/hello", [&](std::error_code, const tether::client_response&) {
@@ -1006,8 +1074,8 @@ TEST_CASE("client: an exception from a callback is reported, not propagated", "[
   CHECK(o.body == "hello");
 }
 
-TEST_CASE("client: resolves names through a dns_resolver", "[client][dns]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: resolves names through a dns_resolver", "[client][dns]") {
+  server_fixture f{engine};
   char path[] = "/tmp/tether-hosts-XXXXXX";
   const int fd = ::mkstemp(path);
   REQUIRE(fd >= 0);
@@ -1036,8 +1104,8 @@ TEST_CASE("client: resolves names through a dns_resolver", "[client][dns]") {
   CHECK(unknown.ec == tether::errc::resolve_failed);
 }
 
-TEST_CASE("client: a moved-from client reports empty_handle", "[client]") {
-  server_fixture f;
+TT_ENGINES_TEST_CASE("client: a moved-from client reports empty_handle", "[client]") {
+  server_fixture f{engine};
   tether::client_connection a{f.loop, "127.0.0.1", f.port, fast_options()};
   tether::client_connection b = std::move(a);
   outcome o;
@@ -1049,13 +1117,13 @@ TEST_CASE("client: a moved-from client reports empty_handle", "[client]") {
 
 // ----- against a real nginx ------------------------------------------------------------------
 
-TEST_CASE("client: against nginx: static file, HEAD, 404, keep-alive and a proxied chunked stream",
-          "[client][nginx]") {
+TT_ENGINES_TEST_CASE("client: against nginx: static file, HEAD, 404, keep-alive and a proxied chunked stream",
+                     "[client][nginx]") {
   if (!tt::nginx_process::binary()) {
     WARN("nginx is not installed (scripts/install-deps installs it): nginx tests skipped");
     return;
   }
-  server_fixture f;  // nginx proxies /proxy/ to it
+  server_fixture f{engine};  // nginx proxies /proxy/ to it
   const std::string file = pattern(300000);
   tt::nginx_process nginx({{"file.txt", file}, {"small.txt", "small file\n"}}, f.port,
                           "  keepalive_timeout 300ms;\n");
@@ -1116,12 +1184,12 @@ TEST_CASE("client: against nginx: static file, HEAD, 404, keep-alive and a proxi
   CHECK_FALSE(c.events[0].aborted);
 }
 
-TEST_CASE("client: against nginx: the upstream hangs up mid-stream", "[client][nginx]") {
+TT_ENGINES_TEST_CASE("client: against nginx: the upstream hangs up mid-stream", "[client][nginx]") {
   if (!tt::nginx_process::binary()) {
     WARN("nginx is not installed (scripts/install-deps installs it): nginx tests skipped");
     return;
   }
-  server_fixture f;
+  server_fixture f{engine};
   tt::nginx_process nginx({}, f.port);
   tether::client_connection conn{f.loop, "127.0.0.1", nginx.port(), fast_options()};
   std::string got;
@@ -1197,9 +1265,9 @@ bool example_available() {
 
 }  // namespace
 
-TEST_CASE("example client: a 2xx response: status on stderr, body on stdout, exit 0", "[example]") {
+TT_ENGINES_TEST_CASE("example client: a 2xx response: status on stderr, body on stdout, exit 0", "[example]") {
   if (!example_available()) return;
-  server_fixture f;
+  server_fixture f{engine};
   const std::string base = "http://127.0.0.1:" + std::to_string(f.port);
   auto ok = run_client_example(f.loop, {base + "/hello"});
   CHECK(ok.exit_code == 0);
@@ -1213,18 +1281,18 @@ TEST_CASE("example client: a 2xx response: status on stderr, body on stdout, exi
   CHECK(query.out == "[a=1][b=x y]");
 }
 
-TEST_CASE("example client: a non-2xx response exits 3, with status and body written", "[example]") {
+TT_ENGINES_TEST_CASE("example client: a non-2xx response exits 3, with status and body written", "[example]") {
   if (!example_available()) return;
-  server_fixture f;
+  server_fixture f{engine};
   auto r = run_client_example(f.loop, {"http://127.0.0.1:" + std::to_string(f.port) + "/missing"});
   CHECK(r.exit_code == 3);
   CHECK(r.err.rfind("404 ", 0) == 0);
   CHECK(r.out.find("Not Found") != std::string::npos);
 }
 
-TEST_CASE("example client: no response exits 2 with the reason", "[example]") {
+TT_ENGINES_TEST_CASE("example client: no response exits 2 with the reason", "[example]") {
   if (!example_available()) return;
-  server_fixture f;
+  server_fixture f{engine};
   refusing_port closed;
   auto refused = run_client_example(f.loop, {"http://127.0.0.1:" + std::to_string(closed.port) + "/"});
   CHECK(refused.exit_code == 2);

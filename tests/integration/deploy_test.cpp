@@ -2,8 +2,12 @@
 // itself, so that the documented configuration is the tested one): streams pass through
 // unbuffered, a client that hangs up on nginx reaches tether's close callback exactly
 // once and promptly (held and streaming), and a long-poll is answered through nginx.
+// Every case runs on both engines (issue 9): tether behind nginx is what a deployment is.
+// The test bodies are compiled once (TT_ENGINES_TEST_CASE); only the servers are compiled
+// per engine (upstream_on).
 #include <tether/tether.hpp>
 
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
 #include "../support/nginx.hpp"
 
@@ -11,9 +15,14 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -55,14 +64,26 @@ struct close_count {
   std::chrono::steady_clock::time_point when{};
 };
 
+/// The tether servers behind nginx, on either engine, as the test bodies (compiled once)
+/// reach them: only the implementation of this interface is compiled per engine.
+struct upstream_servers {
+  virtual ~upstream_servers() = default;
+  virtual void set_idle_timeout(std::chrono::milliseconds t) = 0;
+  virtual bool has_sse() const = 0;
+  virtual std::error_code sse_send(const tether::sse::event& e) = 0;
+  virtual bool sse_peer_gone() const = 0;
+  virtual bool has_raw() const = 0;
+  virtual std::error_code raw_write(std::string_view chunk) = 0;
+  virtual bool has_parts() const = 0;
+  virtual std::error_code send_part(std::initializer_list<tether::part_header> headers, std::string_view body) = 0;
+  virtual std::size_t polls_waiting() const = 0;
+  virtual std::size_t polls_notify_all(std::string_view body) = 0;
+};
+
 /// A tether server on the test's loop with nginx in front of it, as docs/deploy.md says.
-struct behind_nginx {
+class behind_nginx {
+ public:
   tether::event_loop loop;
-  tether::server srv{loop};
-  tether::long_poll polls{loop, 30s};
-  std::optional<tether::sse_stream> sse;
-  std::optional<tether::stream> raw;
-  std::optional<tether::multipart_stream> parts;
   std::vector<std::uint16_t> hello_peers;  // nginx's source port for each /hello tether served
   close_count closes;
   std::string forwarded_for;
@@ -70,60 +91,95 @@ struct behind_nginx {
   tether::client_address client_untrusted;  // client_address_of, trusting nobody
   std::uint16_t port = 0;
   std::uint16_t front = 0;
-  std::optional<tether::server> second;  // another tether server, on the upstream's second line
-  int second_served = 0;
+  int second_served = 0;  // by another tether server, on the upstream's second line
+  std::unique_ptr<upstream_servers> servers;  // destroyed after nginx, before what they write to
   std::unique_ptr<tt::nginx_process> nginx;
 
-  explicit behind_nginx(bool two_upstreams = false) {
-    auto watch = [this](tether::request& req) {
-      (void)req.connection().on_close([c = &closes](const tether::close_event& e) noexcept {
+  explicit behind_nginx(tt::engine_kind engine, bool two_upstreams = false);
+
+  void set_idle_timeout(std::chrono::milliseconds t) { servers->set_idle_timeout(t); }
+};
+
+template <class Server>
+struct upstream_on final : upstream_servers {
+  Server srv;
+  typename Server::long_poll polls;
+  std::optional<typename Server::sse_stream> sse;
+  std::optional<typename Server::stream> raw;
+  std::optional<typename Server::multipart_stream> parts;
+  std::optional<Server> second;
+
+  upstream_on(behind_nginx& f, bool two_upstreams, std::vector<std::uint16_t>& upstreams)
+      : srv(f.loop), polls(f.loop, 30s) {
+    auto watch = [&f](auto& req) {
+      (void)req.connection().on_close([c = &f.closes](const tether::close_event& e) noexcept {
         ++c->n;
         c->reason = e.reason;
         c->when = std::chrono::steady_clock::now();
       });
     };
-    (void)srv.route("/events", [this, watch](tether::request& req) {
+    (void)srv.route("/events", [this, watch](auto& req) {
       watch(req);
-      if (auto s = tether::sse_stream::start(req)) sse.emplace(std::move(*s));
+      if (auto s = Server::sse_stream::start(req)) sse.emplace(std::move(*s));
     });
-    (void)srv.route("/events/raw", [this, watch](tether::request& req) {
+    (void)srv.route("/events/raw", [this, watch](auto& req) {
       watch(req);
-      if (auto s = tether::stream::start(req)) raw.emplace(std::move(*s));
+      if (auto s = Server::stream::start(req)) raw.emplace(std::move(*s));
     });
-    (void)srv.route("/poll", [this, watch](tether::request& req) {
+    (void)srv.route("/poll", [this, &f, watch](auto& req) {
       watch(req);
-      forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
-      client = tether::client_address_of(req, tether::proxy_trust{.proxies = {"127.0.0.1"}});
-      client_untrusted = tether::client_address_of(req, tether::proxy_trust{});
+      f.forwarded_for = std::string(req.input_headers().find("X-Forwarded-For").value_or(""));
+      f.client = tether::client_address_of(req, tether::proxy_trust{.proxies = {"127.0.0.1"}});
+      f.client_untrusted = tether::client_address_of(req, tether::proxy_trust{});
       (void)polls.wait(req);
     });
-    (void)srv.route("/events/multipart", [this, watch](tether::request& req) {
+    (void)srv.route("/events/multipart", [this, watch](auto& req) {
       watch(req);
-      if (auto s = tether::multipart_stream::start(req)) parts.emplace(std::move(*s));
+      if (auto s = Server::multipart_stream::start(req)) parts.emplace(std::move(*s));
     });
-    (void)srv.route("/hello", [this, watch](tether::request& req) {
+    (void)srv.route("/hello", [&f, watch](auto& req) {
       watch(req);
-      hello_peers.push_back(req.connection().peer_port());
+      f.hello_peers.push_back(req.connection().peer_port());
       (void)req.reply(200, "hello from A");
     });
     auto bound = srv.bind("127.0.0.1", 0);
     REQUIRE(bound);
-    port = *bound;
-    std::vector<std::uint16_t> upstreams{port};
+    f.port = *bound;
+    upstreams.push_back(f.port);
     if (two_upstreams) {
-      second.emplace(loop);
-      (void)second->route("/hello", [this](tether::request& req) {
-        ++second_served;
+      second.emplace(f.loop);
+      (void)second->route("/hello", [&f](auto& req) {
+        ++f.second_served;
         (void)req.reply(200, "hello from B");
       });
       auto b2 = second->bind("127.0.0.1", 0);
       REQUIRE(b2);
       upstreams.push_back(*b2);
     }
-    front = tt::free_loopback_port();
-    nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port, deploy_config(upstreams, front));
   }
+
+  void set_idle_timeout(std::chrono::milliseconds t) override { srv.set_idle_timeout(t); }
+  bool has_sse() const override { return sse.has_value(); }
+  std::error_code sse_send(const tether::sse::event& e) override { return sse->send(e); }
+  bool sse_peer_gone() const override { return sse->peer_gone(); }
+  bool has_raw() const override { return raw.has_value(); }
+  std::error_code raw_write(std::string_view chunk) override { return raw->write(chunk); }
+  bool has_parts() const override { return parts.has_value(); }
+  std::error_code send_part(std::initializer_list<tether::part_header> headers, std::string_view body) override {
+    return parts->send_part(headers, body);
+  }
+  std::size_t polls_waiting() const override { return polls.waiting(); }
+  std::size_t polls_notify_all(std::string_view body) override { return polls.notify_all(body); }
 };
+
+behind_nginx::behind_nginx(tt::engine_kind engine, bool two_upstreams) {
+  std::vector<std::uint16_t> upstreams;
+  servers = tt::with_engine(engine, [&]<class Engine>(std::type_identity<Engine>) {
+    return std::unique_ptr<upstream_servers>(new upstream_on<tt::server_on<Engine>>(*this, two_upstreams, upstreams));
+  });
+  front = tt::free_loopback_port();
+  nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port, deploy_config(upstreams, front));
+}
 
 bool have_nginx() {
   if (tt::nginx_process::binary()) return true;
@@ -133,16 +189,17 @@ bool have_nginx() {
 
 }  // namespace
 
-TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive while the stream is open", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive while the stream is open",
+                     "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
   tt::client sse{f.front};
   sse.send("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
-  REQUIRE(tt::run_until(f.loop, [&] { return f.sse.has_value(); }));
-  REQUIRE_FALSE(f.sse->send({.id = "1", .data = "first"}));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.servers->has_sse(); }));
+  REQUIRE_FALSE(f.servers->sse_send({.id = "1", .data = "first"}));
   CHECK(sse.wait_for(f.loop, "id: 1\ndata: first\n\n", 2000ms));
-  REQUIRE_FALSE(f.sse->send({.id = "2", .data = "second"}));
+  REQUIRE_FALSE(f.servers->sse_send({.id = "2", .data = "second"}));
   CHECK(sse.wait_for(f.loop, "id: 2\ndata: second\n\n", 2000ms));
   CHECK_FALSE(sse.eof());
 
@@ -150,26 +207,27 @@ TEST_CASE("deploy: through nginx, SSE events and stream chunks arrive while the 
   // lets its small chunks through before a buffer fills.
   tt::client raw{f.front};
   raw.send("GET /events/raw HTTP/1.1\r\nHost: localhost\r\n\r\n");
-  REQUIRE(tt::run_until(f.loop, [&] { return f.raw.has_value(); }));
-  REQUIRE_FALSE(f.raw->write(std::string_view("chunk one\n")));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.servers->has_raw(); }));
+  REQUIRE_FALSE(f.servers->raw_write(std::string_view("chunk one\n")));
   CHECK(raw.wait_for(f.loop, "chunk one\n", 2000ms));
   CHECK_FALSE(raw.eof());
 }
 
-TEST_CASE("deploy: a client that hangs up on nginx reaches tether's close callback once, promptly", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: a client that hangs up on nginx reaches tether's close callback once, promptly",
+                     "[deploy][nginx]") {
   if (!have_nginx()) return;
   const bool held = GENERATE(true, false);
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
   INFO((held ? "held long-poll" : "SSE stream"));
   tt::client c{f.front};
   if (held) {
     c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+    REQUIRE(tt::run_until(f.loop, [&] { return f.servers->polls_waiting() == 1; }));
   } else {
     c.send("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    REQUIRE(tt::run_until(f.loop, [&] { return f.sse.has_value(); }));
-    REQUIRE_FALSE(f.sse->send({.data = "hi"}));
+    REQUIRE(tt::run_until(f.loop, [&] { return f.servers->has_sse(); }));
+    REQUIRE_FALSE(f.servers->sse_send({.data = "hi"}));
     REQUIRE(c.wait_for(f.loop, "data: hi\n\n"));
   }
   CHECK(f.closes.n == 0);
@@ -180,33 +238,34 @@ TEST_CASE("deploy: a client that hangs up on nginx reaches tether's close callba
   CHECK(f.closes.reason == tether::close_reason::peer_closed);
   tt::run_for(f.loop, 200ms);
   CHECK(f.closes.n == 1);  // exactly once
-  if (held) CHECK(f.polls.waiting() == 0);  // the slot is freed at once
-  else CHECK(f.sse->peer_gone());
+  if (held) CHECK(f.servers->polls_waiting() == 0);  // the slot is freed at once
+  else CHECK(f.servers->sse_peer_gone());
 }
 
-TEST_CASE("deploy: a long-poll is answered through nginx, which says who the client is", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: a long-poll is answered through nginx, which says who the client is", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
   tt::client c{f.front};
   c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
-  REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.servers->polls_waiting() == 1; }));
   CHECK(f.forwarded_for == "127.0.0.1");
-  CHECK(f.polls.notify_all(std::string_view("news\n")) == 1);
+  CHECK(f.servers->polls_notify_all(std::string_view("news\n")) == 1);
   CHECK(c.wait_for(f.loop, "\r\n\r\nnews\n"));
   CHECK(c.data().rfind("HTTP/1.1 200", 0) == 0);
   CHECK_FALSE(c.eof());  // nginx keeps the client's connection
 }
 
-TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one the client wrote", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one the client wrote",
+                     "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
   tt::client c{f.front};
   // A forged entry: nginx appends the address it saw ($proxy_add_x_forwarded_for).
   c.send("GET /poll HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.66\r\n"
          "Forwarded: for=203.0.113.67\r\n\r\n");
-  REQUIRE(tt::run_until(f.loop, [&] { return f.polls.waiting() == 1; }));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.servers->polls_waiting() == 1; }));
   CHECK(f.forwarded_for == "203.0.113.66, 127.0.0.1");
   CHECK(f.client.address == "127.0.0.1");
   CHECK(f.client.source == tether::address_source::header);
@@ -214,11 +273,12 @@ TEST_CASE("deploy: client_address_of gives the address nginx saw, not the one th
   CHECK(f.client_untrusted.source == tether::address_source::socket_peer);
 }
 
-TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in nginx's pool", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in nginx's pool",
+                     "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
-  f.srv.set_idle_timeout(tt::scaled(1000ms));  // run_for below scales too
+  f.set_idle_timeout(tt::scaled(1000ms));  // run_for below scales too
   {
     tt::client c{f.front};
     c.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -244,26 +304,28 @@ TEST_CASE("deploy: a client that leaves while idle leaves tether's connection in
   CHECK(f.closes.n == 1);
 }
 
-TEST_CASE("deploy: a multipart/x-mixed-replace stream passes through nginx part by part", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: a multipart/x-mixed-replace stream passes through nginx part by part",
+                     "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
   tt::client c{f.front};
   c.send("GET /events/multipart HTTP/1.1\r\nHost: localhost\r\n\r\n");
-  REQUIRE(tt::run_until(f.loop, [&] { return f.parts.has_value(); }));
-  REQUIRE_FALSE(f.parts->send_part({{"Content-Type", "text/plain"}}, std::string_view("frame one")));
+  REQUIRE(tt::run_until(f.loop, [&] { return f.servers->has_parts(); }));
+  REQUIRE_FALSE(f.servers->send_part({{"Content-Type", "text/plain"}}, std::string_view("frame one")));
   CHECK(c.wait_for(f.loop, "frame one", 2000ms));
   CHECK(c.data().find("multipart/x-mixed-replace") != std::string::npos);
-  REQUIRE_FALSE(f.parts->send_part({{"Content-Type", "text/plain"}}, std::string_view("frame two")));
+  REQUIRE_FALSE(f.servers->send_part({{"Content-Type", "text/plain"}}, std::string_view("frame two")));
   CHECK(c.wait_for(f.loop, "frame two", 2000ms));
   CHECK_FALSE(c.eof());
 }
 
-TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race into 502s", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race into 502s",
+                     "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f;
+  behind_nginx f{engine};
   INFO(f.nginx->error_log());
-  f.srv.set_idle_timeout(tt::scaled(300ms));  // the gaps below scale too
+  f.set_idle_timeout(tt::scaled(300ms));  // the gaps below scale too
   tt::client c{f.front};
   int ok = 0, bad = 0;
   const std::chrono::milliseconds gaps[] = {250ms, 290ms, 295ms, 300ms, 305ms, 310ms, 350ms};
@@ -285,9 +347,9 @@ TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do not race i
   CHECK(f.nginx->error_log().find("upstream prematurely closed") == std::string::npos);
 }
 
-TEST_CASE("deploy: two tether servers behind one nginx upstream both serve", "[deploy][nginx]") {
+TT_ENGINES_TEST_CASE("deploy: two tether servers behind one nginx upstream both serve", "[deploy][nginx]") {
   if (!have_nginx()) return;
-  behind_nginx f{true};
+  behind_nginx f{engine, true};
   INFO(f.nginx->error_log());
   int from_a = 0, from_b = 0;
   for (int i = 0; i < 8; ++i) {
