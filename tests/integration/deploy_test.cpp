@@ -31,7 +31,9 @@ namespace {
 
 /// The ```nginx block under `<!-- deploy-test: nginx.conf -->` in docs/deploy.md, with the
 /// test's ports in place of the documented ones.
-std::string deploy_config(const std::vector<std::uint16_t>& upstream_ports, std::uint16_t listen_port) {
+/// `upstream_keepalive`, when given, replaces the block's upstream keepalive_timeout.
+std::string deploy_config(const std::vector<std::uint16_t>& upstream_ports, std::uint16_t listen_port,
+                          const std::string& upstream_keepalive) {
   const char* root = std::getenv("TETHER_SOURCE_ROOT");
   REQUIRE(root);
   std::ifstream in(std::string(root) + "/docs/deploy.md");
@@ -55,11 +57,13 @@ std::string deploy_config(const std::vector<std::uint16_t>& upstream_ports, std:
   for (auto p : upstream_ports) servers += (servers.empty() ? "" : "\n    ") + ("server 127.0.0.1:" + std::to_string(p) + ";");
   replace("server 127.0.0.1:8080;", servers);
   replace("listen 80;", "listen 127.0.0.1:" + std::to_string(listen_port) + ";");
+  if (!upstream_keepalive.empty()) replace("keepalive_timeout 60s;", "keepalive_timeout " + upstream_keepalive + ";");
   return conf;
 }
 
 struct close_count {
   int n = 0;
+  int timeouts = 0;  // of them, ended by tether's idle timeout
   tether::close_reason reason = tether::close_reason::error;
   std::chrono::steady_clock::time_point when{};
 };
@@ -95,7 +99,8 @@ class behind_nginx {
   std::unique_ptr<upstream_servers> servers;  // destroyed after nginx, before what they write to
   std::unique_ptr<tt::nginx_process> nginx;
 
-  explicit behind_nginx(tt::engine_kind engine, bool two_upstreams = false);
+  /// `upstream_keepalive`: nginx's upstream keepalive_timeout instead of the page's (60s).
+  explicit behind_nginx(tt::engine_kind engine, bool two_upstreams = false, const std::string& upstream_keepalive = {});
 
   void set_idle_timeout(std::chrono::milliseconds t) { servers->set_idle_timeout(t); }
 };
@@ -114,6 +119,7 @@ struct upstream_on final : upstream_servers {
     auto watch = [&f](auto& req) {
       (void)req.connection().on_close([c = &f.closes](const tether::close_event& e) noexcept {
         ++c->n;
+        if (e.reason == tether::close_reason::timeout) ++c->timeouts;
         c->reason = e.reason;
         c->when = std::chrono::steady_clock::now();
       });
@@ -172,13 +178,14 @@ struct upstream_on final : upstream_servers {
   std::size_t polls_notify_all(std::string_view body) override { return polls.notify_all(body); }
 };
 
-behind_nginx::behind_nginx(tt::engine_kind engine, bool two_upstreams) {
+behind_nginx::behind_nginx(tt::engine_kind engine, bool two_upstreams, const std::string& upstream_keepalive) {
   std::vector<std::uint16_t> upstreams;
   servers = tt::with_engine(engine, [&]<class Engine>(std::type_identity<Engine>) {
     return std::unique_ptr<upstream_servers>(new upstream_on<tt::server_on<Engine>>(*this, two_upstreams, upstreams));
   });
   front = tt::free_loopback_port();
-  nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port, deploy_config(upstreams, front));
+  nginx = std::make_unique<tt::nginx_process>(std::vector<tt::nginx_process::file>{}, port,
+                                                 deploy_config(upstreams, front, upstream_keepalive));
 }
 
 bool have_nginx() {
@@ -344,6 +351,34 @@ TT_ENGINES_TEST_CASE("deploy: nginx's upstream pool and tether's idle timeout do
   CHECK(ok == rounds);
   // The race was on: tether did close idle upstream connections between requests.
   CHECK(f.closes.n > 0);
+  // nginx may still log "upstream prematurely closed": a request it wrote while tether's
+  // close was on its way (a window of a few microseconds on an idle machine, wider under
+  // load: seen once in CI at a load average of 8). It then retries the GET on a fresh
+  // connection, so the client gets its 200 (checked above); the documented order, nginx's
+  // timeout below tether's, closes even that window (next case).
+}
+
+TT_ENGINES_TEST_CASE("deploy: with nginx's keepalive_timeout below tether's idle timeout, nginx closes first",
+                     "[deploy][nginx]") {
+  if (!have_nginx()) return;
+  // The page's order (60 s against 75 s), scaled down: nginx drops a pooled connection
+  // after 100 ms idle, tether would after 1 s; requests come 150 to 250 ms apart.
+  behind_nginx f{engine, false, std::to_string(tt::scaled(100ms).count()) + "ms"};
+  INFO(f.nginx->error_log());
+  f.set_idle_timeout(tt::scaled(1000ms));
+  tt::client c{f.front};
+  int ok = 0;
+  constexpr int rounds = 7;
+  for (int i = 0; i < rounds; ++i) {
+    c.clear();
+    c.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    if (c.wait_for(f.loop, "hello from A", 3000ms)) ++ok;
+    else UNSCOPED_INFO("request " << i << ": " << c.data());
+    tt::run_for(f.loop, 150ms + 20ms * i);  // scaled by run_for
+  }
+  CHECK(ok == rounds);
+  CHECK(f.closes.n > 0);          // nginx did close its idle pooled connections...
+  CHECK(f.closes.timeouts == 0);  // ...always before tether's timeout could
   CHECK(f.nginx->error_log().find("upstream prematurely closed") == std::string::npos);
 }
 
