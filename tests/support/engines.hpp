@@ -53,10 +53,6 @@ int socket_of(Request& req) {
 /// is instantiated twice, through with_engine().
 enum class engine_kind { evhttp, lean };
 
-constexpr std::string_view engine_name(engine_kind kind) {
-  return kind == engine_kind::lean ? "lean" : "evhttp";
-}
-
 /// Calls `f(std::type_identity<Engine>{})` with the engine `kind` names, e.g. to build a
 /// `tt::server_on<Engine, ...>` or (with the default policies) `tether::basic_server<...>`.
 template <class F>
