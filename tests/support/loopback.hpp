@@ -80,6 +80,10 @@ inline bool run_until_unscaled(tether::event_loop& loop, void* pred, bool (*call
   }
   return call(pred);
 }
+template <class Pred>
+bool call_pred(void* p) {  // a function, not a lambda: no static invoker or conversion per call site
+  return static_cast<bool>((*static_cast<Pred*>(p))());
+}
 }  // namespace detail
 
 /// Runs `loop` until `pred()` holds or `limit` (times time_scale()) passes; returns
@@ -88,8 +92,7 @@ inline bool run_until_unscaled(tether::event_loop& loop, void* pred, bool (*call
 /// run.
 template <class Pred>
 bool run_until(tether::event_loop& loop, Pred pred, std::chrono::milliseconds limit = 3000ms) {
-  return detail::run_until_unscaled(
-      loop, &pred, [](void* p) { return static_cast<bool>((*static_cast<Pred*>(p))()); }, scaled(limit));
+  return detail::run_until_unscaled(loop, &pred, &detail::call_pred<Pred>, scaled(limit));
 }
 
 /// Runs `loop` for `d` times time_scale() (to let things that must NOT happen have their
