@@ -66,7 +66,7 @@ inline std::chrono::milliseconds scaled(std::chrono::milliseconds d) { return d 
 namespace detail {
 // One loop driver for every call site: the predicate is passed as a pointer and a thunk,
 // so a test's hundreds of run_until calls do not each instantiate a timer and the loop
-// (that was a quarter of the tests' compiled code, and of their build time).
+// (they were a quarter of push_test's compiled code, 9 % of all tests' under g++ -O0).
 inline bool run_until_unscaled(tether::event_loop& loop, void* pred, bool (*call)(void*),
                                std::chrono::milliseconds limit) {
   if (call(pred)) return true;
