@@ -11,7 +11,12 @@
 #   pkgconfig   installed tree: g++ with `pkg-config --cflags --libs tether`, and a Meson
 #               project whose dependency('tether') finds tether.pc (no fallback allowed)
 #   cmake       installed tree: find_package(tether) and tether::tether, built with CMake
-#   include     no build system: -I<checkout>/include and libevent's pkg-config flags
+#   include     no build system: -I<checkout>/include and libevent's pkg-config flags,
+#               then the same with tether's headers precompiled by hand (-x c++-header)
+#
+# The Meson builds precompile the headers main.cpp uses (cpp_pch), the CMake build too
+# (target_precompile_headers): docs/install.md, "Faster builds". Each checks that its .gch
+# was built and used; -Winvalid-pch makes one that GCC cannot use an error.
 #
 # The installed tree (meson setup --prefix + meson install) lives in SCRATCH_DIR/install
 # and is shared by the ways that need it; it is redone when a header or build file is
@@ -27,6 +32,9 @@ rm -rf "$work"
 mkdir -p "$work"
 cxx=${CXX:-g++}
 warnings="-Wall -Wextra -Wpedantic -Werror"
+# A precompiled header that GCC finds but cannot use (other flags) is an error, not a
+# silent full parse.
+pch_warning="-Winvalid-pch"
 
 fail() {  # fail MESSAGE [LOG...]
   echo "consumer_$way: $1"
@@ -39,10 +47,14 @@ fail() {  # fail MESSAGE [LOG...]
 meson_consumer() {
   dir=$1
   shift
-  cp "$src/tests/consumer/meson.build" "$src/tests/consumer/main.cpp" "$dir/"
-  (cd "$dir" && meson setup build -Dwarning_level=3 -Dwerror=true "$@") >"$dir/setup.log" 2>&1 \
-    || fail "meson setup failed" "$dir/setup.log"
+  cp -r "$src/tests/consumer/meson.build" "$src/tests/consumer/main.cpp" "$src/tests/consumer/pch" "$dir/"
+  (cd "$dir" && meson setup build -Dwarning_level=3 -Dwerror=true -Dcpp_args="$pch_warning" "$@") \
+    >"$dir/setup.log" 2>&1 || fail "meson setup failed" "$dir/setup.log"
   ninja -C "$dir/build" >"$dir/build.log" 2>&1 || fail "build failed" "$dir/build.log"
+  # cpp_pch: main.cpp is compiled with -include consumer_pch.hpp beside its .gch
+  [ -n "$(find "$dir/build" -name consumer_pch.hpp.gch)" ] \
+    && grep -q -- "-include.*consumer_pch.hpp" "$dir/build/build.ninja" \
+    || fail "the precompiled header was not built or not used" "$dir/build/build.ninja"
   "$dir/build/consumer"
 }
 
@@ -134,11 +146,14 @@ cmake)
   # Without tether.pc on the path: the CMake package stands on its own.
   (cd "$work" && env -u PKG_CONFIG_PATH cmake -S "$src/tests/consumer" -B build -G Ninja \
     -DCMAKE_PREFIX_PATH="$prefix" -DTETHER_EXPECTED_VERSION="$version" \
-    -DCMAKE_CXX_FLAGS="$warnings" -DCMAKE_CXX_COMPILER="$cxx") >"$work/setup.log" 2>&1 \
+    -DCMAKE_CXX_FLAGS="$warnings $pch_warning" -DCMAKE_CXX_COMPILER="$cxx") >"$work/setup.log" 2>&1 \
     || fail "cmake configure failed" "$work/setup.log"
   grep -q "tether $version from $prefix/share/cmake/tether" "$work/setup.log" \
     || fail "find_package(tether) did not find the installed tree" "$work/setup.log"
   cmake --build "$work/build" >"$work/build.log" 2>&1 || fail "cmake build failed" "$work/build.log"
+  # target_precompile_headers: cmake_pch.hxx.gch, put before main.cpp with -include
+  [ -n "$(find "$work/build" -name cmake_pch.hxx.gch)" ] \
+    || fail "CMake did not precompile the headers" "$work/build.log"
   "$work/build/consumer"
   ;;
 
@@ -148,6 +163,20 @@ include)
     $(pkg-config --cflags --libs libevent_core libevent_extra) -o "$work/consumer" \
     || fail "g++ -I include failed"
   "$work/consumer"
+  # The same with the headers precompiled by hand (docs/install.md, "Faster builds"):
+  # -H lists the headers GCC reads, "! FILE.gch" when it loads a precompiled one.
+  printf '#include <tether/event_loop.hpp>\n#include <tether/server.hpp>\n' >"$work/tether_pch.hpp"
+  # shellcheck disable=SC2046,SC2086  # flags are words by design
+  $cxx -std=c++20 $warnings -I"$src/include" $(pkg-config --cflags libevent_core) \
+    -x c++-header "$work/tether_pch.hpp" -o "$work/tether_pch.hpp.gch" \
+    || fail "precompiling tether's headers failed"
+  # shellcheck disable=SC2046,SC2086
+  $cxx -std=c++20 $warnings $pch_warning -include "$work/tether_pch.hpp" -H -I"$src/include" \
+    "$src/tests/consumer/main.cpp" $(pkg-config --cflags --libs libevent_core libevent_extra) \
+    -o "$work/consumer-pch" 2>"$work/pch.log" || fail "g++ with the precompiled header failed" "$work/pch.log"
+  grep -q "^! .*tether_pch.hpp.gch" "$work/pch.log" \
+    || fail "g++ did not use the precompiled header" "$work/pch.log"
+  "$work/consumer-pch"
   ;;
 
 *)
