@@ -13,6 +13,9 @@
 //   $ curl -N localhost:8080/frames                 # multipart/x-mixed-replace SVG frames
 //   $ curl localhost:8080/status                    # {"events":1,"waiting":0,"viewers":1,...}
 // A client that goes away (curl killed, tab closed) leaves its hub or room at once.
+// SIGTERM or Ctrl-C drains it (docs/drain.md): streams end cleanly, waiting polls get 503
+// with Retry-After, and it exits with status 0.
+#include <tether/drain_on_signals.hpp>
 #include <tether/duration.hpp>  // 25s, 100ms: std::chrono's durations without all of <chrono>
 #include <tether/event_loop.hpp>
 #include <tether/hub.hpp>
@@ -108,6 +111,7 @@ int serve(bool once, std::uint16_t port) {
     std::printf("four_endpoints: %s\n", ok ? "the status came back" : "no status");
     return ok ? 0 : 1;
   }
+  tether::drain_on_signals stop{loop, srv, 10s};  // SIGTERM, Ctrl-C: drain, exit 0
   std::printf("four_endpoints: listening on port %u\n", unsigned{*bound});
   std::fflush(stdout);
   loop.run();

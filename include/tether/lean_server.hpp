@@ -1561,7 +1561,7 @@ class lean_output_ref {
   bool held() const noexcept { return slot_ && *slot_; }
   std::string_view view() const noexcept { return held() ? std::string_view(**slot_) : std::string_view{}; }
   template <class F>
-  std::error_code edit(F&& f) const noexcept {
+  [[nodiscard]] std::error_code edit(F&& f) const noexcept {
     if (!slot_) return make_error_code(errc::invalid_argument);
     try {
       if (!*slot_) *slot_ = std::make_unique<std::string>();
@@ -2163,7 +2163,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// closes it; the other sockets and every open connection (including those accepted
   /// on this socket) are served as before.
   /// Errors: errc::invalid_argument if the server does not listen on it (any more).
-  std::error_code stop_listening(const listener& which) noexcept {
+  [[nodiscard]] std::error_code stop_listening(const listener& which) noexcept {
     for (std::size_t i = 0; i < listeners_.size(); ++i) {
       if (listeners_[i].fd != which.fd || listeners_[i].port != which.port) continue;
       drop_listener(i);
@@ -2174,7 +2174,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// Stops listening on every socket bound to `port` (bind() returned it; an IPv4 and an
   /// IPv6 socket may share it), as stop_listening(const listener&) does for each.
   /// Errors: errc::invalid_argument if no socket of the server is bound to `port`.
-  std::error_code stop_listening(std::uint16_t port) noexcept {
+  [[nodiscard]] std::error_code stop_listening(std::uint16_t port) noexcept {
     bool found = false;
     for (std::size_t i = listeners_.size(); i-- > 0;) {
       if (listeners_[i].port != port) continue;
@@ -2345,7 +2345,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   /// loop's run() then returns. A second call only brings the deadline forward.
   /// Errors: errc::libevent_failure.
   template <class Rep, class Period>
-  std::error_code drain(std::chrono::duration<Rep, Period> deadline) noexcept {
+  [[nodiscard]] std::error_code drain(std::chrono::duration<Rep, Period> deadline) noexcept {
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline);
     if (ms.count() < 0) ms = std::chrono::milliseconds{0};
     if (drain_done_) return {};
@@ -2659,39 +2659,41 @@ class basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> 
 
   /// As basic_server::route(path, handler), for this host.
   template <class Handler>
-  std::error_code route(cstring_view path, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, Handler&& handler) {
     server_type::template check_handler<Handler>();
-    if (auto e = host_.table.add(path, method_set{}, std::forward<Handler>(handler))) return e.code();
+    if (auto e = host_.table.add(path, method_set{}, std::forward<Handler>(handler))) return e;
     if (attached()) parent_->add_allowed_methods(handler_own_methods<std::decay_t<Handler>>);
     return {};
   }
   /// As basic_server::route(path, methods, handler), for this host.
   template <class Handler>
-  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
     server_type::template check_handler<Handler>();
-    if (methods.empty()) return make_error_code(errc::invalid_argument);
+    if (methods.empty())
+      return route_error(make_error_code(errc::invalid_argument), path.view(),
+                         "a route needs at least one method (tether::method::get, ...)");
     methods = methods | handler_own_methods<std::decay_t<Handler>>;
     if (methods.contains(method::get)) methods = methods | method::head;
-    if (auto e = host_.table.add(path, methods, std::forward<Handler>(handler))) return e.code();
+    if (auto e = host_.table.add(path, methods, std::forward<Handler>(handler))) return e;
     if (attached()) parent_->add_allowed_methods(methods);
     return {};
   }
   /// As basic_server::route(router), for this host.
   template <router_type Router>
-  std::error_code route(Router&& table) {
+  [[nodiscard]] route_error route(Router&& table) {
     using router_t = std::remove_cvref_t<Router>;
     if constexpr (!detail::router_answers<request, router_t>::value) {
       (void)sizeof(detail::router_handler_checks<request, router_t>);
-      return make_error_code(errc::invalid_argument);
+      return {};
     } else {
       router_t copy(std::forward<Router>(table));
-      if (auto e = host_.table.add_router(std::move(copy))) return e.code();
+      if (auto e = host_.table.add_router(std::move(copy))) return e;
       if (attached()) parent_->add_allowed_methods(detail::lean_router_binding<request, router_t>::methods());
       return {};
     }
   }
   /// Stops routing `path` on this host. Errors: errc::invalid_argument if not routed here.
-  std::error_code unroute(cstring_view path) { return host_.table.remove(path).code(); }
+  [[nodiscard]] route_error unroute(cstring_view path) { return host_.table.remove(path); }
   /// Calls `handler` for this host's requests no route of this host matched.
   template <class Handler>
   void fallback(Handler&& handler) {
@@ -2701,13 +2703,13 @@ class basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> 
   }
   /// Also answers requests whose host is exactly `alias` (without regard to case).
   /// Errors: errc::invalid_argument if it is an alias of this host already.
-  std::error_code add_alias(cstring_view alias) {
+  [[nodiscard]] std::error_code add_alias(cstring_view alias) {
     if (host_.has_alias(alias.view())) return make_error_code(errc::invalid_argument);
     host_.aliases.emplace_back(alias.view());
     return {};
   }
   /// Forgets an alias. Errors: errc::invalid_argument if there is none.
-  std::error_code remove_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code remove_alias(cstring_view alias) noexcept {
     for (auto it = host_.aliases.begin(); it != host_.aliases.end(); ++it)
       if (http1::detail::iequals(*it, alias.view())) {
         host_.aliases.erase(it);

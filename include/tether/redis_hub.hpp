@@ -167,13 +167,13 @@ class redis_hub {
   /// means nothing was sent (errc::invalid_argument: a bad channel name or event type;
   /// errc::redis_unavailable: not connected, counted in stats().not_relayed). The id
   /// comes later, to `done` if given.
-  std::error_code publish(std::string_view channel, std::string_view data, std::string_view event = {}) {
+  [[nodiscard]] std::error_code publish(std::string_view channel, std::string_view data, std::string_view event = {}) {
     return send(channel, data, event, completion{});
   }
   /// As above; `done(result<std::uint64_t>)` is called once, on this loop, with the id
   /// Redis gave the message or why it failed (only when publish returned no error).
   template <class F>
-  std::error_code publish(std::string_view channel, std::string_view data, std::string_view event, F&& done) {
+  [[nodiscard]] std::error_code publish(std::string_view channel, std::string_view data, std::string_view event, F&& done) {
     return send(channel, data, event, completion(std::forward<F>(done)));
   }
 
@@ -433,7 +433,7 @@ class redis_hub {
       "redis.call('PUBLISH', ARGV[5], s .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])\n"
       "return s\n";
 
-  std::error_code send(std::string_view channel, std::string_view data, std::string_view event, completion done) {
+  [[nodiscard]] std::error_code send(std::string_view channel, std::string_view data, std::string_view event, completion done) {
     if (!broker_.valid_name(channel) || !sse::detail::single_line(event)) return make_error_code(errc::invalid_argument);
     if (state_ != state::ready || !cmd_ || in_flight_ >= options_.max_in_flight) {
       ++stats_.not_relayed;

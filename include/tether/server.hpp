@@ -293,7 +293,7 @@ class basic_server {
   /// closes it; the other sockets and every open connection (including those accepted
   /// on this socket) are served as before.
   /// Errors: errc::invalid_argument if the server does not listen on it (any more).
-  std::error_code stop_listening(const listener& which) noexcept {
+  [[nodiscard]] std::error_code stop_listening(const listener& which) noexcept {
     for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
       if (it->native != which.native) continue;
       evhttp_del_accept_socket(http_.get(), it->native);
@@ -305,7 +305,7 @@ class basic_server {
   /// Stops listening on every socket bound to `port` (bind() returned it; an IPv4 and an
   /// IPv6 socket may share it), as stop_listening(const listener&) does for each.
   /// Errors: errc::invalid_argument if no socket of the server is bound to `port`.
-  std::error_code stop_listening(std::uint16_t port) noexcept {
+  [[nodiscard]] std::error_code stop_listening(std::uint16_t port) noexcept {
     const auto before = listeners_.size();
     listeners_.erase_if([&](const listener& l) {
       if (l.port != port) return false;
@@ -540,7 +540,7 @@ class basic_server {
   /// drain(0s) closes what is left now). Errors: errc::libevent_failure if libevent could
   /// not allocate the drain's timers (nothing was changed).
   template <class Rep, class Period>
-  std::error_code drain(std::chrono::duration<Rep, Period> deadline) noexcept {
+  [[nodiscard]] std::error_code drain(std::chrono::duration<Rep, Period> deadline) noexcept {
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline);
     if (ms.count() < 0) ms = std::chrono::milliseconds{0};
     return start_drain(ms);
@@ -629,7 +629,7 @@ class basic_server {
 
   static constexpr timeval drain_period{0, 5000};  // how often the drain looks again
 
-  std::error_code start_drain(std::chrono::milliseconds deadline) noexcept {
+  [[nodiscard]] std::error_code start_drain(std::chrono::milliseconds deadline) noexcept {
     if (drain_done_) return {};
     const auto now = std::chrono::steady_clock::now();
     if (core_.draining) {  // only ever brought forward

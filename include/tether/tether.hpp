@@ -1,6 +1,8 @@
 // tether/tether.hpp - everything tether offers, in one include.
 /// @file
-/// Every public header of tether in one include.
+/// Every public header of tether in one include, but tether/tls.hpp and
+/// tether/redis_hub.hpp: those link more libraries (OpenSSL, hiredis), so a program
+/// includes them itself (docs/tls.md, docs/redis.md).
 ///
 /// The public headers include only what their own code needs (a hello server's
 /// tether/event_loop.hpp and tether/server.hpp stay clear of `<memory>`, `<chrono>`,

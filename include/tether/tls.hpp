@@ -167,12 +167,12 @@ class tls_context {
   static int no_passphrase(char*, int, int, void*) noexcept { return -1; }
 
   /// The system's reason when `path` cannot be read (as a file, or as a directory).
-  static std::error_code unreadable(const std::string& path, bool directory = false) noexcept {
+  [[nodiscard]] static std::error_code unreadable(const std::string& path, bool directory = false) noexcept {
     if (::access(path.c_str(), directory ? (R_OK | X_OK) : R_OK) != 0) return {errno, std::system_category()};
     return {};
   }
 
-  static std::error_code load_key(SSL_CTX* ctx, const std::string& path, const std::string& passphrase) noexcept {
+  [[nodiscard]] static std::error_code load_key(SSL_CTX* ctx, const std::string& path, const std::string& passphrase) noexcept {
     if (auto ec = unreadable(path)) return ec;
     BIO* in = BIO_new_file(path.c_str(), "r");
     if (!in) return make_error_code(errc::tls_bad_private_key);
@@ -186,7 +186,7 @@ class tls_context {
     return matches ? std::error_code{} : make_error_code(errc::tls_key_mismatch);
   }
 
-  static std::error_code configure(SSL_CTX* ctx, tls_role role, const tls_options& o) noexcept {
+  [[nodiscard]] static std::error_code configure(SSL_CTX* ctx, tls_role role, const tls_options& o) noexcept {
     SSL_CTX_set_default_passwd_cb(ctx, &no_passphrase);  // never a terminal prompt
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
@@ -403,8 +403,8 @@ inline std::error_code explain_tls_failure(bufferevent* bev) noexcept {
 /// over plain TCP. The server keeps a reference to the context. Call it before bind().
 /// Errors: errc::invalid_argument if `ctx` is not a server context.
 template <close_policy ClosePolicy, buffer_policy BufferPolicy, close_callback CloseCallback, class Engine>
-std::error_code use_tls(basic_server<ClosePolicy, BufferPolicy, CloseCallback, Engine>& srv,
-                        const tls_context& ctx) noexcept {
+[[nodiscard]] std::error_code use_tls(basic_server<ClosePolicy, BufferPolicy, CloseCallback, Engine>& srv,
+                                      const tls_context& ctx) noexcept {
   if (!ctx.native() || ctx.role() != tls_role::server) return make_error_code(errc::invalid_argument);
   SSL_CTX_up_ref(ctx.native());
   if constexpr (is_lean_engine<Engine>) {

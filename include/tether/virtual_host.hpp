@@ -90,57 +90,67 @@ class basic_virtual_host {
   }
 
   /// Calls `handler` for this host's requests whose path is exactly `path` (as
-  /// basic_server::route). Errors: errc::invalid_argument if `path` is already routed here.
+  /// basic_server::route). Errors (route_error: its message() names the path):
+  /// errc::invalid_argument if `path` is already routed here.
   template <class Handler>
-  std::error_code route(cstring_view path, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, Handler&& handler) {
     using H = std::decay_t<Handler>;
     // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
-    if (auto ec = handlers_.template route<H>(path, std::forward<Handler>(handler))) return ec;
+    if (auto ec = handlers_.template route<H>(path, std::forward<Handler>(handler)))
+      return route_error(ec, path.view(), server_type::why_not_routed(ec));
     if (attached()) parent_->add_allowed_methods(handler_own_methods<H>);  // OPTIONS for a cors_handler
     return {};
   }
 
   /// Calls `handler` for this host's requests on `path` whose method is in `methods`
   /// (GET implies HEAD); other methods get 405 with an Allow header. `methods` are added
-  /// to the server's allowed methods. Errors: errc::invalid_argument if `path` is already
-  /// routed here or `methods` is empty.
+  /// to the server's allowed methods. Errors (route_error: its message() names the path):
+  /// errc::invalid_argument if `path` is already routed here or `methods` is empty.
   template <class Handler>
-  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+  [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
     using H = std::decay_t<Handler>;
     // A handler is called as handler(req) with a server::request& (use auto& in a lambda).
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
-    if (methods.empty()) return make_error_code(errc::invalid_argument);
+    if (methods.empty())
+      return route_error(make_error_code(errc::invalid_argument), path.view(),
+                         "a route needs at least one method (tether::method::get, ...)");
     methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
-    if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler))) return ec;
+    if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler)))
+      return route_error(ec, path.view(), server_type::why_not_routed(ec));
     if (attached()) parent_->add_allowed_methods(methods);
     return {};
   }
 
   /// Installs a router of static routes for this host (as basic_server::route(router));
   /// its methods are added to the server's allowed methods. All or nothing.
-  /// Errors: errc::invalid_argument if one of its paths is already routed here.
+  /// Errors (route_error: its message() names the path): errc::invalid_argument if one of
+  /// its paths is already routed here.
   template <router_type Router>
-  std::error_code route(Router&& table) {
+  [[nodiscard]] route_error route(Router&& table) {
     using router_t = std::remove_cvref_t<Router>;
     if constexpr (!detail::router_answers<request, router_t>::value) {
       // A route's handler cannot take this server's request: the error names the route.
       (void)sizeof(detail::router_handler_checks<request, router_t>);
-      return make_error_code(errc::invalid_argument);
+      return {};
     } else {
-      const char* failed = nullptr;  // the path a failure is about (route_error on the server)
+      const char* failed = nullptr;  // the path a failure is about
       auto methods = handlers_.route_router(std::forward<Router>(table), failed);
-      if (!methods) return methods.error();
+      if (!methods)
+        return route_error(methods.error(), failed ? failed : "", server_type::why_not_routed(methods.error()));
       if (attached()) parent_->add_allowed_methods(*methods);
       return {};
     }
   }
 
-  /// Stops routing `path` on this host. Errors: errc::invalid_argument if it was not
-  /// routed here.
-  std::error_code unroute(cstring_view path) noexcept { return handlers_.unroute(path); }
+  /// Stops routing `path` on this host. Errors (route_error): errc::invalid_argument if it
+  /// was not routed here.
+  [[nodiscard]] route_error unroute(cstring_view path) {
+    if (auto ec = handlers_.unroute(path)) return route_error(ec, path.view(), "the path is not routed");
+    return {};
+  }
 
   /// Calls `handler` for this host's requests that no route of this host matched (without
   /// one: 404). The server's routes and fallback are not consulted for this host.
@@ -156,12 +166,12 @@ class basic_virtual_host {
 
   /// Also answers requests whose host is exactly `alias` (compared without regard to
   /// case). Errors: errc::libevent_failure if libevent cannot allocate.
-  std::error_code add_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code add_alias(cstring_view alias) noexcept {
     return evhttp_add_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                      : make_error_code(errc::libevent_failure);
   }
   /// Forgets an alias added with add_alias. Errors: errc::invalid_argument if there is none.
-  std::error_code remove_alias(cstring_view alias) noexcept {
+  [[nodiscard]] std::error_code remove_alias(cstring_view alias) noexcept {
     return evhttp_remove_server_alias(http_.get(), alias.c_str()) == 0 ? std::error_code{}
                                                                         : make_error_code(errc::invalid_argument);
   }

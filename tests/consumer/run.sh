@@ -4,6 +4,8 @@
 #
 #   run.sh WAY SOURCE_ROOT SCRATCH_DIR
 #
+# The Meson ways also build tls_main.cpp with dependency('tether-tls') (docs/tls.md).
+#
 #   subproject  Meson: the checkout symlinked at subprojects/tether (the CLI11 way, with
 #               --force-fallback-for so that an installed tether cannot stand in)
 #   wrap        Meson: subprojects/tether.wrap, [wrap-git] with [provide], cloning a git
@@ -36,6 +38,8 @@ warnings="-Wall -Wextra -Wpedantic -Werror"
 # silent full parse.
 pch_warning="-Winvalid-pch"
 
+drop_fallback=  # yes: the copy of tests/consumer/meson.build asks for tether-tls without a fallback
+
 fail() {  # fail MESSAGE [LOG...]
   echo "consumer_$way: $1"
   shift
@@ -47,7 +51,9 @@ fail() {  # fail MESSAGE [LOG...]
 meson_consumer() {
   dir=$1
   shift
-  cp -r "$src/tests/consumer/meson.build" "$src/tests/consumer/main.cpp" "$src/tests/consumer/pch" "$dir/"
+  cp -r "$src/tests/consumer/meson.build" "$src/tests/consumer/main.cpp" "$src/tests/consumer/tls_main.cpp" \
+    "$src/tests/consumer/pch" "$dir/"
+  [ -z "$drop_fallback" ] || sed -i "s/, fallback : 'tether'//" "$dir/meson.build"
   (cd "$dir" && meson setup build -Dwarning_level=3 -Dwerror=true -Dcpp_args="$pch_warning" "$@") \
     >"$dir/setup.log" 2>&1 || fail "meson setup failed" "$dir/setup.log"
   ninja -C "$dir/build" >"$dir/build.log" 2>&1 || fail "build failed" "$dir/build.log"
@@ -56,6 +62,7 @@ meson_consumer() {
     && grep -q -- "-include.*consumer_pch.hpp" "$dir/build/build.ninja" \
     || fail "the precompiled header was not built or not used" "$dir/build/build.ninja"
   "$dir/build/consumer"
+  "$dir/build/consumer_tls" || fail "the TLS consumer (dependency('tether-tls')) failed"
 }
 
 # The shared installed tree; prints its prefix.
@@ -86,9 +93,10 @@ case $way in
 subproject)
   mkdir -p "$work/subprojects"
   ln -s "$src" "$work/subprojects/tether"
-  meson_consumer "$work" --force-fallback-for=tether
+  meson_consumer "$work" --force-fallback-for=tether,tether-tls
   grep -q "Dependency tether found: YES.*(overridden)" "$work/setup.log" \
-    || fail "tether was not taken from the subproject" "$work/setup.log"
+    && grep -q "Dependency tether-tls found: YES.*(overridden)" "$work/setup.log" \
+    || fail "tether and tether-tls were not taken from the subproject" "$work/setup.log"
   ;;
 
 wrap)
@@ -112,9 +120,12 @@ revision = main
 depth = 1
 
 [provide]
-dependency_names = tether
+dependency_names = tether, tether-tls
 EOF
-  meson_consumer "$work/app" --force-fallback-for=tether
+  drop_fallback=yes
+  meson_consumer "$work/app" --force-fallback-for=tether,tether-tls
+  grep -q "dependency('tether-tls')" "$work/app/meson.build" \
+    || fail "the wrap way's copy still has a fallback" "$work/app/meson.build"
   grep -q "Dependency tether found: YES.*(overridden)" "$work/app/setup.log" \
     && [ -d "$work/app/subprojects/tether/.git" ] \
     || fail "tether was not cloned through the wrap file" "$work/app/setup.log"
@@ -138,6 +149,8 @@ pkgconfig)
   grep -q "Run-time dependency tether found: YES" "$work/meson/setup.log" \
     && grep -q -- "-I$prefix/include" "$work/meson/build/build.ninja" \
     || fail "dependency('tether') did not come from the installed tether.pc" "$work/meson/setup.log"
+  grep -q "Run-time dependency tether-tls found: YES" "$work/meson/setup.log" \
+    || fail "dependency('tether-tls') did not come from the installed tether-tls.pc" "$work/meson/setup.log"
   ;;
 
 cmake)

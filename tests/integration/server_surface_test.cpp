@@ -252,7 +252,17 @@ TEMPLATE_TEST_CASE("virtual hosts: a route's methods are allowed server-wide; ro
   REQUIRE_FALSE(api.route("/doc", tether::method::patch, [](auto& r) { (void)r.reply(200, "patched"); }));
   CHECK(srv.allowed_methods().contains(tether::method::patch));
   REQUIRE_FALSE(api.route(tether::router{tether::get<"/items">([](auto& r) { (void)r.reply(200, "items"); })}));
-  CHECK(api.route("/items", [](auto& r) { (void)r.reply(200, "dup"); }) == tether::errc::invalid_argument);
+  // A virtual host's route errors name the path, as the server's do (docs/errors.md).
+  const tether::route_error dup = api.route("/items", [](auto& r) { (void)r.reply(200, "dup"); });
+  CHECK(dup == tether::errc::invalid_argument);
+  CHECK(dup.path() == "/items");
+  CHECK(dup.message().starts_with("tether: route \"/items\": the path is already routed"));
+  const tether::route_error no_methods = api.route("/none", tether::method_set{}, [](auto& r) { (void)r.reply(200, ""); });
+  CHECK(no_methods.message() == "tether: route \"/none\": a route needs at least one method (tether::method::get, ...)");
+  const tether::route_error dup_router = api.route(tether::router{tether::get<"/items">([](auto& r) { (void)r.reply(200, ""); })});
+  CHECK(dup_router.path() == "/items");
+  const tether::route_error not_routed = api.unroute("/nowhere");
+  CHECK(not_routed.message() == "tether: route \"/nowhere\": the path is not routed");
   const auto port = *srv.bind("127.0.0.1", 0);
   CHECK(tt::first_body(exchange_with_host(loop, port, "Host: api.test\r\nContent-Length: 0\r\n", "PATCH /doc HTTP/1.1")) ==
         "patched");

@@ -39,12 +39,12 @@ class path_handlers {
   /// screened (docs/security.md) like every other request.
   void answer_not_found() noexcept { evhttp_set_gencb(http_, &not_found, core_); }
   template <class H, class Handler>
-  std::error_code route(cstring_view path, Handler&& handler) {
+  [[nodiscard]] std::error_code route(cstring_view path, Handler&& handler) {
     return adopt_route(path, &holder_type<H>::dispatch, make_owner<holder_type<H>>(core_, std::forward<Handler>(handler)));
   }
 
   template <class H, class Handler>
-  std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
+  [[nodiscard]] std::error_code route(cstring_view path, method_set methods, Handler&& handler) {
     if (methods.empty()) return make_error_code(errc::invalid_argument);
     return adopt_route(path, &method_holder_type<H>::dispatch,
                        make_owner<method_holder_type<H>>(core_, methods, std::forward<Handler>(handler)));
@@ -64,7 +64,7 @@ class path_handlers {
     return binding::methods();
   }
 
-  std::error_code unroute(cstring_view path) noexcept {
+  [[nodiscard]] std::error_code unroute(cstring_view path) noexcept {
     // The holder stays until the owner dies: unroute may run inside that very handler.
     return evhttp_del_cb(http_, path.c_str()) == 0 ? std::error_code{} : make_error_code(errc::invalid_argument);
   }
@@ -116,7 +116,7 @@ class path_handlers {
   };
 
   template <class Holder>
-  std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), unique_owner<Holder> holder) {
+  [[nodiscard]] std::error_code adopt_route(cstring_view path, void (*dispatch)(evhttp_request*, void*), unique_owner<Holder> holder) {
     handlers_.reserve(handlers_.size() + 1);  // once libevent points at it, keeping it cannot fail
     if (const int rc = evhttp_set_cb(http_, path.c_str(), dispatch, holder.get()); rc != 0)
       return make_error_code(rc == -1 ? errc::invalid_argument : errc::libevent_failure);

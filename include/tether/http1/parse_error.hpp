@@ -137,7 +137,7 @@ inline const std::error_category& parse_error_category() noexcept {
 }
 
 /// `e` as a std::error_code (so `std::error_code ec = parse_error::bare_lf;` works).
-inline std::error_code make_error_code(parse_error e) noexcept {
+[[nodiscard]] inline std::error_code make_error_code(parse_error e) noexcept {
   return {static_cast<int>(e), parse_error_category()};
 }
 
