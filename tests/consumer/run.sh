@@ -12,7 +12,8 @@
 #               snapshot of the working tree (a local path: no network)
 #   pkgconfig   installed tree: g++ with `pkg-config --cflags --libs tether`, and a Meson
 #               project whose dependency('tether') finds tether.pc (no fallback allowed)
-#   cmake       installed tree: find_package(tether) and tether::tether, built with CMake
+#   cmake       installed tree: find_package(tether COMPONENTS tls), tether::tether and
+#               tether::tls, built with CMake
 #   include     no build system: -I<checkout>/include and libevent's pkg-config flags,
 #               then the same with tether's headers precompiled by hand (-x c++-header)
 #
@@ -168,6 +169,7 @@ cmake)
   [ -n "$(find "$work/build" -name cmake_pch.hxx.gch)" ] \
     || fail "CMake did not precompile the headers" "$work/build.log"
   "$work/build/consumer"
+  "$work/build/consumer_tls" || fail "the TLS consumer (tether::tls) failed"
   ;;
 
 include)
