@@ -6,7 +6,7 @@
 //   --lean  the same server on the lean engine (docs/engine.md).
 // Try it with a self-signed certificate:
 //   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30
-//       -subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout key.pem -out cert.pem
+//       -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem
 //   (one command)
 //   https_hello 8443 cert.pem key.pem
 //   curl --cacert cert.pem https://localhost:8443/

@@ -130,6 +130,12 @@ enum class errc : int {
   /// Redis answered with an error, or the connection ended before it answered: the
   /// message may or may not have been published.
   redis_failed,
+  // ----- signals (drain_on_signals.hpp) -----
+  /// SIGTERM and SIGINT are already watched by a drain_on_signals on another loop:
+  /// libevent lets one event_base per process handle signals, and a second one would
+  /// silently take them from the first. Drain the other servers or groups from that one
+  /// (basic_server_group::also_drain, docs/drain.md).
+  signals_in_use,
 };
 
 namespace detail {
@@ -182,6 +188,9 @@ class error_category_impl final : public std::error_category {
         return "the peer's TLS certificate was rejected (untrusted CA, expired, wrong host name, or missing)";
       case errc::redis_unavailable: return "not connected to Redis; nothing was published";
       case errc::redis_failed: return "Redis failed or went away before answering; the message may not have been published";
+      case errc::signals_in_use:
+        return "SIGTERM and SIGINT are already watched by a drain_on_signals on another loop (one per process); "
+               "drain the other servers or groups from that one (docs/drain.md)";
     }
     return "unknown tether error";
   }

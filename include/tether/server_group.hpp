@@ -89,7 +89,9 @@ struct group_options {
   /// How each loop's event_base is created.
   loop_options loop{};
   /// If above zero, SIGTERM and SIGINT drain the group within this deadline (a
-  /// drain_on_signals on the first loop; basic_server_group::drain).
+  /// drain_on_signals on the first loop; basic_server_group::drain). One loop per process
+  /// may watch signals: a second group with it fails to start (errc::signals_in_use);
+  /// drain the others with this one (basic_server_group::also_drain).
   std::chrono::milliseconds signal_drain{0};
 };
 
@@ -283,8 +285,9 @@ class basic_server_group {
   /// Errors, with nothing left running: errc::invalid_address, the system's reason for a
   /// socket that cannot be bound (std::errc::address_in_use when a process listens on
   /// the port, permission_denied...), errc::invalid_argument when
-  /// the group was started before, an error_code `setup` returned. An exception `setup`
-  /// throws on a loop's thread is rethrown here.
+  /// the group was started before, errc::signals_in_use (signal_drain, while another
+  /// loop watches signals), an error_code `setup` returned. An exception `setup` throws
+  /// on a loop's thread is rethrown here.
   template <class Setup>
     requires detail::group_setup<Setup, Server>
   result<std::uint16_t> start(cstring_view address, std::uint16_t port, Setup setup) {
@@ -357,14 +360,40 @@ class basic_server_group {
   /// server drained, so join() returns once all did. Any thread (it only writes to each
   /// loop's eventfd; the drain runs on the loop's own thread). A later call only brings
   /// the deadline forward; stop() still stops every loop at once.
+  /// Groups given to also_drain() drain too, with the same deadline.
   template <class Rep, class Period>
   void drain(std::chrono::duration<Rep, Period> deadline) noexcept {
     long long ms = std::chrono::ceil<std::chrono::milliseconds>(deadline).count();
     if (ms < 0) ms = 0;
     long long current = drain_ms_.load(detail::order::acquire);
-    while ((current < 0 || ms < current) && !drain_ms_.compare_exchange_weak(current, ms, detail::order::acq_rel)) {
+    bool changed = false;
+    while (current < 0 || ms < current) {
+      if (drain_ms_.compare_exchange_weak(current, ms, detail::order::acq_rel)) {
+        changed = true;
+        break;
+      }
     }
     for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
+    // Only a call that moved the deadline passes it on: groups that drain each other
+    // (a.also_drain(b), b.also_drain(a)) stop there.
+    if (changed)
+      for (unsigned i = 0; i < companion_count_; ++i) companions_[i].drain(companions_[i].group, ms);
+  }
+
+  /// Makes `other` drain whenever this group drains (drain(), or SIGTERM and SIGINT
+  /// through group_options::signal_drain), with the same deadline. One loop per process
+  /// may watch signals, so this is how one SIGTERM drains several groups (HTTP and HTTPS
+  /// on different ports, say): give signal_drain to one group, and it the others. Call
+  /// it before start(). Errors: errc::invalid_argument after start(), for the group
+  /// itself, or past 8 groups.
+  template <class S>
+  [[nodiscard]] std::error_code also_drain(basic_server_group<S>& other) noexcept {
+    if (started_ || static_cast<void*>(&other) == static_cast<void*>(this) || companion_count_ == max_companions)
+      return make_error_code(errc::invalid_argument);
+    companions_[companion_count_++] = {&other, [](void* g, long long ms) noexcept {
+                                         static_cast<basic_server_group<S>*>(g)->drain(std::chrono::milliseconds{ms});
+                                       }};
+    return {};
   }
   /// True once drain() was called.
   bool draining() const noexcept { return drain_ms_.load(detail::order::acquire) >= 0; }
@@ -484,7 +513,15 @@ class basic_server_group {
       Server srv{loop};
       loop_context stop_ctx{this, &w.stop, &loop, &srv};
       std::optional<drain_on_signals<basic_server_group>> signals;
-      if (index == 0 && options_.signal_drain.count() > 0) signals.emplace(loop, *this, options_.signal_drain);
+      if (index == 0 && options_.signal_drain.count() > 0) {
+        try {
+          signals.emplace(loop, *this, options_.signal_drain);
+        } catch (const std::system_error& e) {  // errc::signals_in_use: start() returns it
+          reported = true;
+          (void)ready(e.code(), nullptr);
+          return;
+        }
+      }
       detail::unique_event stop_ev{event_new(loop.native(), w.stop.fd(), EV_READ | EV_PERSIST, &on_stop, &stop_ctx)};
       if (!stop_ev || event_add(stop_ev.get(), nullptr) != 0) throw std::bad_alloc{};
       // accept_mode::balanced: the server reports its open connections; destroyed (and
@@ -540,6 +577,14 @@ class basic_server_group {
   detail::atomic_value<bool> stopping_{false};
   detail::atomic_value<long long> drain_ms_{-1};  // drain()'s deadline; -1 until it is called
   detail::unique_owner<detail::accept_balance> balance_;  // accept_mode::balanced, 2 loops or more
+  // also_drain(): written before start(), read by drain() on any thread after.
+  struct companion {
+    void* group;
+    void (*drain)(void*, long long) noexcept;
+  };
+  static constexpr unsigned max_companions = 8;
+  companion companions_[max_companions]{};
+  unsigned companion_count_ = 0;
   bool started_ = false;
   std::uint16_t port_ = 0;
 

@@ -624,6 +624,9 @@ TEST_CASE("drain: every example stopped with SIGTERM drains and exits with statu
        "0\r\n\r\n"},
       {"long_poll_chat", {"--lean", "--threads", "2", "PORT"}, "GET /events?room=lobby HTTP/1.1\r\nHost: x\r\n\r\n",
        "text/event-stream", "0\r\n\r\n"},
+      {"four_endpoints", {"PORT"}, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n", "text/event-stream", "0\r\n\r\n"},
+      {"four_endpoints", {"--lean", "PORT"}, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n", "text/event-stream",
+       "0\r\n\r\n"},
   };
   for (const auto& ex : cases) {
     const std::string path = example_path(ex.name);
@@ -670,4 +673,81 @@ TEST_CASE("drain: the client example stopped with SIGTERM while it streams exits
   CHECK(streaming.wait_exit(5s) == 0);
   server.signal(SIGTERM);
   CHECK(server.wait_exit(5s) == 0);
+}
+
+// ----- one loop per process watches signals -------------------------------------------
+
+namespace {
+struct drain_count {
+  unsigned calls = 0;
+  void drain(std::chrono::milliseconds) noexcept { ++calls; }
+};
+}  // namespace
+
+TEST_CASE("drain_on_signals: a second loop cannot take the signals from the first (errc::signals_in_use)",
+          "[drain][signals]") {
+  tether::event_loop first;
+  tether::event_loop second;
+  drain_count a, b;
+  {
+    tether::drain_on_signals on_first{first, a, 1s};
+    tether::drain_on_signals also_first{first, b, 1s};  // the same loop: both are told
+    try {
+      tether::drain_on_signals on_second{second, b, 1s};
+      FAIL("a drain_on_signals on a second loop was accepted");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == tether::errc::signals_in_use);
+      CHECK(std::string(e.what()).find("drain the other servers or groups from that one") != std::string::npos);
+    }
+    REQUIRE(::kill(::getpid(), SIGTERM) == 0);
+    REQUIRE(run_until(first, [&] { return a.calls == 1 && b.calls == 1; }, scaled(5s)));
+    CHECK(on_first.received() == 1);
+    CHECK(on_first.last_signal() == SIGTERM);
+  }
+  // Both gone: the second loop may watch them now.
+  tether::drain_on_signals on_second{second, b, 1s};
+  REQUIRE(::kill(::getpid(), SIGINT) == 0);
+  REQUIRE(run_until(second, [&] { return b.calls == 2; }, scaled(5s)));
+  CHECK(a.calls == 1);
+}
+
+TEMPLATE_TEST_CASE("drain: one SIGTERM drains two groups (also_drain); a second group with signal_drain is refused",
+                   "[drain][group][signals]", TT_ENGINE_SERVERS) {
+  using Server = TestType;
+  using group_t = tether::basic_server_group<Server>;
+  auto hello = [](Server& srv) { srv.fallback([](auto& req) { (void)req.reply(200, "hello"); }); };
+  group_t http{{.threads = 2, .signal_drain = 5s}};
+  group_t https{{.threads = 1}};
+  REQUIRE_FALSE(http.also_drain(https));
+  CHECK(http.also_drain(http) == tether::errc::invalid_argument);
+  REQUIRE_FALSE(https.also_drain(http));  // a cycle: each passes the deadline on once
+  REQUIRE(http.start("127.0.0.1", 0, hello));
+  REQUIRE(https.start("127.0.0.1", 0, hello));
+  CHECK(http.also_drain(https) == tether::errc::invalid_argument);  // after start()
+
+  group_t third{{.threads = 1, .signal_drain = 5s}};
+  auto refused = third.start("127.0.0.1", 0, hello);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == tether::errc::signals_in_use);
+
+  REQUIRE(::kill(::getpid(), SIGTERM) == 0);
+  // join() on another thread, bounded: a group that missed the signal is stopped and
+  // reported rather than hanging the test.
+  tether::detail::atomic_value<bool> joined{false};
+  std::thread joiner([&] {
+    http.join();
+    https.join();
+    joined.store(true);
+  });
+  const auto until = std::chrono::steady_clock::now() + scaled(5s);
+  while (!joined.load() && std::chrono::steady_clock::now() < until) ::poll(nullptr, 0, 5);
+  const bool drained = joined.load();
+  if (!drained) {
+    http.stop();
+    https.stop();
+  }
+  joiner.join();
+  CHECK(drained);
+  CHECK(http.draining());
+  CHECK(https.draining());
 }
