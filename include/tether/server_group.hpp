@@ -114,6 +114,11 @@ template <class Setup, class Server>
 using setup_result_t = decltype(call_setup(std::declval<Setup&>(), std::declval<Server&>(),
                                            std::declval<event_loop&>(), 0u));
 
+template <class T>
+inline constexpr bool is_result = false;
+template <class T>
+inline constexpr bool is_result<result<T>> = true;
+
 /// An IPv4 or IPv6 literal ("127.0.0.1", "::", "[::1]") and a port as a socket address.
 struct socket_address {
   sockaddr_storage ss{};
@@ -286,7 +291,8 @@ class basic_server_group {
   /// socket that cannot be bound (std::errc::address_in_use when a process listens on
   /// the port, permission_denied...), errc::invalid_argument when
   /// the group was started before, errc::signals_in_use (signal_drain, while another
-  /// loop watches signals), an error_code `setup` returned. An exception `setup` throws
+  /// loop watches signals), an error_code `setup` returned (by itself or in a
+  /// result<T>, whose value is otherwise the loop's state). An exception `setup` throws
   /// on a loop's thread is rethrown here.
   template <class Setup>
     requires detail::group_setup<Setup, Server>
@@ -561,6 +567,11 @@ class basic_server_group {
         serve({});
       } else if constexpr (std::is_same_v<std::remove_cvref_t<state_t>, std::error_code>) {
         serve(detail::call_setup(setup, srv, loop, index));
+      } else if constexpr (detail::is_result<std::remove_cvref_t<state_t>>) {
+        // State that can fail to be made: its error fails start(), its value is kept as
+        // below (inside the result, destroyed on this thread before the server).
+        std::remove_cvref_t<state_t> made = detail::call_setup(setup, srv, loop, index);
+        serve(made.error());
       } else {
         // Kept for the loop's lifetime, destroyed on this thread before the server.
         std::remove_cvref_t<state_t> state = detail::call_setup(setup, srv, loop, index);

@@ -422,6 +422,28 @@ TT_ENGINES_TEST_CASE("server_group: errors are reported and nothing is left runn
     CHECK(ec == tether::errc::invalid_argument);
     join_within(*group);
   }
+  SECTION("a setup that returns a result<T>: an error fails start(), a value is the loop's state") {
+    const auto failing = make_group(engine, {.threads = 2});
+    auto ec = start_on(engine, *failing, [](auto& g) {
+      return g.start([](auto&, tether::event_loop&, unsigned index) -> tether::result<std::unique_ptr<int>> {
+        if (index == 1) return tether::errc::invalid_argument;
+        return std::make_unique<int>(7);
+      });
+    });
+    CHECK(ec == tether::errc::invalid_argument);
+    join_within(*failing);
+
+    auto kept = std::make_shared<int>(1);  // each loop's state holds a copy while it runs
+    const auto group = make_group(engine, {.threads = 2});
+    auto started = start_on(engine, *group, [&](auto& g) {
+      return g.start([&kept](auto&) -> tether::result<std::shared_ptr<int>> { return kept; });
+    });
+    REQUIRE_FALSE(started);
+    CHECK(kept.use_count() == 3);
+    group->stop();
+    join_within(*group);
+    CHECK(kept.use_count() == 1);
+  }
   SECTION("a group starts once") {
     const auto group = make_group(engine, {.threads = 1});
     REQUIRE(start_on(engine, *group, [&](auto& g) { return g.start("127.0.0.1", 0, fallback); }));
@@ -433,6 +455,33 @@ TT_ENGINES_TEST_CASE("server_group: errors are reported and nothing is left runn
     CHECK(group->size() == std::max(1u, std::thread::hardware_concurrency()));
   }
   CHECK(tt::open_fds() == fds_before);
+}
+
+// One engine: what is checked is the groups' own code, under ThreadSanitizer.
+TEST_CASE("server_group: also_drain passes a drain on to another group, from a loop's thread", "[group][drain]") {
+  tether::server_group first{{.threads = 2}};
+  tether::server_group second{{.threads = 2}};
+  REQUIRE_FALSE(first.also_drain(second));
+  REQUIRE_FALSE(second.also_drain(first));  // a cycle: each passes the deadline on once
+  auto port = first.start("127.0.0.1", 0, std::function<void(tether::server&)>([&first](tether::server& srv) {
+    srv.fallback([&first](tether::request& req) {
+      (void)req.reply(200, "bye\n");
+      first.drain(std::chrono::seconds(2));  // on this loop's thread
+    });
+  }));
+  REQUIRE(port);
+  REQUIRE(second.start("127.0.0.1", 0, std::function<void(tether::server&)>([](tether::server& srv) {
+    srv.fallback([](tether::request& req) { (void)req.reply(200, "hi\n"); });
+  })));
+  tt::client c(*port);
+  c.send(get);
+  REQUIRE(read_count(c, "bye\n", 1));
+  c.close();  // a client that is done: the drain closes the idle connection without waiting
+  join_within(first);
+  join_within(second);  // drained by first's drain, not stopped
+  CHECK(first.draining());
+  CHECK(second.draining());
+  CHECK_FALSE(second.stopping());
 }
 
 // Both engines' servers have the hooks balanced accepts need (a server type without them
