@@ -382,23 +382,28 @@ class basic_server_group {
     for (unsigned i = 0; i < options_.threads; ++i) workers_[i].stop.signal();
     // Only a call that moved the deadline passes it on: groups that drain each other
     // (a.also_drain(b), b.also_drain(a)) stop there.
-    if (changed)
-      for (unsigned i = 0; i < companion_count_; ++i) companions_[i].drain(companions_[i].group, ms);
+    if (changed) {
+      const unsigned n = companion_count_.load(detail::order::acquire);
+      for (unsigned i = 0; i < n; ++i) companions_[i].drain(companions_[i].group, ms);
+    }
   }
 
   /// Makes `other` drain whenever this group drains (drain(), or SIGTERM and SIGINT
   /// through group_options::signal_drain), with the same deadline. One loop per process
   /// may watch signals, so this is how one SIGTERM drains several groups (HTTP and HTTPS
   /// on different ports, say): give signal_drain to one group, and it the others. Call
-  /// it before start(). Errors: errc::invalid_argument after start(), for the group
-  /// itself, or past 8 groups.
+  /// it before start(). `other` must outlive this group: declare it first. Errors:
+  /// errc::invalid_argument after start(), for the group itself, or past 8 groups.
   template <class S>
   [[nodiscard]] std::error_code also_drain(basic_server_group<S>& other) noexcept {
-    if (started_ || static_cast<void*>(&other) == static_cast<void*>(this) || companion_count_ == max_companions)
+    const unsigned n = companion_count_.load(detail::order::relaxed);
+    if (started_ || static_cast<void*>(&other) == static_cast<void*>(this) || n == max_companions)
       return make_error_code(errc::invalid_argument);
-    companions_[companion_count_++] = {&other, [](void* g, long long ms) noexcept {
-                                         static_cast<basic_server_group<S>*>(g)->drain(std::chrono::milliseconds{ms});
-                                       }};
+    companions_[n] = {&other, [](void* g, long long ms) noexcept {
+                        static_cast<basic_server_group<S>*>(g)->drain(std::chrono::milliseconds{ms});
+                      }};
+    // Published after the entry: another group that drains this one may be running.
+    companion_count_.store(n + 1, detail::order::release);
     return {};
   }
   /// True once drain() was called.
@@ -565,13 +570,15 @@ class basic_server_group {
       if constexpr (std::is_void_v<state_t>) {
         detail::call_setup(setup, srv, loop, index);
         serve({});
-      } else if constexpr (std::is_same_v<std::remove_cvref_t<state_t>, std::error_code>) {
-        serve(detail::call_setup(setup, srv, loop, index));
+      } else if constexpr (std::is_convertible_v<state_t, std::error_code>) {
+        // std::error_code, or what converts to one (a route_error: srv.route(...)).
+        serve(std::error_code(detail::call_setup(setup, srv, loop, index)));
       } else if constexpr (detail::is_result<std::remove_cvref_t<state_t>>) {
         // State that can fail to be made: its error fails start(), its value is kept as
-        // below (inside the result, destroyed on this thread before the server).
+        // below (inside the result, destroyed on this thread before the server). A
+        // result without a value fails even if its error is zero.
         std::remove_cvref_t<state_t> made = detail::call_setup(setup, srv, loop, index);
-        serve(made.error());
+        serve(made ? std::error_code{} : made.error() ? made.error() : make_error_code(errc::invalid_argument));
       } else {
         // Kept for the loop's lifetime, destroyed on this thread before the server.
         std::remove_cvref_t<state_t> state = detail::call_setup(setup, srv, loop, index);
@@ -595,7 +602,7 @@ class basic_server_group {
   };
   static constexpr unsigned max_companions = 8;
   companion companions_[max_companions]{};
-  unsigned companion_count_ = 0;
+  detail::atomic_value<unsigned> companion_count_{0u};
   bool started_ = false;
   std::uint16_t port_ = 0;
 

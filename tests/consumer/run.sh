@@ -4,7 +4,8 @@
 #
 #   run.sh WAY SOURCE_ROOT SCRATCH_DIR
 #
-# The Meson ways also build tls_main.cpp with dependency('tether-tls') (docs/tls.md).
+# The Meson ways also build tls_main.cpp with dependency('tether-tls'), the CMake way with
+# tether::tls (docs/tls.md), unless TETHER_CONSUMER_TLS=no (tether built without TLS).
 #
 #   subproject  Meson: the checkout symlinked at subprojects/tether (the CLI11 way, with
 #               --force-fallback-for so that an installed tether cannot stand in)
@@ -40,6 +41,7 @@ warnings="-Wall -Wextra -Wpedantic -Werror"
 pch_warning="-Winvalid-pch"
 
 drop_fallback=  # yes: the copy of tests/consumer/meson.build asks for tether-tls without a fallback
+tls=${TETHER_CONSUMER_TLS:-yes}
 
 fail() {  # fail MESSAGE [LOG...]
   echo "consumer_$way: $1"
@@ -55,6 +57,7 @@ meson_consumer() {
   cp -r "$src/tests/consumer/meson.build" "$src/tests/consumer/main.cpp" "$src/tests/consumer/tls_main.cpp" \
     "$src/tests/consumer/pch" "$dir/"
   [ -z "$drop_fallback" ] || sed -i "s/, fallback : 'tether'//" "$dir/meson.build"
+  [ "$tls" = yes ] || sed -i '/tether-tls\|tether_tls_dep/d' "$dir/meson.build"
   (cd "$dir" && meson setup build -Dwarning_level=3 -Dwerror=true -Dcpp_args="$pch_warning" "$@") \
     >"$dir/setup.log" 2>&1 || fail "meson setup failed" "$dir/setup.log"
   ninja -C "$dir/build" >"$dir/build.log" 2>&1 || fail "build failed" "$dir/build.log"
@@ -63,7 +66,7 @@ meson_consumer() {
     && grep -q -- "-include.*consumer_pch.hpp" "$dir/build/build.ninja" \
     || fail "the precompiled header was not built or not used" "$dir/build/build.ninja"
   "$dir/build/consumer"
-  "$dir/build/consumer_tls" || fail "the TLS consumer (dependency('tether-tls')) failed"
+  [ "$tls" != yes ] || "$dir/build/consumer_tls" || fail "the TLS consumer (dependency('tether-tls')) failed"
 }
 
 # The shared installed tree; prints its prefix.
@@ -96,7 +99,7 @@ subproject)
   ln -s "$src" "$work/subprojects/tether"
   meson_consumer "$work" --force-fallback-for=tether,tether-tls
   grep -q "Dependency tether found: YES.*(overridden)" "$work/setup.log" \
-    && grep -q "Dependency tether-tls found: YES.*(overridden)" "$work/setup.log" \
+    && { [ "$tls" != yes ] || grep -q "Dependency tether-tls found: YES.*(overridden)" "$work/setup.log"; } \
     || fail "tether and tether-tls were not taken from the subproject" "$work/setup.log"
   ;;
 
@@ -125,7 +128,7 @@ dependency_names = tether, tether-tls
 EOF
   drop_fallback=yes
   meson_consumer "$work/app" --force-fallback-for=tether,tether-tls
-  grep -q "dependency('tether-tls')" "$work/app/meson.build" \
+  [ "$tls" != yes ] || grep -q "dependency('tether-tls')" "$work/app/meson.build" \
     || fail "the wrap way's copy still has a fallback" "$work/app/meson.build"
   grep -q "Dependency tether found: YES.*(overridden)" "$work/app/setup.log" \
     && [ -d "$work/app/subprojects/tether/.git" ] \
@@ -150,7 +153,7 @@ pkgconfig)
   grep -q "Run-time dependency tether found: YES" "$work/meson/setup.log" \
     && grep -q -- "-I$prefix/include" "$work/meson/build/build.ninja" \
     || fail "dependency('tether') did not come from the installed tether.pc" "$work/meson/setup.log"
-  grep -q "Run-time dependency tether-tls found: YES" "$work/meson/setup.log" \
+  [ "$tls" != yes ] || grep -q "Run-time dependency tether-tls found: YES" "$work/meson/setup.log" \
     || fail "dependency('tether-tls') did not come from the installed tether-tls.pc" "$work/meson/setup.log"
   ;;
 
@@ -159,7 +162,7 @@ cmake)
   version=$(PKG_CONFIG_PATH=$prefix/share/pkgconfig pkg-config --modversion tether)
   # Without tether.pc on the path: the CMake package stands on its own.
   (cd "$work" && env -u PKG_CONFIG_PATH cmake -S "$src/tests/consumer" -B build -G Ninja \
-    -DCMAKE_PREFIX_PATH="$prefix" -DTETHER_EXPECTED_VERSION="$version" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DTETHER_EXPECTED_VERSION="$version" -DTETHER_CONSUMER_TLS="$tls" \
     -DCMAKE_CXX_FLAGS="$warnings $pch_warning" -DCMAKE_CXX_COMPILER="$cxx") >"$work/setup.log" 2>&1 \
     || fail "cmake configure failed" "$work/setup.log"
   grep -q "tether $version from $prefix/share/cmake/tether" "$work/setup.log" \
@@ -169,7 +172,7 @@ cmake)
   [ -n "$(find "$work/build" -name cmake_pch.hxx.gch)" ] \
     || fail "CMake did not precompile the headers" "$work/build.log"
   "$work/build/consumer"
-  "$work/build/consumer_tls" || fail "the TLS consumer (tether::tls) failed"
+  [ "$tls" != yes ] || "$work/build/consumer_tls" || fail "the TLS consumer (tether::tls) failed"
   ;;
 
 include)

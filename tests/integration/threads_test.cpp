@@ -422,6 +422,17 @@ TT_ENGINES_TEST_CASE("server_group: errors are reported and nothing is left runn
     CHECK(ec == tether::errc::invalid_argument);
     join_within(*group);
   }
+  SECTION("a setup that returns a route's route_error: it fails start() as an error_code does") {
+    const auto group = make_group(engine, {.threads = 2});
+    auto ec = start_on(engine, *group, [](auto& g) {
+      return g.start([](auto& srv) {
+        (void)srv.route("/x", [](auto& req) { (void)req.reply(200); });
+        return srv.route("/x", [](auto& req) { (void)req.reply(200); });  // already routed
+      });
+    });
+    CHECK(ec == tether::errc::invalid_argument);
+    join_within(*group);
+  }
   SECTION("a setup that returns a result<T>: an error fails start(), a value is the loop's state") {
     const auto failing = make_group(engine, {.threads = 2});
     auto ec = start_on(engine, *failing, [](auto& g) {
