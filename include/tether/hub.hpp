@@ -20,6 +20,7 @@
 #include <tether/error.hpp>
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 TETHER_BEGIN_NAMESPACE
@@ -52,20 +53,23 @@ class basic_hub {
   /// Takes ownership of `stream` (left empty, moved from): an empty error_code means it is
   /// subscribed, and the hub destroys it when its exchange ends. Errors: errc::peer_gone
   /// (or reply_finished) if the stream has already ended; it is destroyed and nothing is
-  /// subscribed. Throws std::bad_alloc if no node can be allocated.
-  [[nodiscard]] std::error_code subscribe(Stream&& stream) {
-    auto n = acquire();
-    n->stream = std::move(stream);
-    if (auto ec = n->stream.handle().watch(*n)) {
-      recycle(n);
-      return ec;
+  /// subscribed. Throws std::bad_alloc if no node can be allocated. A stream of another
+  /// type (another server's) does not compile: name the hub after the stream's server.
+  template <class S>
+  [[nodiscard]] std::error_code subscribe(S&& stream) {
+    if constexpr (!std::is_same_v<std::remove_cvref_t<S>, Stream>) {
+      static_assert(std::is_same_v<std::remove_cvref_t<S>, Stream>,
+                    "tether: this hub holds streams of another type (another server's) than the one given: name "
+                    "the hub after the stream's server, server_t::hub<server_t::sse_stream> "
+                    "(tether::hub<tether::sse_stream> is tether::server's) (docs/push.md#helpers-follow-the-server)");
+      return {};
+    } else if constexpr (std::is_lvalue_reference_v<S>) {
+      static_assert(!std::is_lvalue_reference_v<S>,
+                    "tether: hub::subscribe takes the stream over: pass it with std::move(stream) (docs/hub.md)");
+      return {};
+    } else {
+      return adopt(std::move(stream));
     }
-    n->prev = nullptr;
-    n->next = head_;
-    if (head_) head_->prev = n;
-    head_ = n;
-    ++count_;
-    return {};
   }
 
   /// Writes `bodies` (one chunk: shared_bytes, static_bytes, bytes, file ranges, as the
@@ -110,6 +114,21 @@ class basic_hub {
   }
 
  private:
+  [[nodiscard]] std::error_code adopt(Stream&& stream) {
+    auto n = acquire();
+    n->stream = std::move(stream);
+    if (auto ec = n->stream.handle().watch(*n)) {
+      recycle(n);
+      return ec;
+    }
+    n->prev = nullptr;
+    n->next = head_;
+    if (head_) head_->prev = n;
+    head_ = n;
+    ++count_;
+    return {};
+  }
+
   struct node : detail::exchange_watcher {
     Stream stream;
     node* prev = nullptr;

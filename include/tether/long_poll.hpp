@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include <cstddef>
+#include <type_traits>
 #include <new>
 
 TETHER_BEGIN_NAMESPACE
@@ -71,8 +72,23 @@ class basic_long_poll {
   /// errc::reply_finished or errc::reply_started (it was already answered),
   /// errc::peer_gone (its client already left), errc::libevent_failure (its connection
   /// is gone). Throws std::bad_alloc if a slot cannot be allocated (after warm-up, slots
-  /// are reused and none is allocated).
-  [[nodiscard]] std::error_code wait(request_type& req) {
+  /// are reused and none is allocated). A request of another server type does not
+  /// compile: the room must be named after the request's server (server_t::long_poll).
+  template <class Request>
+  [[nodiscard]] std::error_code wait(Request& req) {
+    if constexpr (!std::is_same_v<Request, request_type>) {
+      static_assert(std::is_same_v<Request, request_type>,
+                    "tether: this long_poll is for another server type than the request's: name the room "
+                    "after the request's server, server_t::long_poll (tether::long_poll is tether::server's) "
+                    "(docs/push.md#helpers-follow-the-server)");
+      return {};
+    } else {
+      return hold(req);
+    }
+  }
+
+ private:
+  [[nodiscard]] std::error_code hold(request_type& req) {
     slot* s = acquire();
     s->handle = req.hold();
     if (!s->handle) {
@@ -88,6 +104,8 @@ class basic_long_poll {
     if (s == head_) arm();
     return {};
   }
+
+ public:
 
   /// Answers every waiting request with 200 and `body` (bytes, or anything the
   /// server's buffer policy accepts: shared_bytes, ...), oldest first, and empties the
