@@ -331,6 +331,10 @@ class [[nodiscard]] route_error {
   const std::error_code& code() const noexcept { return ec_; }
   /// The error code, for code that stores or passes a std::error_code (the path is lost).
   operator std::error_code() const noexcept { return ec_; }  // NOLINT: implicit by design
+  /// As std::error_code::value(), for code written against one.
+  int value() const noexcept { return ec_.value(); }
+  /// As std::error_code::category(), for code written against one.
+  const std::error_category& category() const noexcept { return ec_.category(); }
   /// The path the error is about (empty on success).
   const std::string& path() const noexcept { return path_; }
   /// One sentence that names the path and the cause: `tether: route "/status": ...`.

@@ -71,6 +71,8 @@ TEST_CASE("server: a duplicate runtime route's error names the path, and changes
         "or choose another path");
   const std::error_code as_code = again;  // still an error code for code that wants one
   CHECK(as_code == tether::errc::invalid_argument);
+  CHECK(again.value() == as_code.value());  // and spelled like one
+  CHECK(&again.category() == &tether::category());
   // With methods, and a router claiming it: the same sentence, the same path.
   CHECK(srv.route("/status", tether::method::get, status).path() == "/status");
   const auto by_router = srv.route(tether::router{
