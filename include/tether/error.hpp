@@ -307,6 +307,15 @@ class [[nodiscard]] result {
   bool ok_;
 };
 
+namespace detail {
+// What route_error::message() says after the path, worded once for both engines, servers
+// and virtual hosts.
+inline constexpr const char* already_routed_why =
+    "the path is already routed (by a runtime route or a router); unroute it first, or choose another path";
+inline constexpr const char* no_methods_why = "a route needs at least one method (tether::method::get, ...)";
+inline constexpr const char* not_routed_why = "the path is not routed";
+}  // namespace detail
+
 /// What a runtime route call (basic_server::route, unroute) did: nothing on success;
 /// otherwise the error code and the path it is about, so that the message names it.
 /// Converts to std::error_code and compares with error codes and conditions as one.

@@ -2207,8 +2207,7 @@ class basic_server<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> {
   [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
     check_handler<Handler>();
     if (methods.empty())
-      return route_error(make_error_code(errc::invalid_argument), path.view(),
-                         "a route needs at least one method (tether::method::get, ...)");
+      return route_error(make_error_code(errc::invalid_argument), path.view(), detail::no_methods_why);
     methods = methods | handler_own_methods<std::decay_t<Handler>>;
     if (methods.contains(method::get)) methods = methods | method::head;
     if (auto e = routes_.add(path, methods, std::forward<Handler>(handler))) return e;
@@ -2670,8 +2669,7 @@ class basic_virtual_host<ClosePolicy, BufferPolicy, CloseCallback, lean_engine> 
   [[nodiscard]] route_error route(cstring_view path, method_set methods, Handler&& handler) {
     server_type::template check_handler<Handler>();
     if (methods.empty())
-      return route_error(make_error_code(errc::invalid_argument), path.view(),
-                         "a route needs at least one method (tether::method::get, ...)");
+      return route_error(make_error_code(errc::invalid_argument), path.view(), detail::no_methods_why);
     methods = methods | handler_own_methods<std::decay_t<Handler>>;
     if (methods.contains(method::get)) methods = methods | method::head;
     if (auto e = host_.table.add(path, methods, std::forward<Handler>(handler))) return e;

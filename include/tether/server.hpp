@@ -353,8 +353,7 @@ class basic_server {
       return refuse_handler<H>();
     } else {
       if (methods.empty())
-        return route_error(make_error_code(errc::invalid_argument), path.view(),
-                           "a route needs at least one method (tether::method::get, ...)");
+        return route_error(make_error_code(errc::invalid_argument), path.view(), detail::no_methods_why);
       methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
       if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler)))
         return route_error(ec, path.view(), why_not_routed(ec));
@@ -388,7 +387,7 @@ class basic_server {
   /// Stops routing `path` (routed at run time or by a router). Errors (route_error):
   /// errc::invalid_argument if it was not routed.
   [[nodiscard]] route_error unroute(cstring_view path) {
-    if (auto ec = handlers_.unroute(path)) return route_error(ec, path.view(), "the path is not routed");
+    if (auto ec = handlers_.unroute(path)) return route_error(ec, path.view(), detail::not_routed_why);
     return {};
   }
 
@@ -575,7 +574,7 @@ class basic_server {
 
   static const char* why_not_routed(std::error_code ec) noexcept {
     return ec == errc::invalid_argument
-               ? "the path is already routed (by a runtime route or a router); unroute it first, or choose another path"
+               ? detail::already_routed_why
                : "libevent could not add the route";
   }
 

@@ -115,8 +115,7 @@ class basic_virtual_host {
     static_assert(request_handler<H, request>,
                   "tether: a request handler must be callable as handler(req) with a server::request&");
     if (methods.empty())
-      return route_error(make_error_code(errc::invalid_argument), path.view(),
-                         "a route needs at least one method (tether::method::get, ...)");
+      return route_error(make_error_code(errc::invalid_argument), path.view(), detail::no_methods_why);
     methods = methods | handler_own_methods<H>;  // e.g. OPTIONS for a cors_handler
     if (auto ec = handlers_.template route<H>(path, methods, std::forward<Handler>(handler)))
       return route_error(ec, path.view(), server_type::why_not_routed(ec));
@@ -148,7 +147,7 @@ class basic_virtual_host {
   /// Stops routing `path` on this host. Errors (route_error): errc::invalid_argument if it
   /// was not routed here.
   [[nodiscard]] route_error unroute(cstring_view path) {
-    if (auto ec = handlers_.unroute(path)) return route_error(ec, path.view(), "the path is not routed");
+    if (auto ec = handlers_.unroute(path)) return route_error(ec, path.view(), detail::not_routed_why);
     return {};
   }
 

@@ -189,9 +189,7 @@ class lean_route_table {
   template <class Handler>
   route_error add(cstring_view path, method_set methods, Handler&& handler) {
     if (routed(path.view()))
-      return route_error(make_error_code(errc::invalid_argument), path.view(),
-                         "the path is already routed (by a runtime route or a router); unroute it first, or choose "
-                         "another path");
+      return route_error(make_error_code(errc::invalid_argument), path.view(), already_routed_why);
     routes_.push_back(entry{std::string(path.view()), methods, lean_handler<Request>(std::forward<Handler>(handler))});
     return {};
   }
@@ -203,9 +201,7 @@ class lean_route_table {
     using binding = lean_router_binding<Request, router<Routes...>>;
     for (std::size_t i = 0; i < binding::paths.size(); ++i)
       if (binding::first_on_path(i) && routed(binding::paths[i]))
-        return route_error(make_error_code(errc::invalid_argument), binding::paths[i],
-                           "the path is already routed (by a runtime route or a router); unroute it first, or "
-                           "choose another path");
+        return route_error(make_error_code(errc::invalid_argument), binding::paths[i], already_routed_why);
     auto owned = std::make_unique<binding>(std::move(r));
     binding* b = owned.get();
     const std::size_t before = routes_.size();
@@ -234,7 +230,7 @@ class lean_route_table {
         routes_.erase(it);
         return {};
       }
-    return route_error(make_error_code(errc::invalid_argument), path.view(), "the path is not routed");
+    return route_error(make_error_code(errc::invalid_argument), path.view(), not_routed_why);
   }
 
   template <class Handler>
